@@ -1,0 +1,213 @@
+//! PostgreSQL through Diesel and an r2d2 pool.
+//!
+//! Query functions are plain synchronous functions taking `&mut PgConnection`;
+//! callers run them inside `web::block` (see [`crate::http::blocking`]), never
+//! on the async workers.
+
+pub mod models;
+pub mod schema;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseSettings;
+
+pub type Pool = diesel::r2d2::Pool<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+/// How a database call failed, as far as callers care.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time, or the connection broke.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A row lock or statement waited past its bound.
+    #[error("database contention: lock or statement timeout")]
+    Contended,
+    #[error("query failed: {0}")]
+    Query(DieselError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            // Postgres says 55P03/57014; Diesel only hands us the message.
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("lock timeout")
+                    || info.message().contains("statement timeout") =>
+            {
+                Self::Contended
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                Self::Contended
+            }
+            DieselError::BrokenTransactionManager => {
+                Self::Unavailable("broken transaction manager".to_owned())
+            }
+            _ => Self::Query(error),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for DbError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Bounds on every pooled connection, so no query and no lock wait can hold a
+/// request (and its worker thread) for long.
+#[derive(Debug)]
+struct SessionBounds {
+    lock_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionBounds {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        let sql = format!(
+            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET idle_in_transaction_session_timeout = '{}ms'; SET TIME ZONE 'UTC'",
+            self.lock_timeout.as_millis(),
+            self.statement_timeout.as_millis(),
+            self.statement_timeout.as_millis() * 2,
+        );
+        conn.batch_execute(&sql)
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The pool. Built without connecting, so the server can start (and say
+/// `503` on `/readyz`) while the database is still coming up.
+pub fn build_pool(settings: &DatabaseSettings) -> Pool {
+    let manager = ConnectionManager::<PgConnection>::new(settings.url.expose_secret());
+    diesel::r2d2::Pool::builder()
+        .max_size(settings.pool_size)
+        .min_idle(Some(0))
+        .connection_timeout(settings.checkout_timeout)
+        // A checkout test costs a round trip on every request; broken
+        // connections are detected by Diesel and dropped by the pool instead.
+        .test_on_check_out(false)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connection_customizer(Box::new(SessionBounds {
+            lock_timeout: settings.lock_timeout,
+            statement_timeout: settings.lock_timeout.max(Duration::from_secs(1)) * 3,
+        }))
+        .build_unchecked(manager)
+}
+
+/// Applies pending migrations, holding an advisory lock so that replicas
+/// starting together do not race each other.
+pub fn run_migrations(url: &str) -> anyhow::Result<()> {
+    const MIGRATION_LOCK: i64 = 0x6175_7468_6d69_6772; // "authmigr"
+    let mut conn =
+        PgConnection::establish(url).context("connecting to the database to migrate it")?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .context("taking the migration lock")?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .map_err(|e| anyhow::anyhow!("running migrations: {e}"));
+    let unlocked = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .execute(&mut conn);
+    let applied = applied?;
+    unlocked.context("releasing the migration lock")?;
+    for version in applied {
+        tracing::info!(%version, "applied migration");
+    }
+    Ok(())
+}
+
+/// Creates the database named in `url` when it does not exist yet, so a
+/// developer can `cargo run` against a bare local PostgreSQL.
+pub fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+    match PgConnection::establish(url) {
+        Ok(_) => return Ok(()),
+        Err(ConnectionError::BadConnection(message)) if message.contains("does not exist") => {}
+        Err(e) => return Err(anyhow::anyhow!("connecting to the database: {e}")),
+    }
+    let (server_url, name) =
+        split_database_url(url).context("DATABASE_URL has no database name")?;
+    let mut conn = PgConnection::establish(&server_url).map_err(|e| {
+        anyhow::anyhow!("connecting to the `postgres` database to create `{name}`: {e}")
+    })?;
+    diesel::sql_query(format!("CREATE DATABASE {}", quote_identifier(&name)))
+        .execute(&mut conn)
+        .with_context(|| format!("creating database `{name}`"))?;
+    tracing::info!(database = %name, "created the database");
+    Ok(())
+}
+
+/// `postgres://u@h:5432/app?x=y` → (`postgres://u@h:5432/postgres?x=y`, `app`).
+pub fn split_database_url(url: &str) -> Option<(String, String)> {
+    let scheme_end = url.find("://")? + 3;
+    let slash = scheme_end + url[scheme_end..].find('/')?;
+    let (path, query) = match url[slash + 1..].split_once('?') {
+        Some((path, query)) => (path, format!("?{query}")),
+        None => (&url[slash + 1..], String::new()),
+    };
+    if path.is_empty() {
+        return None;
+    }
+    Some((
+        format!("{}/postgres{query}", &url[..slash]),
+        path.to_owned(),
+    ))
+}
+
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether the database answers: for `/readyz`.
+pub fn ping(conn: &mut PgConnection) -> DbResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_database_urls() {
+        assert_eq!(
+            split_database_url("postgres://postgres@localhost:5432/auth"),
+            Some((
+                "postgres://postgres@localhost:5432/postgres".to_owned(),
+                "auth".to_owned()
+            ))
+        );
+        assert_eq!(
+            split_database_url("postgres://u:p@h/app?sslmode=disable"),
+            Some((
+                "postgres://u:p@h/postgres?sslmode=disable".to_owned(),
+                "app".to_owned()
+            ))
+        );
+        assert_eq!(split_database_url("postgres://h"), None);
+    }
+
+    #[test]
+    fn quotes_identifiers() {
+        assert_eq!(quote_identifier(r#"a"b"#), r#""a""b""#);
+    }
+}

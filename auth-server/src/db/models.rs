@@ -1,0 +1,69 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{refresh_tokens, sessions, users};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub user_agent: Option<String>,
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct RefreshTokenRow {
+    pub id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub session_id: Uuid,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub successor_id: Option<Uuid>,
+}
+
+/// Why a session ended; stored in `sessions.revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationReason {
+    Logout,
+    LogoutAll,
+    SessionDeleted,
+    ReuseDetected,
+}
+
+impl RevocationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::SessionDeleted => "session_deleted",
+            Self::ReuseDetected => "reuse_detected",
+        }
+    }
+}
+
+/// Who is behind a request, as recorded on the session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}

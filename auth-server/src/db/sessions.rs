@@ -1,0 +1,125 @@
+//! Sessions: creating one at login, listing and revoking them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use uuid::Uuid;
+
+use super::models::{ClientInfo, RevocationReason, Session};
+use super::schema::sessions;
+use super::{DbError, DbResult, tokens};
+use crate::refresh_token::TokenHash;
+
+/// A new session and its first refresh token, in one transaction.
+pub fn create(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    client: &ClientInfo,
+    token: &TokenHash,
+    session_expires_at: DateTime<Utc>,
+    token_expires_at: DateTime<Utc>,
+) -> DbResult<Session> {
+    let now = Utc::now();
+    conn.transaction(|conn| {
+        let session: Session = diesel::insert_into(sessions::table)
+            .values(&Session {
+                id: Uuid::new_v4(),
+                user_id,
+                created_at: now,
+                last_used_at: now,
+                expires_at: session_expires_at,
+                revoked_at: None,
+                revoked_reason: None,
+                user_agent: client.user_agent.clone(),
+                client_ip: client.ip.clone(),
+            })
+            .returning(Session::as_returning())
+            .get_result(conn)?;
+        tokens::insert(
+            conn,
+            Uuid::new_v4(),
+            token,
+            session.id,
+            now,
+            token_expires_at,
+        )?;
+        Ok(session)
+    })
+    .map_err(|e: DieselError| DbError::from(e))
+}
+
+/// The user's sessions that can still be used, newest first.
+pub fn list_live(conn: &mut PgConnection, user_id: Uuid) -> DbResult<Vec<Session>> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(Utc::now()))
+        .order(sessions::created_at.desc())
+        .select(Session::as_select())
+        .load(conn)?)
+}
+
+/// Revokes one session; a session already revoked keeps its first reason.
+pub fn revoke(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    reason: RevocationReason,
+) -> DbResult<bool> {
+    let changed = diesel::update(sessions::table.find(session_id))
+        .filter(sessions::revoked_at.is_null())
+        .set((
+            sessions::revoked_at.eq(Utc::now()),
+            sessions::revoked_reason.eq(reason.as_str()),
+        ))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// Revokes the session when it belongs to `user_id`. `None` when the user has
+/// no such session, so that another user's session looks the same as none.
+pub fn revoke_owned(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: RevocationReason,
+) -> DbResult<Option<bool>> {
+    let owned = sessions::table
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::user_id.eq(user_id))
+        .select(sessions::id)
+        .first::<Uuid>(conn)
+        .optional()?;
+    match owned {
+        None => Ok(None),
+        Some(id) => revoke(conn, id, reason).map(Some),
+    }
+}
+
+/// Revokes every live session of the user; returns how many.
+pub fn revoke_all(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    reason: RevocationReason,
+) -> DbResult<usize> {
+    Ok(diesel::update(sessions::table)
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .set((
+            sessions::revoked_at.eq(Utc::now()),
+            sessions::revoked_reason.eq(reason.as_str()),
+        ))
+        .execute(conn)?)
+}
+
+/// Whether the session can still be used: for Bearer endpoints of the auth
+/// server itself, which see revocations at once.
+pub fn is_live(conn: &mut PgConnection, session_id: Uuid) -> DbResult<bool> {
+    let found = sessions::table
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(Utc::now()))
+        .select(sessions::id)
+        .first::<Uuid>(conn)
+        .optional()?;
+    Ok(found.is_some())
+}

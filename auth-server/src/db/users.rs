@@ -1,0 +1,91 @@
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use uuid::Uuid;
+
+use super::models::User;
+use super::schema::users;
+use super::{DbError, DbResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email taken")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Inserts a user; the email must already be normalised.
+pub fn create(
+    conn: &mut PgConnection,
+    email: &str,
+    password_hash: &str,
+) -> Result<User, CreateUserError> {
+    let now = Utc::now();
+    let user = User {
+        id: Uuid::new_v4(),
+        email: email.to_owned(),
+        password_hash: password_hash.to_owned(),
+        roles: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(users::table)
+        .values(&user)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                CreateUserError::EmailTaken
+            }
+            other => CreateUserError::Db(other.into()),
+        })
+}
+
+pub fn find_by_email(conn: &mut PgConnection, email: &str) -> DbResult<Option<User>> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> DbResult<Option<User>> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Adds or removes a role; `None` when no user has this email.
+pub fn set_role(
+    conn: &mut PgConnection,
+    email: &str,
+    role: &str,
+    granted: bool,
+) -> DbResult<Option<User>> {
+    conn.transaction(|conn| {
+        let Some(mut user) = users::table
+            .filter(users::email.eq(email))
+            .select(User::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        user.roles.retain(|r| r != role);
+        if granted {
+            user.roles.push(role.to_owned());
+        }
+        diesel::update(users::table.find(user.id))
+            .set((
+                users::roles.eq(&user.roles),
+                users::updated_at.eq(Utc::now()),
+            ))
+            .execute(conn)?;
+        Ok(Some(user))
+    })
+    .map_err(|e: DieselError| DbError::from(e))
+}

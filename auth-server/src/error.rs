@@ -1,0 +1,208 @@
+//! The one place where failures become HTTP answers.
+//!
+//! Policy (after crates.io's): model code returns typed errors; handlers
+//! return [`ApiError`]; internal causes are logged here and never sent to the
+//! client. Every answer has the contract's body:
+//! `{"error": "<code>", "error_description": "<text>"}`.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 (unparseable) or 422 (parsed, but a field is wrong); the
+    /// description names the field.
+    InvalidRequest {
+        status: StatusCode,
+        description: String,
+    },
+    InvalidCredentials,
+    InvalidGrant(&'static str),
+    /// A Bearer endpoint refused the request. `token_sent` decides whether
+    /// `WWW-Authenticate` carries `error="invalid_token"` (RFC 6750 §3.1).
+    InvalidToken {
+        description: String,
+        token_sent: bool,
+    },
+    ForbiddenOrigin,
+    NotFound(&'static str),
+    MethodNotAllowed,
+    EmailTaken,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// The database or another dependency is down or saturated.
+    Unavailable {
+        retry_after_secs: u64,
+        cause: String,
+    },
+    /// A bug. Logged with its cause, answered without it.
+    Internal(anyhow::Error),
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub error_description: &'a str,
+}
+
+impl ApiError {
+    pub fn unprocessable(field: &str, problem: &str) -> Self {
+        Self::InvalidRequest {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            description: format!("{field}: {problem}"),
+        }
+    }
+
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            status: StatusCode::BAD_REQUEST,
+            description: description.into(),
+        }
+    }
+
+    pub fn unavailable(cause: impl fmt::Display) -> Self {
+        Self::Unavailable {
+            retry_after_secs: 1,
+            cause: cause.to_string(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } | Self::UnsupportedMediaType | Self::MethodNotAllowed => {
+                "invalid_request"
+            }
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidToken { .. } => "invalid_token",
+            Self::ForbiddenOrigin => "forbidden_origin",
+            Self::NotFound(_) => "not_found",
+            Self::EmailTaken => "email_taken",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    fn description(&self) -> String {
+        match self {
+            Self::InvalidRequest { description, .. } => description.clone(),
+            Self::InvalidCredentials => "the email or password is incorrect".to_owned(),
+            Self::InvalidGrant(why) => (*why).to_owned(),
+            Self::InvalidToken { description, .. } => description.clone(),
+            Self::ForbiddenOrigin => "requests from this origin are not allowed".to_owned(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::MethodNotAllowed => "method not allowed on this resource".to_owned(),
+            Self::EmailTaken => "email: an account with this email already exists".to_owned(),
+            Self::PayloadTooLarge => "the request body is larger than 64 KiB".to_owned(),
+            Self::UnsupportedMediaType => {
+                "the request body must be JSON (Content-Type: application/json)".to_owned()
+            }
+            Self::RateLimited { .. } => "too many requests; retry later".to_owned(),
+            Self::Unavailable { .. } => {
+                "the service is temporarily unavailable; retry later".to_owned()
+            }
+            Self::Internal(_) => "an internal error occurred".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What tracing-actix-web records for a failed request: the code and
+        // our own description, never request data.
+        write!(f, "{}: {}", self.code(), self.description())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { status, .. } => *status,
+            Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unavailable { cause, .. } => tracing::warn!(%cause, "answering 503"),
+            Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        match self {
+            Self::RateLimited { retry_after_secs }
+            | Self::Unavailable {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::InvalidToken {
+                description,
+                token_sent,
+            } => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    www_authenticate(description, *token_sent),
+                ));
+            }
+            _ => {}
+        }
+        let description = self.description();
+        response.json(ErrorBody {
+            error: self.code(),
+            error_description: &description,
+        })
+    }
+}
+
+fn www_authenticate(description: &str, token_sent: bool) -> String {
+    if token_sent {
+        // Descriptions are our own fixed texts: no quotes or backslashes.
+        format!(
+            r#"Bearer realm="auth-server", error="invalid_token", error_description="{description}""#
+        )
+    } else {
+        r#"Bearer realm="auth-server""#.to_owned()
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(error: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match error {
+            DbError::Unavailable(cause) => Self::unavailable(cause),
+            DbError::Contended => Self::Unavailable {
+                retry_after_secs: 1,
+                cause: "lock wait timed out".to_owned(),
+            },
+            DbError::Query(e) => Self::unavailable(format!("database error: {e}")),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        Self::unavailable("the blocking thread pool is shut down")
+    }
+}

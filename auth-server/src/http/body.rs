@@ -1,0 +1,117 @@
+//! Request bodies: bounded in size, JSON only, errors in the contract's shape.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request body of at most [`MAX_BODY_BYTES`]; when not empty, declared as
+/// JSON. Reading stops at the limit, so an oversized body costs nothing.
+pub struct JsonBody(Bytes);
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let is_json = is_json(req);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared_length.is_some_and(|n| n > MAX_BODY_BYTES) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if !body.is_empty() && !is_json {
+                return Err(ApiError::bad_request(
+                    "the request body must be JSON (Content-Type: application/json)",
+                ));
+            }
+            Ok(Self(body.freeze()))
+        })
+    }
+}
+
+impl JsonBody {
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// Unparseable JSON is a `400`; JSON of the wrong shape a `422` naming
+    /// the field.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.0);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => describe_data_error(&path, &inner),
+                _ => ApiError::bad_request("the request body is not valid JSON"),
+            }
+        })?;
+        deserializer
+            .end()
+            .map_err(|_| ApiError::bad_request("the request body is not valid JSON"))?;
+        Ok(value)
+    }
+}
+
+/// A `422` naming the field, from serde's message without its position and
+/// without echoing values (a password of the wrong type must not come back).
+fn describe_data_error(path: &str, error: &serde_json::Error) -> ApiError {
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    let parent = if path == "." {
+        String::new()
+    } else {
+        format!("{path}.")
+    };
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        let field = rest.trim_matches('`');
+        return ApiError::unprocessable(&format!("{parent}{field}"), "is required");
+    }
+    let field = if path == "." { "body" } else { path };
+    match message.split_once(", expected ") {
+        Some((_, expected)) => ApiError::unprocessable(field, &format!("expected {expected}")),
+        None => ApiError::unprocessable(field, "has the wrong type"),
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}

@@ -1,0 +1,194 @@
+//! Thin handlers: parse, call [`crate::service`], map the result.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::bearer::Authenticated;
+use super::body::JsonBody;
+use super::client::{client_info, client_ip};
+use super::delivery::{COOKIE_NAME, Mode, no_store, removal_cookie, token_response};
+use super::input::{
+    Delivery, LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email,
+};
+use crate::error::ApiError;
+use crate::rate_limit::RateLimiter;
+use crate::service;
+use crate::state::AppState;
+
+type Handled = Result<HttpResponse, ApiError>;
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn limit(limiter: Option<&RateLimiter>, req: &HttpRequest) -> Result<(), ApiError> {
+    let (Some(limiter), Some(ip)) = (limiter, client_ip(req)) else {
+        return Ok(());
+    };
+    limiter.check(ip).map_err(|wait| ApiError::RateLimited {
+        retry_after_secs: wait.as_secs().max(1),
+    })
+}
+
+pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+    limit(state.login_limiter.as_deref(), &req)?;
+    let input: RegisterRequest = body.parse()?;
+    let email = normalize_email(&input.email)?;
+    check_password(&input.password)?;
+    let user = service::register(&state, email, input.password).await?;
+    tracing::info!(audit = "register", user_id = %user.id, "user registered");
+
+    #[derive(Serialize)]
+    struct Registered {
+        id: Uuid,
+        email: String,
+        created_at: String,
+    }
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "user": Registered { id: user.id, email: user.email, created_at: rfc3339(user.created_at) }
+    })))
+}
+
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+    limit(state.login_limiter.as_deref(), &req)?;
+    let input: LoginRequest = body.parse()?;
+    let email = normalize_email(&input.email)?;
+    check_password(&input.password)?;
+    let mode = match input.refresh_token_delivery {
+        Some(Delivery::Body) => Mode::Body,
+        Some(Delivery::Cookie) | None => Mode::Cookie,
+    };
+    let issued = service::login(&state, email, input.password, client_info(&req)).await?;
+    service::record_identity(issued.user_id, issued.session_id);
+    Ok(token_response(
+        &issued,
+        mode,
+        state.settings.tokens.access_ttl.as_secs(),
+        state.settings.cookie_secure,
+    ))
+}
+
+/// The refresh token a request presents, and the mode it came in: a token in
+/// the JSON body wins, and any cookie is then ignored.
+fn presented_token(req: &HttpRequest, body: &JsonBody) -> Result<(Option<String>, Mode), ApiError> {
+    let from_body: RefreshRequest = if body.is_empty() {
+        RefreshRequest::default()
+    } else {
+        body.parse()?
+    };
+    if let Some(token) = from_body.refresh_token {
+        return Ok((Some(token.expose_secret().to_owned()), Mode::Body));
+    }
+    Ok((
+        req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()),
+        Mode::Cookie,
+    ))
+}
+
+pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+    limit(state.refresh_limiter.as_deref(), &req)?;
+    let (token, mode) = presented_token(&req, &body)?;
+    let secure = state.settings.cookie_secure;
+    match service::refresh(&state, token.as_deref(), client_info(&req)).await {
+        Ok(issued) => Ok(token_response(
+            &issued,
+            mode,
+            state.settings.tokens.access_ttl.as_secs(),
+            secure,
+        )),
+        // Only a refusal that ended the session clears the cookie: a lost
+        // race or a grace answer must not wipe the winner's fresh token.
+        Err(refused) if refused.session_ended && mode == Mode::Cookie => {
+            let mut response = actix_web::ResponseError::error_response(&refused.error);
+            response
+                .add_cookie(&removal_cookie(secure))
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(response)
+        }
+        Err(refused) => Err(refused.error),
+    }
+}
+
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+    let (token, mode) = presented_token(&req, &body)?;
+    service::logout(&state, token.as_deref()).await?;
+    let mut response = HttpResponse::NoContent();
+    no_store(&mut response);
+    if mode == Mode::Cookie {
+        response.cookie(removal_cookie(state.settings.cookie_secure));
+    }
+    Ok(response.finish())
+}
+
+pub async fn logout_all(state: web::Data<AppState>, auth: Authenticated) -> Handled {
+    service::logout_all(&state, auth.0.sub).await?;
+    let mut response = HttpResponse::NoContent();
+    no_store(&mut response);
+    Ok(response.finish())
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: Uuid,
+    created_at: String,
+    last_used_at: String,
+    expires_at: String,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> Handled {
+    let sessions = service::list_sessions(&state, auth.0.sub).await?;
+    let sessions: Vec<SessionView> = sessions
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == auth.0.sid,
+            id: s.id,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            user_agent: s.user_agent,
+        })
+        .collect();
+    let mut response = HttpResponse::Ok();
+    no_store(&mut response);
+    Ok(response.json(serde_json::json!({ "sessions": sessions })))
+}
+
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<String>,
+) -> Handled {
+    // Not a UUID: no session of anybody's, so the same 404.
+    let session_id =
+        Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound("session"))?;
+    service::delete_session(&state, auth.0.sub, session_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=60"))
+        .json(state.signing.jwks())
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> Handled {
+    service::blocking(&state, crate::db::ping).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}
+
+pub async fn not_found() -> Handled {
+    Err(ApiError::NotFound("resource"))
+}
+
+pub async fn method_not_allowed() -> Handled {
+    Err(ApiError::MethodNotAllowed)
+}

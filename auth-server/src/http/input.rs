@@ -1,0 +1,118 @@
+//! Request bodies and the rules their fields must meet.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+pub const MAX_EMAIL_LENGTH: usize = 254;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+#[derive(Deserialize)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: SecretString,
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: SecretString,
+    #[serde(default)]
+    pub refresh_token_delivery: Option<Delivery>,
+}
+
+/// Where the refresh token travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    Cookie,
+    Body,
+}
+
+/// The optional body of refresh and logout.
+#[derive(Deserialize, Default)]
+pub struct RefreshRequest {
+    #[serde(default)]
+    pub refresh_token: Option<SecretString>,
+}
+
+/// Trimmed and lower-cased; refused unless it looks like an address.
+pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_lowercase();
+    let invalid = |problem: &str| Err(ApiError::unprocessable("email", problem));
+    if email.is_empty() {
+        return invalid("is required");
+    }
+    if email.len() > MAX_EMAIL_LENGTH {
+        return invalid("must be at most 254 characters");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return invalid("is not an email address");
+    };
+    let well_formed = !local.is_empty()
+        && local.len() <= 64
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        return invalid("is not an email address");
+    }
+    Ok(email)
+}
+
+/// Bounded before any hashing, so nobody can make the server hash a megabyte.
+pub fn check_password(password: &SecretString) -> Result<(), ApiError> {
+    let length = password.expose_secret().chars().count();
+    if length < MIN_PASSWORD_CHARS {
+        return Err(ApiError::unprocessable(
+            "password",
+            "must be at least 8 characters",
+        ));
+    }
+    if length > MAX_PASSWORD_CHARS {
+        return Err(ApiError::unprocessable(
+            "password",
+            "must be at most 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_checked() {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").unwrap(),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@example.com",
+            "a@b@example.com",
+            "alice@.example.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn passwords_are_8_to_256_characters() {
+        assert!(check_password(&SecretString::from("1234567")).is_err());
+        assert!(check_password(&SecretString::from("12345678")).is_ok());
+        assert!(check_password(&SecretString::from("é".repeat(256))).is_ok());
+        assert!(check_password(&SecretString::from("x".repeat(257))).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! The HTTP surface of the auth server.
+
+pub mod bearer;
+pub mod body;
+pub mod client;
+pub mod delivery;
+pub mod handlers;
+pub mod input;
+pub mod origin;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+
+use handlers as h;
+
+/// Every route of the contract; anything else is a JSON `404`, and a known
+/// path with the wrong method a JSON `405`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    fn resource(path: &str) -> actix_web::Resource {
+        web::resource(path).default_service(web::to(h::method_not_allowed))
+    }
+    cfg.service(
+        web::scope("/auth")
+            .wrap(from_fn(origin::require_allowed_origin))
+            .service(resource("/register").route(web::post().to(h::register)))
+            .service(resource("/login").route(web::post().to(h::login)))
+            .service(resource("/refresh").route(web::post().to(h::refresh)))
+            .service(resource("/logout").route(web::post().to(h::logout)))
+            .service(resource("/logout-all").route(web::post().to(h::logout_all)))
+            .service(resource("/sessions").route(web::get().to(h::list_sessions)))
+            .service(resource("/sessions/{id}").route(web::delete().to(h::delete_session))),
+    )
+    .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
+    .service(resource("/healthz").route(web::get().to(h::healthz)))
+    .service(resource("/readyz").route(web::get().to(h::readyz)));
+}

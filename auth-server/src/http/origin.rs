@@ -1,0 +1,44 @@
+//! CSRF defence for the cookie endpoints: a state-changing request whose
+//! `Origin` is present and not allowed is refused before any handler runs.
+//! Requests without `Origin` (native apps, curl) pass.
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{Error, web};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct AllowedOrigins(pub Arc<Vec<String>>);
+
+impl AllowedOrigins {
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    }
+}
+
+pub async fn require_allowed_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let allowed = req.app_data::<web::Data<AllowedOrigins>>();
+            let permitted = match (origin.to_str(), allowed) {
+                (Ok(origin), Some(allowed)) => allowed.allows(origin),
+                _ => false,
+            };
+            if !permitted {
+                return Err(ApiError::ForbiddenOrigin.into());
+            }
+        }
+    }
+    next.call(req).await
+}

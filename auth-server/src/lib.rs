@@ -1,0 +1,18 @@
+//! The auth server: users, sessions, access tokens and rotating refresh
+//! tokens. `main.rs` only parses the command line; everything lives here so
+//! tests can start the real server.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod janitor;
+pub mod password;
+pub mod rate_limit;
+pub mod refresh_token;
+pub mod rotation;
+pub mod service;
+pub mod signing;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,230 @@
+//! The Ed25519 key that signs access tokens, and what is published of it.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use shared_claims::{ACCESS_TOKEN_TYP, AccessClaims, KeySet, VerificationKey};
+use uuid::Uuid;
+
+use crate::db::models::{Session, User};
+
+/// PKCS#8 v1 (RFC 8410) prefix of an Ed25519 private key: the DER is this
+/// followed by the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+pub struct SigningKey {
+    encoding: EncodingKey,
+    kid: String,
+    public_jwk: Jwk,
+    verification: KeySet,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    pub fn from_pem_file(path: &Path) -> anyhow::Result<Self> {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading SIGNING_KEY_FILE {}", path.display()))?;
+        let encoding = EncodingKey::from_ed_pem(&pem).with_context(|| {
+            format!(
+                "SIGNING_KEY_FILE {} is not a PKCS#8 PEM Ed25519 private key",
+                path.display()
+            )
+        })?;
+        Self::from_encoding_key(encoding)
+    }
+
+    /// A key that lives as long as the process: development only.
+    pub fn ephemeral() -> anyhow::Result<Self> {
+        Self::from_encoding_key(EncodingKey::from_ed_der(&new_pkcs8_der()?))
+    }
+
+    fn from_encoding_key(encoding: EncodingKey) -> anyhow::Result<Self> {
+        let mut public_jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA)
+            .context("deriving the public key")?;
+        // RFC 7638: the kid is the thumbprint, so it names this key and no other.
+        let kid = public_jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .context("computing the key thumbprint")?;
+        public_jwk.common.key_id = Some(kid.clone());
+        public_jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let decoding = DecodingKey::from_jwk(&public_jwk).context("loading the public key")?;
+        let mut verification = KeySet::default();
+        verification.insert(
+            kid.clone(),
+            VerificationKey {
+                algorithm: Algorithm::EdDSA,
+                key: decoding,
+            },
+        );
+        Ok(Self {
+            encoding,
+            kid,
+            public_jwk,
+            verification,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// `GET /.well-known/jwks.json`: public keys only.
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.public_jwk.clone()],
+        }
+    }
+
+    /// The keys this server's own Bearer endpoints verify with.
+    pub fn verification_keys(&self) -> &KeySet {
+        &self.verification
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).context("signing an access token")
+    }
+}
+
+/// The claims of a new access token for this user and session.
+pub fn access_claims(
+    issuer: &str,
+    audience: &str,
+    ttl: Duration,
+    user: &User,
+    session: &Session,
+) -> AccessClaims {
+    let now = chrono::Utc::now().timestamp();
+    AccessClaims {
+        iss: issuer.to_owned(),
+        aud: audience.to_owned(),
+        sub: user.id,
+        sid: session.id,
+        jti: Uuid::new_v4(),
+        iat: now,
+        nbf: now,
+        exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        email: user.email.clone(),
+        roles: user.roles.clone(),
+    }
+}
+
+fn new_pkcs8_der() -> anyhow::Result<Vec<u8>> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let mut der = ED25519_PKCS8_PREFIX.to_vec();
+    der.extend_from_slice(&seed);
+    Ok(der)
+}
+
+/// `auth-server keygen`: a new key as PKCS#8 PEM.
+pub fn generate_pem() -> anyhow::Result<String> {
+    let body = STANDARD.encode(new_pkcs8_der()?);
+    Ok(format!(
+        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    ))
+}
+
+/// Writes a new key readable by its owner only, refusing to overwrite one.
+pub fn write_new_key(path: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let pem = generate_pem()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing key is never overwritten)",
+            path.display()
+        )
+    })?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()?;
+    let key = SigningKey::from_encoding_key(EncodingKey::from_ed_pem(pem.as_bytes())?)?;
+    Ok(key.kid)
+}
+
+#[cfg(test)]
+mod tests {
+    use shared_claims::{ValidationRules, Validator};
+
+    use super::*;
+
+    #[test]
+    fn generated_pem_round_trips_and_signs_verifiable_tokens() {
+        let pem = generate_pem().unwrap();
+        let key = SigningKey::from_encoding_key(EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
+        assert_eq!(key.kid().len(), 43, "a base64url SHA-256 thumbprint");
+        let jwks = serde_json::to_value(key.jwks()).unwrap();
+        let jwk = &jwks["keys"][0];
+        assert_eq!(jwk["kty"], "OKP");
+        assert_eq!(jwk["crv"], "Ed25519");
+        assert_eq!(jwk["alg"], "EdDSA");
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["kid"], key.kid());
+        assert!(jwk.get("d").is_none(), "no private part is published");
+
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            jti: Uuid::new_v4(),
+            iat: now,
+            nbf: now,
+            exp: now + 60,
+            email: "a@example.com".into(),
+            roles: vec![],
+        };
+        let token = key.sign(&claims).unwrap();
+        let validator = Validator::new(ValidationRules {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            leeway: Duration::from_secs(5),
+        });
+        assert_eq!(
+            validator.validate(&token, key.verification_keys()).unwrap(),
+            claims
+        );
+        // The JWKS alone (what resource APIs see) verifies it too.
+        let published = KeySet::from_jwks(&key.jwks());
+        assert_eq!(validator.validate(&token, &published).unwrap(), claims);
+    }
+
+    #[test]
+    fn the_thumbprint_matches_rfc_8037() {
+        // RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key.
+        let seed = [
+            0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec,
+            0x2c, 0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03,
+            0x1c, 0xae, 0x7f, 0x60,
+        ];
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        let key = SigningKey::from_encoding_key(EncodingKey::from_ed_der(&der)).unwrap();
+        assert_eq!(key.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+}

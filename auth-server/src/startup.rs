@@ -1,0 +1,112 @@
+//! `Application::build(settings)`: everything needed to serve, bound to a
+//! listener, so tests start the real server on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db;
+use crate::http::{self, handlers, origin::AllowedOrigins};
+use crate::password::PasswordPool;
+use crate::signing::SigningKey;
+use crate::state::AppState;
+use crate::telemetry::RootSpan;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let signing = load_signing_key(&settings)?;
+        prepare_database(&settings).await?;
+        let pool = db::build_pool(&settings.database);
+        let passwords = PasswordPool::start(&settings.password)?;
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding AUTH_BIND {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let janitor = settings.janitor.clone();
+        let state = AppState::new(
+            Arc::new(settings),
+            pool.clone(),
+            passwords,
+            Arc::new(signing),
+        );
+        crate::janitor::spawn(pool, janitor.interval, janitor.session_retention);
+        let server = serve(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
+    let key = match &settings.tokens.signing_key_file {
+        Some(path) => SigningKey::from_pem_file(path)?,
+        None => {
+            tracing::warn!(
+                "SIGNING_KEY_FILE is not set: using an EPHEMERAL signing key. Every token dies with this process. \
+                 Development only; create a key with `auth-server keygen --out FILE`."
+            );
+            SigningKey::ephemeral()?
+        }
+    };
+    tracing::info!(kid = key.kid(), "signing key loaded");
+    Ok(key)
+}
+
+async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret().to_owned();
+    let create = settings.database.create_if_missing;
+    let migrate = settings.database.run_migrations;
+    tokio::task::spawn_blocking(move || {
+        if create {
+            db::create_database_if_missing(&url)?;
+        }
+        if migrate {
+            db::run_migrations(&url)?;
+        }
+        anyhow::Ok(())
+    })
+    .await?
+}
+
+fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let origins = web::Data::new(AllowedOrigins(Arc::new(
+        state.settings.allowed_origins.clone(),
+    )));
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::<RootSpan>::new())
+            .app_data(state.clone())
+            .app_data(origins.clone())
+            .configure(http::routes)
+            .default_service(web::to(handlers::not_found))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,60 @@
+//! What every request handler shares, built once at start.
+
+use std::sync::Arc;
+
+use shared_claims::{ValidationRules, Validator};
+
+use crate::config::Settings;
+use crate::db::Pool;
+use crate::password::PasswordPool;
+use crate::rate_limit::RateLimiter;
+use crate::rotation::Policy;
+use crate::signing::SigningKey;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+    pub passwords: PasswordPool,
+    pub signing: Arc<SigningKey>,
+    pub validator: Arc<Validator>,
+    pub login_limiter: Option<Arc<RateLimiter>>,
+    pub refresh_limiter: Option<Arc<RateLimiter>>,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: Pool,
+        passwords: PasswordPool,
+        signing: Arc<SigningKey>,
+    ) -> Self {
+        let validator = Validator::new(ValidationRules {
+            issuer: settings.tokens.issuer.clone(),
+            audience: settings.tokens.audience.clone(),
+            leeway: settings.tokens.leeway,
+        });
+        Self {
+            login_limiter: settings
+                .rate_limits
+                .login
+                .map(|limit| Arc::new(RateLimiter::new(limit))),
+            refresh_limiter: settings
+                .rate_limits
+                .refresh
+                .map(|limit| Arc::new(RateLimiter::new(limit))),
+            settings,
+            pool,
+            passwords,
+            signing,
+            validator: Arc::new(validator),
+        }
+    }
+
+    pub fn rotation_policy(&self) -> Policy {
+        Policy {
+            refresh_ttl: self.settings.tokens.refresh_ttl,
+            reuse_grace: self.settings.tokens.reuse_grace,
+        }
+    }
+}

@@ -26,6 +26,8 @@ pub enum Environment {
 pub struct Settings {
     pub environment: Environment,
     pub bind: SocketAddr,
+    /// HTTP worker threads (each runs many requests concurrently).
+    pub http_workers: usize,
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub cookie_secure: bool,
@@ -202,6 +204,11 @@ impl Settings {
             default_bind(),
             "an address such as 127.0.0.1:8080",
         )?;
+        let workers_default = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let http_workers = env.parsed("HTTP_WORKERS", workers_default, "a whole number")?;
+        if http_workers == 0 {
+            return Err(invalid("HTTP_WORKERS", "must be at least 1"));
+        }
         let explicit_database_url = env.get("DATABASE_URL");
         let database = DatabaseSettings {
             create_if_missing: !production && explicit_database_url.is_none(),
@@ -256,7 +263,6 @@ impl Settings {
                 .unwrap_or_else(|| DEVELOPMENT_INTERNAL_TOKEN.to_owned()),
         );
 
-        let workers_default = std::thread::available_parallelism().map_or(2, |n| n.get());
         let password = PasswordSettings {
             memory_kib: env.parsed("ARGON2_MEMORY_KIB", 19 * 1024, "a whole number of KiB")?,
             iterations: env.parsed("ARGON2_ITERATIONS", 2, "a whole number")?,
@@ -283,6 +289,7 @@ impl Settings {
         let settings = Self {
             environment,
             bind,
+            http_workers,
             database,
             tokens,
             cookie_secure,

@@ -55,7 +55,7 @@ fn delete_in_batches(conn: &mut PgConnection, sql: &str, before: DateTime<Utc>) 
 
 /// Sweeps every `interval` on the blocking pool until the process ends.
 pub fn spawn(pool: Pool, interval: Duration, session_retention: Duration) {
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

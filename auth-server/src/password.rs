@@ -199,9 +199,4 @@ mod tests {
                 .unwrap()
         );
     }
-
-    #[test]
-    fn defaults_meet_owasp() {
-        assert!(Params::DEFAULT_M_COST >= 19 * 1024 && Params::DEFAULT_T_COST >= 2);
-    }
 }

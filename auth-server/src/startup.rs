@@ -97,6 +97,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let origins = web::Data::new(AllowedOrigins(Arc::new(
         state.settings.allowed_origins.clone(),
     )));
+    let workers = state.settings.http_workers;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -106,6 +107,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .configure(http::routes)
             .default_service(web::to(handlers::not_found))
     })
+    .workers(workers)
     .listen(listener)?
     .run();
     Ok(server)

@@ -158,19 +158,25 @@ pub fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 
 /// `postgres://u@h:5432/app?x=y` → (`postgres://u@h:5432/postgres?x=y`, `app`).
 pub fn split_database_url(url: &str) -> Option<(String, String)> {
+    let (prefix, name, query) = database_url_parts(url)?;
+    Some((format!("{prefix}/postgres{query}"), name.to_owned()))
+}
+
+/// The same server and options, another database.
+pub fn with_database(url: &str, database: &str) -> Option<String> {
+    let (prefix, _, query) = database_url_parts(url)?;
+    Some(format!("{prefix}/{database}{query}"))
+}
+
+fn database_url_parts(url: &str) -> Option<(&str, &str, &str)> {
     let scheme_end = url.find("://")? + 3;
     let slash = scheme_end + url[scheme_end..].find('/')?;
-    let (path, query) = match url[slash + 1..].split_once('?') {
-        Some((path, query)) => (path, format!("?{query}")),
-        None => (&url[slash + 1..], String::new()),
+    let rest = &url[slash + 1..];
+    let (name, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], &rest[q..]),
+        None => (rest, ""),
     };
-    if path.is_empty() {
-        return None;
-    }
-    Some((
-        format!("{}/postgres{query}", &url[..slash]),
-        path.to_owned(),
-    ))
+    (!name.is_empty()).then_some((&url[..slash], name, query))
 }
 
 pub fn quote_identifier(name: &str) -> String {
@@ -204,6 +210,10 @@ mod tests {
             ))
         );
         assert_eq!(split_database_url("postgres://h"), None);
+        assert_eq!(
+            with_database("postgres://postgres@h/postgres?sslmode=disable", "t").as_deref(),
+            Some("postgres://postgres@h/t?sslmode=disable")
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ impl JsonBody {
     /// Unparseable JSON is a `400`; JSON of the wrong shape a `422` naming
     /// the field.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        // Syntax first, so broken JSON is always a 400 even when its first
+        // token already has the wrong type.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&self.0)
+            .map_err(|_| ApiError::bad_request("the request body is not valid JSON"))?;
         let mut deserializer = serde_json::Deserializer::from_slice(&self.0);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();

@@ -28,16 +28,14 @@ pub async fn require_allowed_origin(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let allowed = req.app_data::<web::Data<AllowedOrigins>>();
-            let permitted = match (origin.to_str(), allowed) {
-                (Ok(origin), Some(allowed)) => allowed.allows(origin),
-                _ => false,
-            };
-            if !permitted {
-                return Err(ApiError::ForbiddenOrigin.into());
-            }
+    if let (false, Some(origin)) = (safe, req.headers().get(header::ORIGIN)) {
+        let allowed = req.app_data::<web::Data<AllowedOrigins>>();
+        let permitted = match (origin.to_str(), allowed) {
+            (Ok(origin), Some(allowed)) => allowed.allows(origin),
+            _ => false,
+        };
+        if !permitted {
+            return Err(ApiError::ForbiddenOrigin.into());
         }
     }
     next.call(req).await

@@ -1,0 +1,76 @@
+use auth_server::janitor;
+use diesel_migrations::MigrationHarness;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn migrations_revert_and_reapply_cleanly() {
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    conn.revert_all_migrations(auth_server::db::MIGRATIONS)
+        .unwrap();
+    assert_eq!(app.count("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('users','sessions','refresh_tokens')"), 0);
+    conn.run_pending_migrations(auth_server::db::MIGRATIONS)
+        .unwrap();
+    assert_eq!(app.count("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('users','sessions','refresh_tokens')"), 3);
+}
+
+#[tokio::test]
+async fn every_query_has_an_index() {
+    let app = spawn_app().await;
+    for index in [
+        "users_email_key",
+        "refresh_tokens_token_hash_key",
+        "refresh_tokens_session_id_idx",
+        "refresh_tokens_expires_at_idx",
+        "sessions_user_live_idx",
+        "sessions_revoked_at_idx",
+        "sessions_expires_at_idx",
+    ] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM pg_indexes WHERE indexname = '{index}'"
+            )),
+            1,
+            "{index}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let keep = app.login_body(&email).await.refresh_token().unwrap();
+    app.login_body(&email).await;
+    app.login_body(&email).await;
+    // One session revoked long ago, one with an expired token.
+    app.execute(
+        "UPDATE sessions SET revoked_at = now() - interval '30 days', revoked_reason = 'logout' \
+         WHERE id = (SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1)",
+    );
+    app.execute(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' \
+         WHERE session_id = (SELECT id FROM sessions ORDER BY created_at DESC OFFSET 1 LIMIT 1)",
+    );
+    let pool = app.pool.clone();
+    let swept = tokio::task::spawn_blocking(move || {
+        janitor::sweep(
+            &mut pool.get().unwrap(),
+            std::time::Duration::from_secs(7 * 86_400),
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(swept.sessions, 1);
+    assert_eq!(
+        swept.refresh_tokens, 1,
+        "the expired one; the revoked session's token goes with its session"
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM sessions"), 2);
+    assert_eq!(
+        app.refresh_body(&keep).await.status,
+        reqwest::StatusCode::OK
+    );
+}

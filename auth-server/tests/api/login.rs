@@ -1,0 +1,165 @@
+use std::time::Instant;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_sets_the_refresh_cookie_by_default() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let tokens = app.login_cookie(&email).await;
+
+    assert_eq!(tokens.body["token_type"], "Bearer");
+    assert_eq!(tokens.body["expires_in"], 900);
+    assert!(
+        tokens.refresh_token().is_none(),
+        "no refresh token in the body in cookie mode"
+    );
+    assert_eq!(tokens.headers["cache-control"], "no-store");
+
+    let cookie = tokens.cookie().expect("a refresh_token cookie");
+    assert_eq!(cookie.value.len(), 43, "256 bits, base64url");
+    for attribute in ["HttpOnly", "Secure"] {
+        assert!(cookie.has(attribute), "{attribute} in {}", cookie.raw);
+    }
+    assert_eq!(cookie.attribute("SameSite").as_deref(), Some("Strict"));
+    assert_eq!(cookie.attribute("Path").as_deref(), Some("/auth"));
+    let max_age = cookie.max_age();
+    assert!(
+        (7 * 86_400 - 5..=7 * 86_400).contains(&max_age),
+        "{max_age}"
+    );
+}
+
+#[tokio::test]
+async fn login_in_body_mode_returns_the_refresh_token_and_no_cookie() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let tokens = app.login_body(&email).await;
+    assert_eq!(tokens.refresh_token().unwrap().len(), 43);
+    assert!(tokens.cookie().is_none());
+    assert!(tokens.headers.get("set-cookie").is_none());
+    assert_eq!(tokens.headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn the_access_token_is_an_eddsa_at_jwt_verifiable_from_the_jwks() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let tokens = app.login_body(&email).await;
+    let access = tokens.access_token();
+
+    let header = jsonwebtoken::decode_header(&access).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwks: serde_json::Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"].as_str(), header.kid.as_deref());
+
+    let claims = app.validate(&access).await;
+    assert_eq!(claims.email, email);
+    assert_eq!(claims.iss, "http://localhost:8080");
+    assert_eq!(claims.aud, "resource-api");
+    assert!(claims.roles.is_empty());
+    assert_eq!(claims.exp - claims.iat, 900);
+    assert_eq!(claims.nbf, claims.iat);
+}
+
+#[tokio::test]
+async fn login_accepts_the_email_in_any_case() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let response = app
+        .post_json(
+            "/auth/login",
+            &json!({ "email": format!(" {} ", email.to_uppercase()), "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_identical_answers() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+
+    let started = Instant::now();
+    let wrong = app
+        .post_json(
+            "/auth/login",
+            &json!({ "email": email, "password": "not the password" }),
+        )
+        .await;
+    let wrong_elapsed = started.elapsed();
+    let started = Instant::now();
+    let unknown = app
+        .post_json(
+            "/auth/login",
+            &json!({ "email": unique_email(), "password": "not the password" }),
+        )
+        .await;
+    let unknown_elapsed = started.elapsed();
+
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let wrong_body = wrong.text().await.unwrap();
+    let unknown_body = unknown.text().await.unwrap();
+    assert_eq!(wrong_body, unknown_body);
+    assert!(wrong_body.contains("invalid_credentials"));
+    // Both verified a real argon2id hash (no timing assertion: the machine is
+    // shared and noisy; the figures are printed for a person to read).
+    eprintln!("wrong password: {wrong_elapsed:?}, unknown email: {unknown_elapsed:?}");
+    assert_eq!(app.count("SELECT count(*) AS n FROM sessions"), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_delivery_mode_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let response = app
+        .post_json("/auth/login", &json!({ "email": email, "password": PASSWORD, "refresh_token_delivery": "carrier-pigeon" }))
+        .await;
+    let description = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        description.starts_with("refresh_token_delivery"),
+        "{description}"
+    );
+}
+
+#[tokio::test]
+async fn login_and_register_are_rate_limited_per_client_ip() {
+    let app = spawn_app_with(&[("LOGIN_RATE_LIMIT", "3/1m")]).await;
+    let email = app.registered_user().await; // 1
+    app.login_body(&email).await; // 2
+    app.login_body(&email).await; // 3
+    let response = app
+        .post_json(
+            "/auth/login",
+            &json!({ "email": email, "password": PASSWORD }),
+        )
+        .await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let response = app.register(&unique_email(), PASSWORD).await;
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}

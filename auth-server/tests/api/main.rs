@@ -1,0 +1,16 @@
+//! The auth server's integration tests: one binary (link time dominates on
+//! small machines), each test against a real server on its own port and a
+//! real PostgreSQL database of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod database;
+mod health;
+mod inputs;
+mod login;
+mod logout;
+mod origin;
+mod refresh;
+mod register;
+mod sessions;

@@ -1,0 +1,408 @@
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn refresh_in_body_mode_rotates_the_token() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let first = app.login_body(&email).await.refresh_token().unwrap();
+
+    let rotated = app.refresh_body(&first).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_eq!(rotated.headers["cache-control"], "no-store");
+    assert!(rotated.cookie().is_none(), "body mode never sets a cookie");
+    let second = rotated
+        .refresh_token()
+        .expect("a new refresh token in the body");
+    assert_ne!(first, second);
+    let claims = app.validate(&rotated.access_token()).await;
+    assert_eq!(claims.email, email);
+
+    // Stored hashed, the first consumed with the second as its successor.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM refresh_tokens WHERE token_hash = '\\x{}'::bytea",
+            sha256_hex(&first)
+        )),
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM refresh_tokens a JOIN refresh_tokens b ON a.successor_id = b.id \
+             WHERE a.token_hash = '\\x{}'::bytea AND a.consumed_at IS NOT NULL \
+             AND b.token_hash = '\\x{}'::bytea AND b.consumed_at IS NULL",
+            sha256_hex(&first),
+            sha256_hex(&second)
+        )),
+        1
+    );
+    let stored_plain = app.count(&format!("SELECT count(*) AS n FROM refresh_tokens WHERE encode(token_hash, 'escape') LIKE '%{first}%'"));
+    assert_eq!(stored_plain, 0);
+
+    // The new one works in turn.
+    let third = app.refresh_body(&second).await;
+    assert_eq!(third.status, StatusCode::OK);
+    assert_eq!(
+        app.validate(&third.access_token()).await.sid,
+        claims.sid,
+        "same session"
+    );
+}
+
+#[tokio::test]
+async fn refresh_in_cookie_mode_answers_with_a_cookie_only() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let first = app.login_cookie(&email).await.cookie().unwrap();
+
+    let rotated = app.refresh_cookie(&first.value).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert!(rotated.refresh_token().is_none());
+    let second = rotated.cookie().expect("a rotated cookie");
+    assert_ne!(second.value, first.value);
+    assert!(second.has("HttpOnly") && second.has("Secure"));
+    assert_eq!(second.attribute("SameSite").as_deref(), Some("Strict"));
+    assert_eq!(second.attribute("Path").as_deref(), Some("/auth"));
+}
+
+#[tokio::test]
+async fn a_cookie_token_is_never_answered_in_the_body_whatever_is_asked() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let cookie = app.login_cookie(&email).await.cookie().unwrap();
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("Cookie", format!("refresh_token={}", cookie.value))
+        .json(&json!({ "refresh_token_delivery": "body" }))
+        .send()
+        .await
+        .unwrap();
+    let tokens = Tokens::read(response).await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    assert!(tokens.refresh_token().is_none());
+    assert!(tokens.cookie().is_some());
+}
+
+#[tokio::test]
+async fn a_token_in_the_body_wins_and_the_cookie_is_ignored() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let cookie = app.login_cookie(&email).await.cookie().unwrap();
+    let body_token = app.login_body(&email).await.refresh_token().unwrap();
+
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("Cookie", format!("refresh_token={}", cookie.value))
+        .json(&json!({ "refresh_token": body_token }))
+        .send()
+        .await
+        .unwrap();
+    let tokens = Tokens::read(response).await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    assert!(tokens.refresh_token().is_some());
+    assert!(tokens.cookie().is_none());
+    // The cookie's token was not touched: it still rotates normally.
+    let from_cookie = app.refresh_cookie(&cookie.value).await;
+    assert_eq!(from_cookie.status, StatusCode::OK);
+    assert!(from_cookie.cookie().is_some());
+}
+
+#[tokio::test]
+async fn a_consumed_token_within_the_grace_gets_an_access_token_only() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let login = app.login_cookie(&email).await;
+    let first = login.cookie().unwrap();
+    let sid = app.validate(&login.access_token()).await.sid;
+    assert_eq!(
+        app.refresh_cookie(&first.value).await.status,
+        StatusCode::OK
+    );
+
+    let replay = app.refresh_cookie(&first.value).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert!(
+        replay.headers.get("set-cookie").is_none(),
+        "the grace never touches the cookie"
+    );
+    assert!(replay.refresh_token().is_none());
+    assert_eq!(
+        app.validate(&replay.access_token()).await.sid,
+        sid,
+        "the session never forks"
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
+
+    // Body mode likewise: no refresh token in the body.
+    let body = app.login_body(&email).await.refresh_token().unwrap();
+    assert_eq!(app.refresh_body(&body).await.status, StatusCode::OK);
+    let replay = app.refresh_body(&body).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert!(replay.refresh_token().is_none());
+}
+
+#[tokio::test]
+async fn reuse_after_the_grace_revokes_the_whole_session() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let login = app.login_cookie(&email).await;
+    let first = login.cookie().unwrap();
+    let sid = app.validate(&login.access_token()).await.sid;
+    let second = app.refresh_cookie(&first.value).await.cookie().unwrap();
+    // The first token was consumed a minute ago.
+    app.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 minute' WHERE consumed_at IS NOT NULL");
+
+    let reuse = app.refresh_cookie(&first.value).await;
+    assert_token_error(&reuse, StatusCode::UNAUTHORIZED, "invalid_grant");
+    let cleared = reuse
+        .cookie()
+        .expect("revoking the session clears the cookie");
+    assert_eq!(cleared.value, "");
+    assert_eq!(cleared.max_age(), 0);
+    assert_eq!(
+        app.session_revoked_reason(sid).as_deref(),
+        Some("reuse_detected")
+    );
+
+    // Every token of the session is dead, including the legitimate successor,
+    // and so is its access token at the auth server's own endpoints.
+    assert_token_error(
+        &app.refresh_cookie(&second.value).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    );
+    assert_error(
+        app.get_sessions(&login.access_token()).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_zero_grace_makes_every_replay_a_reuse() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "0s")]).await;
+    let email = app.registered_user().await;
+    let first = app.login_body(&email).await.refresh_token().unwrap();
+    assert_eq!(app.refresh_body(&first).await.status, StatusCode::OK);
+    assert_token_error(
+        &app.refresh_body(&first).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE revoked_reason = 'reuse_detected'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_refreshes_of_one_token_yield_exactly_one_successor() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let token = app.login_body(&email).await.refresh_token().unwrap();
+
+    let attempts = (0..20).map(|_| app.refresh_body(&token));
+    let results = futures_util::future::join_all(attempts).await;
+
+    let statuses: Vec<StatusCode> = results.iter().map(|r| r.status).collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "no 5xx, no 401: {statuses:?}"
+    );
+    let successors: HashSet<String> = results.iter().filter_map(Tokens::refresh_token).collect();
+    assert_eq!(successors.len(), 1, "exactly one request rotated");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.refresh_token().is_some())
+            .count(),
+        1
+    );
+    let sids: HashSet<Uuid> = futures_util::future::join_all(
+        results
+            .iter()
+            .map(|r| async { app.validate(&r.access_token()).await.sid }),
+    )
+    .await
+    .into_iter()
+    .collect();
+    assert_eq!(sids.len(), 1, "one session");
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE successor_id IS NOT NULL"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
+        1
+    );
+
+    // The one successor carries on.
+    let successor = successors.into_iter().next().unwrap();
+    assert_eq!(app.refresh_body(&successor).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_cookie_refreshes_never_clear_the_cookie() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let cookie = app.login_cookie(&email).await.cookie().unwrap();
+    let results =
+        futures_util::future::join_all((0..10).map(|_| app.refresh_cookie(&cookie.value))).await;
+    assert!(results.iter().all(|r| r.status == StatusCode::OK));
+    let cookies: Vec<SetCookie> = results.iter().filter_map(Tokens::cookie).collect();
+    assert_eq!(
+        cookies.len(),
+        1,
+        "only the winner sets a cookie, and nobody clears it"
+    );
+    assert!(!cookies[0].value.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_refresh_token_is_refused() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let login = app.login_cookie(&email).await;
+    app.execute("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'");
+    let refused = app.refresh_cookie(&login.cookie().unwrap().value).await;
+    assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert!(
+        refused.headers.get("set-cookie").is_none(),
+        "an expired token revokes nothing, so clears nothing"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_absolute_session_lifetime_is_enforced_and_never_extended() {
+    let app = spawn_app_with(&[("SESSION_MAX_LIFETIME", "1h"), ("REFRESH_TOKEN_TTL", "7d")]).await;
+    let email = app.registered_user().await;
+    let login = app.login_cookie(&email).await;
+    let cookie = login.cookie().unwrap();
+    assert!(
+        cookie.max_age() <= 3600,
+        "the first token ends with the session: {}",
+        cookie.max_age()
+    );
+    let rotated = app.refresh_cookie(&cookie.value).await;
+    let rotated_cookie = rotated.cookie().unwrap();
+    assert!(
+        rotated_cookie.max_age() <= 3600,
+        "rotation does not extend: {}",
+        rotated_cookie.max_age()
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.expires_at > s.expires_at"), 0);
+
+    // The session reaches its end while its newest token is still fresh.
+    app.execute("UPDATE sessions SET expires_at = now() - interval '1 second'");
+    app.execute(
+        "UPDATE refresh_tokens SET expires_at = now() + interval '1 day' WHERE consumed_at IS NULL",
+    );
+    let refused = app.refresh_cookie(&rotated_cookie.value).await;
+    assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert!(
+        refused.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("lifetime")
+    );
+}
+
+#[tokio::test]
+async fn missing_unknown_and_malformed_tokens_are_invalid_grant() {
+    let app = spawn_app().await;
+    let missing = Tokens::read(
+        app.client
+            .post(app.url("/auth/refresh"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_token_error(&missing, StatusCode::UNAUTHORIZED, "invalid_grant");
+    for token in ["", "short", &"A".repeat(43), &"x".repeat(5000)] {
+        assert_token_error(
+            &app.refresh_body(token).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+        );
+        assert_token_error(
+            &app.refresh_cookie(token).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+        );
+    }
+    let wrong_type = app
+        .post_json("/auth/refresh", &json!({ "refresh_token": 42 }))
+        .await;
+    let description = assert_error(
+        wrong_type,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
+    assert!(description.starts_with("refresh_token"), "{description}");
+}
+
+#[tokio::test]
+async fn a_lock_held_too_long_is_503_with_retry_after_and_keeps_the_cookie() {
+    let app = spawn_app_with(&[("DATABASE_LOCK_TIMEOUT", "200ms")]).await;
+    let email = app.registered_user().await;
+    let cookie = app.login_cookie(&email).await.cookie().unwrap();
+
+    // Another transaction holds the token's row lock.
+    let mut blocker = app.conn();
+    use diesel::connection::SimpleConnection;
+    blocker
+        .batch_execute("BEGIN; SELECT * FROM refresh_tokens FOR UPDATE;")
+        .unwrap();
+    let contended = app.refresh_cookie(&cookie.value).await;
+    assert_eq!(
+        contended.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        contended.body
+    );
+    assert_eq!(contended.body["error"], "unavailable");
+    assert_eq!(contended.headers["retry-after"], "1");
+    assert!(contended.headers.get("set-cookie").is_none());
+    blocker.batch_execute("ROLLBACK").unwrap();
+
+    // Nothing was consumed: the same token rotates once the lock is gone.
+    assert_eq!(
+        app.refresh_cookie(&cookie.value).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn refresh_is_rate_limited_per_client_ip() {
+    let app = spawn_app_with(&[("REFRESH_RATE_LIMIT", "2/1m")]).await;
+    let email = app.registered_user().await;
+    let token = app.login_body(&email).await.refresh_token().unwrap();
+    let second = app.refresh_body(&token).await.refresh_token().unwrap();
+    let third = app.refresh_body(&second).await.refresh_token().unwrap();
+    let limited = app.refresh_body(&third).await;
+    assert_token_error(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(limited.headers.get("retry-after").is_some());
+}

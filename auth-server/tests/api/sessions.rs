@@ -1,0 +1,126 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_sessions_list_marks_the_current_one() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let first = app.login_body(&email).await;
+    let second = app.login_body(&email).await;
+    let current = app.validate(&second.access_token()).await.sid;
+
+    let response = app.get_sessions(&second.access_token()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let sessions = body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    for session in sessions {
+        let fields: Vec<&str> = session
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "created_at",
+                "current",
+                "expires_at",
+                "id",
+                "last_used_at",
+                "user_agent"
+            ]
+        );
+        for field in ["created_at", "expires_at", "last_used_at"] {
+            assert!(chrono::DateTime::parse_from_rfc3339(session[field].as_str().unwrap()).is_ok());
+        }
+        assert_eq!(session["user_agent"], "auth-server-tests/1.0");
+        assert_eq!(session["current"], session["id"] == current.to_string());
+    }
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    // A revoked session is no longer listed.
+    app.logout_body(&first.refresh_token().unwrap()).await;
+    let body: Value = app
+        .get_sessions(&second.access_token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_user_agent_shown_is_the_last_seen() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let login = app.login_body(&email).await;
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("User-Agent", "NewBrowser/2.0")
+        .json(&serde_json::json!({ "refresh_token": login.refresh_token().unwrap() }))
+        .send()
+        .await
+        .unwrap();
+    let tokens = Tokens::read(response).await;
+    let body: Value = app
+        .get_sessions(&tokens.access_token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["sessions"][0]["user_agent"], "NewBrowser/2.0");
+}
+
+#[tokio::test]
+async fn deleting_a_session_revokes_it_and_another_users_is_404() {
+    let app = spawn_app().await;
+    let alice = app.registered_user().await;
+    let bob = app.registered_user().await;
+    let alice_phone = app.login_body(&alice).await;
+    let alice_laptop = app.login_body(&alice).await;
+    let bob_login = app.login_body(&bob).await;
+    let phone_sid = app.validate(&alice_phone.access_token()).await.sid;
+    let bob_sid = app.validate(&bob_login.access_token()).await.sid;
+
+    // Bob cannot touch Alice's session: the same 404 as for no session.
+    let response = app
+        .delete_session(&bob_login.access_token(), &phone_sid.to_string())
+        .await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    assert!(app.session_revoked_reason(phone_sid).is_none());
+    for id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_owned()] {
+        assert_error(
+            app.delete_session(&bob_login.access_token(), &id).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+
+    let response = app
+        .delete_session(&alice_laptop.access_token(), &phone_sid.to_string())
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.session_revoked_reason(phone_sid).as_deref(),
+        Some("session_deleted")
+    );
+    assert_token_error(
+        &app.refresh_body(&alice_phone.refresh_token().unwrap())
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    );
+    // Deleting it again is still the user's own session: 204.
+    assert_eq!(
+        app.delete_session(&alice_laptop.access_token(), &phone_sid.to_string())
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert!(app.session_revoked_reason(bob_sid).is_none());
+}

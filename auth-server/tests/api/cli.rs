@@ -8,7 +8,10 @@ use crate::helpers::*;
 
 fn auth_server(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_auth-server"));
-    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         command.env(k, v);
     }
@@ -23,16 +26,28 @@ async fn keygen_writes_a_private_key_that_the_server_signs_with() {
     let path_str = path.to_str().unwrap();
 
     let output = auth_server(&["keygen", "--out", path_str], &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let pem = std::fs::read_to_string(&path).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let kid = stderr.split("(kid ").nth(1).and_then(|s| s.split(')').next()).unwrap().to_owned();
+    let kid = stderr
+        .split("(kid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_owned();
 
     // Never overwrites an existing key.
     let again = auth_server(&["keygen", "--out", path_str], &[]);
@@ -40,11 +55,22 @@ async fn keygen_writes_a_private_key_that_the_server_signs_with() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
 
     let app = spawn_app_with(&[("SIGNING_KEY_FILE", path_str)]).await;
-    let jwks: serde_json::Value = app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
     let email = app.registered_user().await;
     let access = app.login_body(&email).await.access_token();
-    assert_eq!(jsonwebtoken::decode_header(&access).unwrap().kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(
+        jsonwebtoken::decode_header(&access).unwrap().kid.as_deref(),
+        Some(kid.as_str())
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -56,7 +82,12 @@ fn production_refuses_development_settings_naming_them() {
 
     let output = auth_server(
         &["serve"],
-        &[("APP_ENV", "production"), ("SIGNING_KEY_FILE", "/nonexistent.pem"), ("INTERNAL_API_TOKEN", &"s".repeat(40)), ("COOKIE_SECURE", "false")],
+        &[
+            ("APP_ENV", "production"),
+            ("SIGNING_KEY_FILE", "/nonexistent.pem"),
+            ("INTERNAL_API_TOKEN", &"s".repeat(40)),
+            ("COOKIE_SECURE", "false"),
+        ],
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("COOKIE_SECURE"));
@@ -72,8 +103,15 @@ async fn an_operator_grants_and_revokes_roles() {
     let email = app.registered_user().await;
     let env = [("DATABASE_URL", app.db.url.as_str())];
 
-    let output = auth_server(&["users", "grant-role", &email.to_uppercase(), "admin"], &env);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = auth_server(
+        &["users", "grant-role", &email.to_uppercase(), "admin"],
+        &env,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let access = app.login_body(&email).await.access_token();
     assert_eq!(app.validate(&access).await.roles, ["admin"]);
 
@@ -82,19 +120,34 @@ async fn an_operator_grants_and_revokes_roles() {
     let access = app.login_body(&email).await.access_token();
     assert!(app.validate(&access).await.roles.is_empty());
 
-    let unknown = auth_server(&["users", "grant-role", "nobody@example.com", "admin"], &env);
+    let unknown = auth_server(
+        &["users", "grant-role", "nobody@example.com", "admin"],
+        &env,
+    );
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user"));
     let bad_role = auth_server(&["users", "grant-role", &email, "ad min"], &env);
     assert!(!bad_role.status.success());
-    assert_eq!(app.post_json("/auth/login", &serde_json::json!({"email": email, "password": PASSWORD})).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.post_json(
+            "/auth/login",
+            &serde_json::json!({"email": email, "password": PASSWORD})
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn the_migrate_subcommand_applies_migrations() {
     let db = TestDatabase::create();
     let output = auth_server(&["migrate"], &[("DATABASE_URL", db.url.as_str())]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut vars = std::collections::HashMap::new();
     vars.insert("DATABASE_URL".to_owned(), db.url.clone());
     vars.insert("AUTH_BIND".to_owned(), "127.0.0.1:0".to_owned());

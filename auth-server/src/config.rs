@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use shared_claims::env::{ConfigError, Env, invalid};
 use shared_claims::parse_duration;
 
-/// Internal token used when `INTERNAL_API_TOKEN` is unset in development.
-/// Refused in production.
-pub const DEVELOPMENT_INTERNAL_TOKEN: &str = "development-internal-token-not-for-production";
+pub use shared_claims::env::DEVELOPMENT_INTERNAL_TOKEN;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/auth";
 
@@ -95,68 +94,12 @@ pub struct JanitorSettings {
     pub session_retention: Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {variable}: {message}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub message: String,
-}
-
-fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        message: message.into(),
-    }
-}
-
-/// Reads variables through a lookup function so tests can feed a map.
-struct Source<F: Fn(&str) -> Option<String>>(F);
-
-impl<F: Fn(&str) -> Option<String>> Source<F> {
-    fn get(&self, variable: &'static str) -> Option<String> {
-        (self.0)(variable).filter(|v| !v.trim().is_empty())
-    }
-
-    fn string(&self, variable: &'static str, default: &str) -> String {
-        self.get(variable).unwrap_or_else(|| default.to_owned())
-    }
-
-    fn duration(&self, variable: &'static str, default: &str) -> Result<Duration, ConfigError> {
-        let raw = self.string(variable, default);
-        parse_duration(&raw).map_err(|e| invalid(variable, e.to_string()))
-    }
-
-    fn parsed<T: std::str::FromStr>(
-        &self,
-        variable: &'static str,
-        default: T,
-        expected: &str,
-    ) -> Result<T, ConfigError> {
-        match self.get(variable) {
-            None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|_| invalid(variable, format!("`{raw}` is not {expected}"))),
-        }
-    }
-
-    fn flag(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(variable).map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(default),
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
-            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-            Some(v) => Err(invalid(variable, format!("`{v}` is not true or false"))),
-        }
-    }
-
-    fn rate_limit(
-        &self,
-        variable: &'static str,
-        default: &str,
-    ) -> Result<Option<RateLimit>, ConfigError> {
-        parse_rate_limit(&self.string(variable, default)).map_err(|m| invalid(variable, m))
-    }
+fn rate_limit<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &'static str,
+    default: &str,
+) -> Result<Option<RateLimit>, ConfigError> {
+    parse_rate_limit(&env.string(variable, default)).map_err(|m| invalid(variable, m))
 }
 
 /// `20/1m` is twenty requests a minute; `0` turns the limit off.
@@ -186,18 +129,13 @@ impl Settings {
 
     /// Settings from any lookup: the environment, or a map in tests.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Source(lookup);
-        let environment = match env.string("APP_ENV", "development").trim() {
-            "development" | "dev" => Environment::Development,
-            "production" | "prod" => Environment::Production,
-            other => {
-                return Err(invalid(
-                    "APP_ENV",
-                    format!("`{other}` is neither development nor production"),
-                ));
-            }
+        let env = Env(lookup);
+        let production = env.production()?;
+        let environment = if production {
+            Environment::Production
+        } else {
+            Environment::Development
         };
-        let production = environment == Environment::Production;
 
         let bind = env.parsed(
             "AUTH_BIND",
@@ -254,9 +192,7 @@ impl Settings {
         }
 
         let cookie_secure = env.flag("COOKIE_SECURE", true)?;
-        let allowed_origins =
-            parse_origins(&env.string("ALLOWED_ORIGINS", "http://localhost:3000"))
-                .map_err(|m| invalid("ALLOWED_ORIGINS", m))?;
+        let allowed_origins = env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?;
 
         let internal_api_token = SecretString::from(
             env.get("INTERNAL_API_TOKEN")
@@ -275,8 +211,8 @@ impl Settings {
         }
 
         let rate_limits = RateLimitSettings {
-            login: env.rate_limit("LOGIN_RATE_LIMIT", "20/1m")?,
-            refresh: env.rate_limit("REFRESH_RATE_LIMIT", "300/1m")?,
+            login: rate_limit(&env, "LOGIN_RATE_LIMIT", "20/1m")?,
+            refresh: rate_limit(&env, "REFRESH_RATE_LIMIT", "300/1m")?,
         };
         let janitor = JanitorSettings {
             interval: env.duration("CLEANUP_INTERVAL", "1h")?,
@@ -353,32 +289,6 @@ impl Settings {
 
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-/// Origins are compared as exact strings, the way browsers send them:
-/// scheme, host and port, no path and no trailing slash.
-pub fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
-    let mut origins = Vec::new();
-    for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        if origin == "*" {
-            return Err(
-                "`*` is not allowed: credentials are sent, so every origin must be named"
-                    .to_owned(),
-            );
-        }
-        let Some((scheme, rest)) = origin.split_once("://") else {
-            return Err(format!(
-                "`{origin}` is not an origin such as https://app.example.com"
-            ));
-        };
-        if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
-            return Err(format!(
-                "`{origin}` is not an origin such as https://app.example.com"
-            ));
-        }
-        origins.push(origin.to_ascii_lowercase());
-    }
-    Ok(origins)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+use shared_claims::challenge::{ErrorBody, bearer_challenge};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -44,12 +44,6 @@ pub enum ApiError {
     },
     /// A bug. Logged with its cause, answered without it.
     Internal(anyhow::Error),
-}
-
-#[derive(Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: &'a str,
-    pub error_description: &'a str,
 }
 
 impl ApiError {
@@ -176,15 +170,11 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The auth server's own Bearer endpoints answer as the resource APIs do.
+const REALM: &str = "auth-server";
+
 fn www_authenticate(description: &str, token_sent: bool) -> String {
-    if token_sent {
-        // Descriptions are our own fixed texts: no quotes or backslashes.
-        format!(
-            r#"Bearer realm="auth-server", error="invalid_token", error_description="{description}""#
-        )
-    } else {
-        r#"Bearer realm="auth-server""#.to_owned()
-    }
+    bearer_challenge(REALM, token_sent.then_some(("invalid_token", description)))
 }
 
 impl From<crate::db::DbError> for ApiError {

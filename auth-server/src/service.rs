@@ -192,6 +192,7 @@ pub async fn refresh(
             user_id,
             session_id,
         } => {
+            state.revoked();
             record_identity(user_id, session_id);
             tracing::warn!(audit = "reuse_detected", %user_id, %session_id, "refresh token reuse detected: session revoked");
             Err(RefreshRefused {
@@ -238,6 +239,7 @@ pub async fn logout(state: &AppState, presented: Option<&str>) -> Result<(), Api
     if let Some((session, changed)) = revoked {
         record_identity(session.user_id, session.id);
         if changed {
+            state.revoked();
             tracing::info!(audit = "logout", user_id = %session.user_id, session_id = %session.id, "logout");
         }
     }
@@ -249,6 +251,9 @@ pub async fn logout_all(state: &AppState, user_id: Uuid) -> Result<usize, ApiErr
         db::sessions::revoke_all(conn, user_id, RevocationReason::LogoutAll)
     })
     .await?;
+    if count > 0 {
+        state.revoked();
+    }
     tracing::info!(audit = "logout_all", %user_id, sessions = count, "logout everywhere");
     Ok(count)
 }
@@ -270,6 +275,7 @@ pub async fn delete_session(
         None => Err(ApiError::NotFound("session")),
         Some(changed) => {
             if changed {
+                state.revoked();
                 tracing::info!(audit = "session_deleted", %user_id, %session_id, "session revoked by its user");
             }
             Ok(())

@@ -53,6 +53,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from outside (tests restart it this way).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use shared_claims::{ValidationRules, Validator};
+use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::db::Pool;
@@ -20,6 +21,9 @@ pub struct AppState {
     pub validator: Arc<Validator>,
     pub login_limiter: Option<Arc<RateLimiter>>,
     pub refresh_limiter: Option<Arc<RateLimiter>>,
+    /// Woken after every revocation this process commits: long polls of the
+    /// revocation feed answer at once.
+    pub revocations: Arc<Notify>,
 }
 
 impl AppState {
@@ -48,7 +52,12 @@ impl AppState {
             passwords,
             signing,
             validator: Arc::new(validator),
+            revocations: Arc::new(Notify::new()),
         }
+    }
+
+    pub fn revoked(&self) {
+        self.revocations.notify_waiters();
     }
 
     pub fn rotation_policy(&self) -> Policy {

@@ -1,1 +1,32 @@
-fn main() {}
+use std::process::ExitCode;
+
+use resource_api::config::Settings;
+use resource_api::startup::Application;
+use resource_api::telemetry;
+
+fn main() -> ExitCode {
+    // `.env` is for development; in production the environment is set.
+    let _ = dotenvy::dotenv();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("resource-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.production);
+    let served = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        tracing::info!(port = app.port(), "resource-api listening");
+        app.run_until_stopped().await?;
+        anyhow::Ok(())
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("resource-api: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,8 +5,11 @@
 //! server signs [`AccessClaims`] and checks its own Bearer endpoints with
 //! [`Validator`]; resource APIs do the same with keys fetched by [`jwks`].
 
+pub mod challenge;
 mod claims;
 mod duration;
+pub mod env;
+pub mod jwks;
 mod keys;
 mod validate;
 

@@ -5,6 +5,7 @@
 //! on the async workers.
 
 pub mod models;
+pub mod revocations;
 pub mod schema;
 pub mod sessions;
 pub mod tokens;

@@ -23,6 +23,7 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         client_ip -> Nullable<Text>,
+        revoked_xid -> Nullable<Int8>,
     }
 }
 

@@ -72,7 +72,9 @@ pub fn refresh(
                 session_id: session.id,
             }),
             Decision::RevokeForReuse => {
-                revoke_locked(conn, session.id, RevocationReason::ReuseDetected, now)?;
+                diesel::update(sessions::table.find(session.id))
+                    .set(super::sessions::revocation(RevocationReason::ReuseDetected))
+                    .execute(conn)?;
                 Ok(RefreshOutcome::ReuseDetected {
                     user_id: session.user_id,
                     session_id: session.id,
@@ -144,22 +146,6 @@ pub fn session_of(conn: &mut PgConnection, hash: &TokenHash) -> DbResult<Option<
         .select(Session::as_select())
         .first(conn)
         .optional()?)
-}
-
-fn revoke_locked(
-    conn: &mut PgConnection,
-    session_id: Uuid,
-    reason: RevocationReason,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::update(sessions::table.find(session_id))
-        .filter(sessions::revoked_at.is_null())
-        .set((
-            sessions::revoked_at.eq(now),
-            sessions::revoked_reason.eq(reason.as_str()),
-        ))
-        .execute(conn)
-        .map(|_| ())
 }
 
 /// Records use: `last_used_at`, and the user agent and address last seen.

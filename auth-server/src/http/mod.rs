@@ -6,6 +6,7 @@ pub mod client;
 pub mod delivery;
 pub mod handlers;
 pub mod input;
+pub mod internal;
 pub mod origin;
 
 use actix_web::middleware::from_fn;
@@ -13,9 +14,12 @@ use actix_web::web;
 
 use handlers as h;
 
-/// Every route of the contract; anything else is a JSON `404`, and a known
-/// path with the wrong method a JSON `405`.
+/// Every route of the contract, and the internal revocation feed; anything
+/// else is a JSON `404`, and a known path with the wrong method a JSON `405`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|error, _| {
+        crate::error::ApiError::bad_request(format!("invalid query string: {error}")).into()
+    }));
     fn resource(path: &str) -> actix_web::Resource {
         web::resource(path).default_service(web::to(h::method_not_allowed))
     }
@@ -30,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/sessions").route(web::get().to(h::list_sessions)))
             .service(resource("/sessions/{id}").route(web::delete().to(h::delete_session))),
     )
+    .service(resource("/internal/revocations").route(web::get().to(internal::revocations)))
     .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
     .service(resource("/readyz").route(web::get().to(h::readyz)));

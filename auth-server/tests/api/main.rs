@@ -9,6 +9,7 @@ mod cli;
 mod database;
 mod health;
 mod inputs;
+mod internal;
 mod login;
 mod logout;
 mod origin;

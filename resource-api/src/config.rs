@@ -1,0 +1,152 @@
+//! Typed configuration, read once at start from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use shared_claims::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, Env, invalid};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub production: bool,
+    pub bind: SocketAddr,
+    pub http_workers: usize,
+    /// Where the JWKS and the revocation feed are fetched.
+    pub auth_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway: Duration,
+    pub allowed_origins: Vec<String>,
+    pub internal_api_token: SecretString,
+    pub revocation: RevocationSettings,
+    pub jwks_refresh_interval: Duration,
+    pub jwks_min_refetch_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RevocationSettings {
+    /// Pace of the sync when the auth server answers without waiting, and of
+    /// retries after a failure.
+    pub sync_interval: Duration,
+    /// Past this without a successful sync, requests fail closed (`503`).
+    pub max_staleness: Duration,
+    pub fail_open: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let production = env.production()?;
+        let workers_default = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let auth_url = env
+            .string("AUTH_URL", "http://127.0.0.1:8080")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(auth_url.starts_with("http://") || auth_url.starts_with("https://")) {
+            return Err(invalid(
+                "AUTH_URL",
+                format!("`{auth_url}` is not an http:// or https:// URL"),
+            ));
+        }
+        let settings = Self {
+            production,
+            bind: env.parsed(
+                "API_BIND",
+                SocketAddr::from(([127, 0, 0, 1], 8081)),
+                "an address such as 127.0.0.1:8081",
+            )?,
+            http_workers: env.parsed("HTTP_WORKERS", workers_default, "a whole number")?,
+            auth_url,
+            issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
+            audience: env.string("JWT_AUDIENCE", "resource-api"),
+            leeway: env.duration("JWT_LEEWAY", "5s")?,
+            allowed_origins: env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?,
+            internal_api_token: SecretString::from(
+                env.string("INTERNAL_API_TOKEN", DEVELOPMENT_INTERNAL_TOKEN),
+            ),
+            revocation: RevocationSettings {
+                sync_interval: env.duration("REVOCATION_SYNC_INTERVAL", "1s")?,
+                max_staleness: env.duration("REVOCATION_MAX_STALENESS", "30s")?,
+                fail_open: env.flag("REVOCATION_FAIL_OPEN", false)?,
+            },
+            jwks_refresh_interval: env.duration("JWKS_REFRESH_INTERVAL", "5m")?,
+            jwks_min_refetch_interval: env.duration("JWKS_MIN_REFETCH_INTERVAL", "2s")?,
+        };
+        if settings.http_workers == 0 {
+            return Err(invalid("HTTP_WORKERS", "must be at least 1"));
+        }
+        if settings.revocation.sync_interval < Duration::from_millis(50) {
+            return Err(invalid("REVOCATION_SYNC_INTERVAL", "must be at least 50ms"));
+        }
+        if settings.revocation.max_staleness <= settings.revocation.sync_interval {
+            return Err(invalid(
+                "REVOCATION_MAX_STALENESS",
+                "must be longer than REVOCATION_SYNC_INTERVAL",
+            ));
+        }
+        if settings.jwks_refresh_interval < Duration::from_secs(1) {
+            return Err(invalid("JWKS_REFRESH_INTERVAL", "must be at least 1s"));
+        }
+        if production && settings.internal_api_token.expose_secret() == DEVELOPMENT_INTERNAL_TOKEN {
+            return Err(invalid(
+                "INTERNAL_API_TOKEN",
+                "must be set in production: the development value is public",
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind.port(), 8081);
+        assert_eq!(s.auth_url, "http://127.0.0.1:8080");
+        assert_eq!(s.revocation.sync_interval, Duration::from_secs(1));
+        assert_eq!(s.revocation.max_staleness, Duration::from_secs(30));
+        assert!(!s.revocation.fail_open);
+        assert_eq!(s.leeway, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        assert_eq!(
+            settings(&[("APP_ENV", "production")]).unwrap_err().variable,
+            "INTERNAL_API_TOKEN"
+        );
+        assert_eq!(
+            settings(&[("AUTH_URL", "auth:8080")]).unwrap_err().variable,
+            "AUTH_URL"
+        );
+        assert_eq!(
+            settings(&[("REVOCATION_MAX_STALENESS", "1s")])
+                .unwrap_err()
+                .variable,
+            "REVOCATION_MAX_STALENESS"
+        );
+        assert_eq!(
+            settings(&[("REVOCATION_FAIL_OPEN", "perhaps")])
+                .unwrap_err()
+                .variable,
+            "REVOCATION_FAIL_OPEN"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The example API's endpoints.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, SecondsFormat};
+use shared_claims::AccessClaims;
+
+use crate::error::ApiError;
+use crate::revocations::Freshness;
+use crate::state::ApiState;
+
+type Handled = Result<HttpResponse, ApiError>;
+
+pub async fn me(claims: web::ReqData<AccessClaims>) -> HttpResponse {
+    let expires_at = DateTime::from_timestamp(claims.exp, 0)
+        .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true));
+    HttpResponse::Ok().json(serde_json::json!({
+        "user_id": claims.sub,
+        "email": claims.email,
+        "session_id": claims.sid,
+        "roles": claims.roles,
+        "expires_at": expires_at,
+    }))
+}
+
+pub async fn admin(claims: web::ReqData<AccessClaims>) -> Handled {
+    if !claims.has_role("admin") {
+        return Err(ApiError::InsufficientScope("admin"));
+    }
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "message": "welcome, administrator", "user_id": claims.sub })))
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the keys are loaded and the revocation state is fresh. With
+/// `REVOCATION_FAIL_OPEN` a stale state is reported as degraded, not unready:
+/// taking the API out of rotation would defeat failing open.
+pub async fn readyz(state: web::Data<ApiState>) -> Handled {
+    if !state.jwks.is_loaded() {
+        return Err(ApiError::Unavailable(
+            "the auth server's signing keys are not loaded yet".to_owned(),
+        ));
+    }
+    let revocation = &state.settings.revocation;
+    let sync_age_ms = state.revocations.age().map(|age| age.as_millis() as u64);
+    match state.revocations.freshness(revocation.max_staleness) {
+        Freshness::Fresh => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready",
+            "revocation_sync_age_ms": sync_age_ms,
+            "revoked_sessions": state.revocations.len(),
+        }))),
+        Freshness::Stale { why } if revocation.fail_open => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "degraded", "reason": why })))
+        }
+        Freshness::Stale { why } => Err(ApiError::Unavailable(why)),
+    }
+}
+
+pub async fn not_found() -> Handled {
+    Err(ApiError::NotFound)
+}
+
+pub async fn method_not_allowed() -> Handled {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,101 @@
+//! `Application::build(settings)`: background sync started, server bound, so
+//! tests start the real thing on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use actix_web_httpauth::middleware::HttpAuthentication;
+use anyhow::Context;
+use shared_claims::jwks::{JwksCache, JwksSettings};
+use shared_claims::{ValidationRules, Validator};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::bearer_validator;
+use crate::config::Settings;
+use crate::handlers as h;
+use crate::revocations::{Revocations, Sync};
+use crate::state::ApiState;
+use crate::telemetry::RootSpan;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: ApiState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let jwks = JwksCache::new(JwksSettings {
+            refresh_interval: settings.jwks_refresh_interval,
+            min_refetch_interval: settings.jwks_min_refetch_interval,
+            ..JwksSettings::for_auth_url(&settings.auth_url)
+        })?;
+        jwks.spawn();
+        let revocations = Arc::new(Revocations::default());
+        Sync {
+            revocations: Arc::clone(&revocations),
+            jwks: Arc::clone(&jwks),
+            auth_url: settings.auth_url.clone(),
+            token: settings.internal_api_token.clone(),
+            settings: settings.revocation.clone(),
+        }
+        .spawn()?;
+
+        let validator = Validator::new(ValidationRules {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: settings.leeway,
+        });
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding API_BIND {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.http_workers;
+        let state = ApiState {
+            settings: Arc::new(settings),
+            validator: Arc::new(validator),
+            jwks,
+            revocations,
+        };
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RootSpan>::new())
+                .app_data(data.clone())
+                .service(
+                    web::scope("/api")
+                        .wrap(HttpAuthentication::with_fn(bearer_validator))
+                        .service(resource("/me").route(web::get().to(h::me)))
+                        .service(resource("/admin").route(web::get().to(h::admin))),
+                )
+                .service(resource("/healthz").route(web::get().to(h::healthz)))
+                .service(resource("/readyz").route(web::get().to(h::readyz)))
+                .default_service(web::to(h::not_found))
+        })
+        .workers(workers)
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &ApiState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(h::method_not_allowed))
+}

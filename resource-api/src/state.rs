@@ -1,0 +1,16 @@
+use std::sync::Arc;
+
+use shared_claims::Validator;
+use shared_claims::jwks::JwksCache;
+
+use crate::config::Settings;
+use crate::revocations::Revocations;
+
+/// What every request shares: settings, keys and revocations, all local.
+#[derive(Clone)]
+pub struct ApiState {
+    pub settings: Arc<Settings>,
+    pub validator: Arc<Validator>,
+    pub jwks: Arc<JwksCache>,
+    pub revocations: Arc<Revocations>,
+}

@@ -1,0 +1,429 @@
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use auth_server::db;
+use diesel::prelude::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of the test's own, dropped at the end.
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    fn create() -> Self {
+        let (admin_url, _) = db::split_database_url(&server_url()).unwrap();
+        let name = format!("e2e_test_{}", Uuid::new_v4().simple());
+        let mut conn =
+            PgConnection::establish(&admin_url).expect("connect to the test PostgreSQL server");
+        diesel::sql_query(format!("CREATE DATABASE {}", db::quote_identifier(&name)))
+            .execute(&mut conn)
+            .unwrap();
+        let url = db::with_database(&admin_url, &name).unwrap();
+        Self {
+            url,
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut conn) = PgConnection::establish(&admin_url) {
+                let _ = diesel::sql_query(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    db::quote_identifier(&name)
+                ))
+                .execute(&mut conn);
+            }
+        })
+        .join();
+    }
+}
+
+/// Control over in-process services: what a deployment under test lacks.
+pub struct Control {
+    auth_vars: HashMap<String, String>,
+    auth_port: u16,
+    auth: Option<ServerHandle>,
+    key_dir: std::path::PathBuf,
+    db: TestDatabase,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.key_dir);
+    }
+}
+
+pub struct Stack {
+    pub auth_url: String,
+    pub api_url: String,
+    pub client: reqwest::Client,
+    /// PEM of the signing key, to forge tokens the real key signed.
+    pub signing_pem: Option<String>,
+    pub control: Option<Control>,
+}
+
+/// Settings of the in-process services that tests may change.
+#[derive(Clone)]
+pub struct Options {
+    pub max_staleness: &'static str,
+    pub sync_interval: &'static str,
+    pub fail_open: bool,
+    pub reuse_grace: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_staleness: "30s",
+            sync_interval: "1s",
+            fail_open: false,
+            reuse_grace: "10s",
+        }
+    }
+}
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Whether the suite targets a running deployment (`AUTH_URL`, `API_URL`).
+pub fn url_mode() -> Option<(String, String)> {
+    match (std::env::var("AUTH_URL"), std::env::var("API_URL")) {
+        (Ok(auth), Ok(api)) if !auth.is_empty() && !api.is_empty() => Some((
+            auth.trim_end_matches('/').to_owned(),
+            api.trim_end_matches('/').to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+pub async fn spawn_stack() -> Stack {
+    spawn_stack_with(Options::default()).await
+}
+
+pub async fn spawn_stack_with(options: Options) -> Stack {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    if let Some((auth_url, api_url)) = url_mode() {
+        let signing_pem = std::env::var("SIGNING_KEY_FILE")
+            .ok()
+            .and_then(|path| std::fs::read_to_string(path).ok());
+        return Stack {
+            auth_url,
+            api_url,
+            client,
+            signing_pem,
+            control: None,
+        };
+    }
+
+    let db = TestDatabase::create();
+    let key_dir = std::env::temp_dir().join(format!("e2e-keys-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&key_dir).unwrap();
+    let key_path = key_dir.join("signing.pem");
+    auth_server::signing::write_new_key(&key_path).unwrap();
+    let auth_vars = vars(&[
+        ("DATABASE_URL", &db.url),
+        ("AUTH_BIND", "127.0.0.1:0"),
+        ("HTTP_WORKERS", "2"),
+        ("PASSWORD_HASH_WORKERS", "2"),
+        ("DATABASE_POOL_SIZE", "8"),
+        ("LOGIN_RATE_LIMIT", "0"),
+        ("REFRESH_RATE_LIMIT", "0"),
+        ("REFRESH_REUSE_GRACE", options.reuse_grace),
+        ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),
+    ]);
+    let (auth_port, auth) = start_auth(&auth_vars).await;
+    let auth_url = format!("http://127.0.0.1:{auth_port}");
+    let api_vars = vars(&[
+        ("AUTH_URL", &auth_url),
+        ("API_BIND", "127.0.0.1:0"),
+        ("HTTP_WORKERS", "2"),
+        ("REVOCATION_SYNC_INTERVAL", options.sync_interval),
+        ("REVOCATION_MAX_STALENESS", options.max_staleness),
+        (
+            "REVOCATION_FAIL_OPEN",
+            if options.fail_open { "true" } else { "false" },
+        ),
+        ("JWKS_MIN_REFETCH_INTERVAL", "500ms"),
+    ]);
+    let settings =
+        resource_api::config::Settings::from_lookup(|k| api_vars.get(k).cloned()).unwrap();
+    let api = resource_api::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let api_url = format!("http://127.0.0.1:{}", api.port());
+    tokio::spawn(api.run_until_stopped());
+
+    let stack = Stack {
+        auth_url,
+        api_url,
+        client,
+        signing_pem: Some(std::fs::read_to_string(&key_path).unwrap()),
+        control: Some(Control {
+            auth_vars,
+            auth_port,
+            auth: Some(auth),
+            key_dir,
+            db,
+        }),
+    };
+    stack.wait_until_ready().await;
+    stack
+}
+
+async fn start_auth(vars: &HashMap<String, String>) -> (u16, ServerHandle) {
+    if std::env::var("TEST_LOG").is_ok() {
+        auth_server::telemetry::init(false);
+    }
+    let settings = auth_server::config::Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let app = auth_server::startup::Application::build(settings)
+        .await
+        .expect("the auth server starts");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    (port, handle)
+}
+
+/// Polls until `check` holds or `limit` passes; returns how long it took.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub email: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl Stack {
+    /// Present in process mode; `None` means the test must skip, and says so.
+    pub fn control(&mut self, test: &str) -> Option<&mut Control> {
+        if self.control.is_none() {
+            eprintln!(
+                "SKIPPED {test}: it stops or restarts a service, which a deployment under test does not allow"
+            );
+        }
+        self.control.as_mut()
+    }
+
+    /// The signing key's PEM; `None` means the test must skip, and says so.
+    pub fn signing_pem(&self, test: &str) -> Option<&str> {
+        if self.signing_pem.is_none() {
+            eprintln!("SKIPPED {test}: forging tokens needs SIGNING_KEY_FILE in URL mode");
+        }
+        self.signing_pem.as_deref()
+    }
+
+    pub async fn wait_until_ready(&self) {
+        let ready = eventually(Duration::from_secs(20), || async {
+            matches!(self.client.get(format!("{}/readyz", self.api_url)).send().await, Ok(r) if r.status() == StatusCode::OK)
+        })
+        .await;
+        assert!(ready.is_some(), "the resource API became ready");
+    }
+
+    pub async fn login(&self) -> Login {
+        let email = format!("e2e-{}@example.com", Uuid::new_v4().simple());
+        let registered = self
+            .client
+            .post(format!("{}/auth/register", self.auth_url))
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(registered.status(), StatusCode::CREATED);
+        self.login_as(&email).await
+    }
+
+    pub async fn login_as(&self, email: &str) -> Login {
+        let body: Value = self
+            .client
+            .post(format!("{}/auth/login", self.auth_url))
+            .json(
+                &json!({ "email": email, "password": PASSWORD, "refresh_token_delivery": "body" }),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Login {
+            email: email.to_owned(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("an access token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("a refresh token")
+                .to_owned(),
+        }
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.client
+            .post(format!("{}/auth/refresh", self.auth_url))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn api(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(format!("{}{path}", self.api_url));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn me_status(&self, token: &str) -> StatusCode {
+        self.api("/api/me", Some(token)).await.status()
+    }
+
+    pub async fn kid(&self) -> String {
+        let jwks: Value = self
+            .client
+            .get(format!("{}/.well-known/jwks.json", self.auth_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Control {
+    pub async fn stop_auth(&mut self) {
+        if let Some(handle) = self.auth.take() {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Starts the auth server again on the same port and database.
+    pub async fn start_auth(&mut self) {
+        let mut vars = self.auth_vars.clone();
+        vars.insert(
+            "AUTH_BIND".to_owned(),
+            format!("127.0.0.1:{}", self.auth_port),
+        );
+        let (_, handle) = start_auth(&vars).await;
+        self.auth = Some(handle);
+    }
+
+    /// Switches to a brand-new signing key for the next start.
+    pub fn new_signing_key(&mut self) {
+        let path = self
+            .key_dir
+            .join(format!("signing-{}.pem", Uuid::new_v4().simple()));
+        auth_server::signing::write_new_key(&path).unwrap();
+        self.auth_vars.insert(
+            "SIGNING_KEY_FILE".to_owned(),
+            path.to_str().unwrap().to_owned(),
+        );
+    }
+
+    pub fn execute(&self, sql: &str) {
+        diesel::sql_query(sql)
+            .execute(&mut PgConnection::establish(&self.db.url).unwrap())
+            .unwrap();
+    }
+
+    pub fn grant_role(&self, email: &str, role: &str) {
+        let mut conn = PgConnection::establish(&self.db.url).unwrap();
+        auth_server::db::users::set_role(&mut conn, email, role, true)
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// The claims of a token, unverified: a template to forge variants from.
+pub fn claims_of(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+        .unwrap()
+        .claims
+}
+
+/// Signs `claims` with the PEM's key and `header`.
+pub fn forge(pem: &str, header: &Header, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        header,
+        claims,
+        &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn access_header(kid: &str) -> Header {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Asserts a `401` with the contract's body and an RFC 6750 challenge;
+/// `error="invalid_token"` exactly when a token was sent.
+pub async fn assert_unauthorized(response: Response, token_sent: bool) -> String {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    if token_sent {
+        assert!(
+            challenge.starts_with(r#"Bearer realm="resource-api", error="invalid_token""#),
+            "{challenge}"
+        );
+    } else {
+        assert_eq!(challenge, r#"Bearer realm="resource-api""#);
+    }
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    body["error_description"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: the auth server and the resource API as real services on
+//! real sockets, over a real PostgreSQL.
+//!
+//! By default each test starts both services in-process on port 0 with a
+//! database of its own. With `AUTH_URL` and `API_URL` set, the tests target
+//! that running deployment instead; the cases that must stop or restart a
+//! service are then skipped, and say so. Cases that forge tokens with the
+//! real signing key need `SIGNING_KEY_FILE` in that mode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod admin;
+mod outages;
+mod revocation;
+mod tokens;

@@ -1,0 +1,141 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The contract's bound, after a revocation is acknowledged.
+const WITHIN: Duration = Duration::from_secs(1);
+
+/// Time from the acknowledged revocation until the API refuses the token.
+async fn rejected_within(stack: &Stack, access_token: &str) -> Duration {
+    let took = eventually(WITHIN, || async {
+        stack.me_status(access_token).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    took.expect("the API rejects the revoked session's token within 1 second")
+}
+
+#[tokio::test]
+async fn logout_reaches_the_api_within_a_second() {
+    let stack = spawn_stack().await;
+    let login = stack.login().await;
+    assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
+    let logout = stack
+        .client
+        .post(format!("{}/auth/logout", stack.auth_url))
+        .json(&json!({ "refresh_token": login.refresh_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    rejected_within(&stack, &login.access_token).await;
+    let description =
+        assert_unauthorized(stack.api("/api/me", Some(&login.access_token)).await, true).await;
+    assert!(description.contains("revoked"), "{description}");
+}
+
+#[tokio::test]
+async fn logout_all_reaches_the_api_within_a_second() {
+    let stack = spawn_stack().await;
+    let first = stack.login().await;
+    let second = stack.login_as(&first.email).await;
+    let other_user = stack.login().await;
+    let response = stack
+        .client
+        .post(format!("{}/auth/logout-all", stack.auth_url))
+        .bearer_auth(&first.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    rejected_within(&stack, &first.access_token).await;
+    rejected_within(&stack, &second.access_token).await;
+    assert_eq!(
+        stack.me_status(&other_user.access_token).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_session_delete_reaches_the_api_within_a_second() {
+    let stack = spawn_stack().await;
+    let phone = stack.login().await;
+    let laptop = stack.login_as(&phone.email).await;
+    let phone_sid = claims_of(&phone.access_token)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = stack
+        .client
+        .delete(format!("{}/auth/sessions/{phone_sid}", stack.auth_url))
+        .bearer_auth(&laptop.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    rejected_within(&stack, &phone.access_token).await;
+    assert_eq!(stack.me_status(&laptop.access_token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_detected_reuse_reaches_the_api_within_a_second() {
+    let mut stack = spawn_stack().await;
+    let login = stack.login().await;
+    let rotated = stack.refresh(&login.refresh_token).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    match stack.control.as_ref() {
+        // Move the consumption back past the grace instead of waiting it out.
+        Some(control) => control.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 hour' WHERE consumed_at IS NOT NULL"),
+        None => {
+            let grace = std::env::var("REFRESH_REUSE_GRACE").unwrap_or_else(|_| "10s".to_owned());
+            let grace = shared_claims::parse_duration(&grace).unwrap();
+            tokio::time::sleep(grace + Duration::from_secs(1)).await;
+        }
+    }
+    let _ = stack
+        .control("(none: the reuse case runs in both modes)")
+        .is_some();
+    let reuse = stack.refresh(&login.refresh_token).await;
+    assert_eq!(reuse.status(), StatusCode::UNAUTHORIZED);
+    rejected_within(&stack, &login.access_token).await;
+    rejected_within(&stack, &new_access).await;
+}
+
+/// Propagation from an acknowledged logout to the API's first `401`, over
+/// 20 trials; the figures are printed for the README.
+#[tokio::test]
+async fn revocation_propagation_over_twenty_trials() {
+    let stack = spawn_stack().await;
+    let first = stack.login().await;
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let login = stack.login_as(&first.email).await;
+        assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
+        let logout = stack
+            .client
+            .post(format!("{}/auth/logout", stack.auth_url))
+            .json(&json!({ "refresh_token": login.refresh_token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        let started = std::time::Instant::now();
+        while stack.me_status(&login.access_token).await != StatusCode::UNAUTHORIZED {
+            assert!(started.elapsed() < WITHIN, "propagation within 1 second");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    let worst = samples[samples.len() - 1];
+    eprintln!(
+        "revocation propagation over {} trials: median {median:?}, worst {worst:?}",
+        samples.len()
+    );
+    assert!(worst < WITHIN);
+}

@@ -46,7 +46,7 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
     app.login_body(&email).await;
     // One session revoked long ago, one with an expired token.
     app.execute(
-        "UPDATE sessions SET revoked_at = now() - interval '30 days', revoked_reason = 'logout' \
+        "UPDATE sessions SET revoked_at = now() - interval '30 days', revoked_reason = 'logout', revoked_xid = 0 \
          WHERE id = (SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1)",
     );
     app.execute(

@@ -86,7 +86,7 @@ async fn a_revoked_session_refusal_clears_the_cookie() {
     let app = spawn_app().await;
     let email = app.registered_user().await;
     let cookie = app.login_cookie(&email).await.cookie().unwrap();
-    app.execute("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'");
+    app.execute("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout', revoked_xid = pg_current_xact_id()::text::bigint");
     let refused = app.refresh_cookie(&cookie.value).await;
     assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
     assert_eq!(refused.cookie().unwrap().max_age(), 0);

@@ -195,7 +195,7 @@ impl Settings {
         let allowed_origins = env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?;
 
         let internal_api_token = SecretString::from(
-            env.get("INTERNAL_API_TOKEN")
+            env.secret("INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN_FILE")?
                 .unwrap_or_else(|| DEVELOPMENT_INTERNAL_TOKEN.to_owned()),
         );
 

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -29,7 +29,20 @@ enum Command {
     Keygen {
         #[arg(long)]
         out: PathBuf,
+        /// Succeed without writing when the file already holds a valid key.
+        #[arg(long)]
+        if_missing: bool,
     },
+    /// Write a new random secret (for INTERNAL_API_TOKEN_FILE) to a file.
+    Secret {
+        #[arg(long)]
+        out: PathBuf,
+        /// Succeed without writing when the file already exists.
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// Exit 0 when this server's /healthz answers 200 (container health checks).
+    Healthcheck,
     /// Manage users.
     Users {
         #[command(subcommand)]
@@ -48,16 +61,24 @@ enum UsersCommand {
 fn main() -> ExitCode {
     // `.env` is for development; in production the environment is set.
     let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("auth-server: {e}");
-            return ExitCode::from(2);
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    // Writing key material needs no configuration: it runs before any exists.
+    let result = match command {
+        Command::Keygen { out, if_missing } => keygen(&out, if_missing),
+        Command::Secret { out, if_missing } => secret(&out, if_missing),
+        command => {
+            let settings = match Settings::from_env() {
+                Ok(settings) => settings,
+                Err(e) => {
+                    eprintln!("auth-server: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init(settings.is_production());
+            run(command, settings)
         }
     };
-    telemetry::init(settings.is_production());
-    match run(cli.command.unwrap_or(Command::Serve), settings) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -65,6 +86,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keygen(out: &Path, if_missing: bool) -> anyhow::Result<()> {
+    if if_missing && out.exists() {
+        let key = signing::SigningKey::from_pem_file(out)?;
+        eprintln!(
+            "{} already holds a signing key (kid {}); left as is",
+            out.display(),
+            key.kid()
+        );
+        return Ok(());
+    }
+    let kid = signing::write_new_key(out)?;
+    eprintln!(
+        "wrote a new Ed25519 signing key to {} (kid {kid})",
+        out.display()
+    );
+    Ok(())
+}
+
+fn secret(out: &Path, if_missing: bool) -> anyhow::Result<()> {
+    if if_missing && out.exists() {
+        eprintln!("{} already exists; left as is", out.display());
+        return Ok(());
+    }
+    signing::write_new_secret(out)?;
+    eprintln!("wrote a new secret to {}", out.display());
+    Ok(())
 }
 
 fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -77,13 +126,10 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             db::run_migrations(url)
         }
-        Command::Keygen { out } => {
-            let kid = signing::write_new_key(&out)?;
-            eprintln!(
-                "wrote a new Ed25519 signing key to {} (kid {kid})",
-                out.display()
-            );
-            Ok(())
+        Command::Keygen { out, if_missing } => keygen(&out, if_missing),
+        Command::Secret { out, if_missing } => secret(&out, if_missing),
+        Command::Healthcheck => {
+            shared_claims::probe::http_ok(settings.bind, "/healthz").map_err(anyhow::Error::msg)
         }
         Command::Users { command } => {
             let (email, role, grant) = match command {

@@ -144,25 +144,42 @@ pub fn generate_pem() -> anyhow::Result<String> {
 
 /// Writes a new key readable by its owner only, refusing to overwrite one.
 pub fn write_new_key(path: &Path) -> anyhow::Result<String> {
+    let pem = generate_pem()?;
+    let key = SigningKey::from_encoding_key(EncodingKey::from_ed_pem(pem.as_bytes())?)?;
+    write_private_file(path, pem.as_bytes())?;
+    Ok(key.kid)
+}
+
+/// Writes 256 random bits, base64url, readable by its owner only: an
+/// `INTERNAL_API_TOKEN_FILE`.
+pub fn write_new_secret(path: &Path) -> anyhow::Result<()> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
+    write_private_file(
+        path,
+        format!("{}\n", URL_SAFE_NO_PAD.encode(bytes)).as_bytes(),
+    )
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
 
-    let pem = generate_pem()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
     let mut file = options.open(path).with_context(|| {
         format!(
-            "creating {} (an existing key is never overwritten)",
+            "creating {} (an existing file is never overwritten)",
             path.display()
         )
     })?;
-    file.write_all(pem.as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()?;
-    let key = SigningKey::from_encoding_key(EncodingKey::from_ed_pem(pem.as_bytes())?)?;
-    Ok(key.kid)
+    Ok(())
 }
 
 #[cfg(test)]

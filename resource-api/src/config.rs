@@ -66,7 +66,8 @@ impl Settings {
             leeway: env.duration("JWT_LEEWAY", "5s")?,
             allowed_origins: env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?,
             internal_api_token: SecretString::from(
-                env.string("INTERNAL_API_TOKEN", DEVELOPMENT_INTERNAL_TOKEN),
+                env.secret("INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN_FILE")?
+                    .unwrap_or_else(|| DEVELOPMENT_INTERNAL_TOKEN.to_owned()),
             ),
             revocation: RevocationSettings {
                 sync_interval: env.duration("REVOCATION_SYNC_INTERVAL", "1s")?,

@@ -14,6 +14,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `resource-api healthcheck`: for container health checks.
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {}
+        Some("healthcheck") => {
+            return match shared_claims::probe::http_ok(settings.bind, "/healthz") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("resource-api: unhealthy: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(other) => {
+            eprintln!("resource-api: unknown command `{other}` (commands: serve, healthcheck)");
+            return ExitCode::from(2);
+        }
+    }
     telemetry::init(settings.production);
     let served = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;

@@ -65,6 +65,33 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// A secret given directly (`NAME`) or, Docker-secrets style, as a file
+    /// (`NAME_FILE`, trailing newline ignored) so it need not sit in the
+    /// environment. Setting both is an error: which one wins would surprise.
+    pub fn secret(
+        &self,
+        variable: &'static str,
+        file_variable: &'static str,
+    ) -> Result<Option<String>, ConfigError> {
+        match (self.get(variable), self.get(file_variable)) {
+            (Some(_), Some(_)) => Err(invalid(
+                variable,
+                format!("set either {variable} or {file_variable}, not both"),
+            )),
+            (Some(value), None) => Ok(Some(value)),
+            (None, Some(path)) => {
+                let value = std::fs::read_to_string(path.trim())
+                    .map_err(|e| invalid(file_variable, format!("reading `{path}`: {e}")))?;
+                let value = value.trim_end_matches(['\n', '\r']).to_owned();
+                if value.is_empty() {
+                    return Err(invalid(file_variable, format!("`{path}` is empty")));
+                }
+                Ok(Some(value))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// `ALLOWED_ORIGINS`: comma-separated, never `*`.
     pub fn origins(
         &self,
@@ -116,6 +143,34 @@ pub fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_come_from_the_variable_or_a_file() {
+        let path = std::env::temp_dir().join(format!("env-secret-{}", std::process::id()));
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let file = path.to_str().unwrap().to_owned();
+        let env = Env(move |k: &str| match k {
+            "A_FILE" | "B_FILE" => Some(file.clone()),
+            "B" | "C" => Some("direct".to_owned()),
+            _ => None,
+        });
+        assert_eq!(
+            env.secret("A", "A_FILE").unwrap().as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(env.secret("B", "B_FILE").unwrap_err().variable, "B");
+        assert_eq!(
+            env.secret("C", "C_FILE").unwrap().as_deref(),
+            Some("direct")
+        );
+        assert_eq!(env.secret("D", "D_FILE").unwrap(), None);
+        let missing = Env(|k: &str| (k == "E_FILE").then(|| "/nonexistent/secret".to_owned()));
+        assert_eq!(
+            missing.secret("E", "E_FILE").unwrap_err().variable,
+            "E_FILE"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
 
     #[test]
     fn origins_are_named_never_wildcards() {

@@ -11,6 +11,7 @@ mod duration;
 pub mod env;
 pub mod jwks;
 mod keys;
+pub mod probe;
 mod validate;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims};

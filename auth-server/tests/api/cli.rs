@@ -157,3 +157,92 @@ async fn the_migrate_subcommand_applies_migrations() {
     let app = spawn_with_vars(db, vars).await;
     app.registered_user().await;
 }
+
+#[tokio::test]
+async fn init_commands_are_idempotent_and_healthcheck_probes_the_server() {
+    let dir = std::env::temp_dir().join(format!("auth-init-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("signing.pem");
+    let secret = dir.join("internal-api-token");
+    let (key, secret) = (key.to_str().unwrap(), secret.to_str().unwrap());
+
+    // Twice, as the compose init step runs on every `up`: the second leaves
+    // the first's files alone. No configuration is needed (APP_ENV=production
+    // alone would refuse to serve).
+    for _ in 0..2 {
+        let output = auth_server(
+            &["keygen", "--out", key, "--if-missing"],
+            &[("APP_ENV", "production")],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let output = auth_server(
+            &["secret", "--out", secret, "--if-missing"],
+            &[("APP_ENV", "production")],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let token = std::fs::read_to_string(secret).unwrap();
+    assert_eq!(token.trim_end().len(), 43, "256 bits, base64url");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        !auth_server(&["secret", "--out", secret], &[])
+            .status
+            .success(),
+        "never overwrites"
+    );
+    std::fs::write(dir.join("junk.pem"), "not a key").unwrap();
+    let junk = auth_server(
+        &[
+            "keygen",
+            "--out",
+            dir.join("junk.pem").to_str().unwrap(),
+            "--if-missing",
+        ],
+        &[],
+    );
+    assert!(
+        !junk.status.success(),
+        "an existing file must hold a valid key"
+    );
+
+    // The production settings the compose file uses, with these files.
+    let app = spawn_app_with(&[
+        ("SIGNING_KEY_FILE", key),
+        ("INTERNAL_API_TOKEN_FILE", secret),
+    ])
+    .await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let bind = format!("0.0.0.0:{port}");
+    let url = app.db.url.clone();
+    let healthy = tokio::task::spawn_blocking(move || {
+        auth_server(
+            &["healthcheck"],
+            &[("AUTH_BIND", &bind), ("DATABASE_URL", &url)],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    let closed = auth_server(&["healthcheck"], &[("AUTH_BIND", "127.0.0.1:1")]);
+    assert!(!closed.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

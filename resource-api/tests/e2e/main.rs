@@ -11,6 +11,7 @@
 mod helpers;
 
 mod admin;
+mod deployment;
 mod outages;
 mod revocation;
 mod tokens;

@@ -80,6 +80,8 @@ CMD ["serve"]
 
 # --- e2e: the end-to-end suite in URL mode, for `docker compose --profile test` -
 FROM build AS e2e
+# The deployment checks read these.
+COPY docker-compose.yml Dockerfile ./
 RUN cargo test --release --locked -p resource-api --test e2e --no-run
 ENTRYPOINT ["cargo", "test", "--release", "--locked", "-p", "resource-api", "--test", "e2e", "--"]
 CMD ["--test-threads=2", "--nocapture"]

@@ -9,14 +9,15 @@
 #
 #   scripts/compose-env-e2e.sh
 #
-# Like `docker compose up` for the suite, it raises LOGIN_RATE_LIMIT (the
-# suite logs in far more than 20 times a minute from one address); every other
-# value is the compose file's.
+# Like `docker compose up` for the suite, it turns off the login rate limits
+# (the suite logs in far more often than they allow, from one address and
+# often as one user); every other value is the compose file's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 compose=docker-compose.yml
 export LOGIN_RATE_LIMIT="${LOGIN_RATE_LIMIT:-0}"
+export LOGIN_ACCOUNT_RATE_LIMIT="${LOGIN_ACCOUNT_RATE_LIMIT:-0}"
 admin_url="${TEST_DATABASE_URL:-${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
 
 log() { printf '== %s\n' "$*" >&2; }

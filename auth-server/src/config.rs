@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use shared_claims::env::{ConfigError, Env, invalid};
+
+use crate::proxies::TrustedProxies;
 use shared_claims::parse_duration;
 
 pub use shared_claims::env::DEVELOPMENT_INTERNAL_TOKEN;
@@ -31,6 +33,8 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub cookie_secure: bool,
     pub allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     pub internal_api_token: SecretString,
     pub password: PasswordSettings,
     pub rate_limits: RateLimitSettings,
@@ -83,6 +87,9 @@ pub struct RateLimit {
 pub struct RateLimitSettings {
     /// Per client IP, shared by login and register. `None` turns it off.
     pub login: Option<RateLimit>,
+    /// Per account (normalised email), shared by login and register: slows
+    /// guessing one account's password from many addresses.
+    pub account: Option<RateLimit>,
     /// Per client IP on refresh. `None` turns it off.
     pub refresh: Option<RateLimit>,
 }
@@ -193,6 +200,8 @@ impl Settings {
 
         let cookie_secure = env.flag("COOKIE_SECURE", true)?;
         let allowed_origins = env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?;
+        let trusted_proxies = TrustedProxies::parse(&env.string("TRUSTED_PROXIES", ""))
+            .map_err(|m| invalid("TRUSTED_PROXIES", m))?;
 
         let internal_api_token = SecretString::from(
             env.secret("INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN_FILE")?
@@ -212,6 +221,7 @@ impl Settings {
 
         let rate_limits = RateLimitSettings {
             login: rate_limit(&env, "LOGIN_RATE_LIMIT", "20/1m")?,
+            account: rate_limit(&env, "LOGIN_ACCOUNT_RATE_LIMIT", "10/5m")?,
             refresh: rate_limit(&env, "REFRESH_RATE_LIMIT", "300/1m")?,
         };
         let janitor = JanitorSettings {
@@ -230,6 +240,7 @@ impl Settings {
             tokens,
             cookie_secure,
             allowed_origins,
+            trusted_proxies,
             internal_api_token,
             password,
             rate_limits,

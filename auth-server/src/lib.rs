@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod janitor;
 pub mod password;
+pub mod proxies;
 pub mod rate_limit;
 pub mod refresh_token;
 pub mod rotation;

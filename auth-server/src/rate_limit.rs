@@ -1,10 +1,11 @@
-//! Per-key token buckets (login and register per client IP, refresh per IP).
+//! Per-key token buckets: login and register per client IP and per account,
+//! refresh per client IP.
 //!
 //! In memory, per process: with several replicas each enforces its own
 //! budget, so the effective limit is multiplied by the replica count.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,10 @@ use crate::config::RateLimit;
 const MAX_TRACKED_KEYS: usize = 100_000;
 
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K> {
     capacity: f64,
     refill_per_sec: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +27,7 @@ struct Bucket {
     updated: Instant,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     pub fn new(limit: RateLimit) -> Self {
         let capacity = f64::from(limit.requests);
         Self {
@@ -37,11 +38,11 @@ impl RateLimiter {
     }
 
     /// `Ok` when the request may go on; otherwise how long until it could.
-    pub fn check(&self, key: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, key: K) -> Result<(), Duration> {
         self.check_at(key, Instant::now())
     }
 
-    fn check_at(&self, key: IpAddr, now: Instant) -> Result<(), Duration> {
+    fn check_at(&self, key: K, now: Instant) -> Result<(), Duration> {
         // A poisoned lock only means another thread panicked mid-update of a
         // counter; the map is still usable.
         let mut buckets = self
@@ -68,7 +69,7 @@ impl RateLimiter {
         }
     }
 
-    fn forget_idle(&self, buckets: &mut HashMap<IpAddr, Bucket>, now: Instant) {
+    fn forget_idle(&self, buckets: &mut HashMap<K, Bucket>, now: Instant) {
         let refill = self.refill_per_sec;
         let capacity = self.capacity;
         buckets.retain(|_, b| {
@@ -79,6 +80,8 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]

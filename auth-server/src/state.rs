@@ -1,5 +1,6 @@
 //! What every request handler shares, built once at start.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use shared_claims::{ValidationRules, Validator};
@@ -19,8 +20,9 @@ pub struct AppState {
     pub passwords: PasswordPool,
     pub signing: Arc<SigningKey>,
     pub validator: Arc<Validator>,
-    pub login_limiter: Option<Arc<RateLimiter>>,
-    pub refresh_limiter: Option<Arc<RateLimiter>>,
+    pub login_limiter: Option<Arc<RateLimiter<IpAddr>>>,
+    pub account_limiter: Option<Arc<RateLimiter<String>>>,
+    pub refresh_limiter: Option<Arc<RateLimiter<IpAddr>>>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
@@ -42,6 +44,10 @@ impl AppState {
             login_limiter: settings
                 .rate_limits
                 .login
+                .map(|limit| Arc::new(RateLimiter::new(limit))),
+            account_limiter: settings
+                .rate_limits
+                .account
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
             refresh_limiter: settings
                 .rate_limits

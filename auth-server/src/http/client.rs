@@ -6,16 +6,21 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 
 use crate::db::models::ClientInfo;
+use crate::proxies::TrustedProxies;
 
 const MAX_USER_AGENT_CHARS: usize = 512;
 
-/// The socket's peer address. `X-Forwarded-For` is not trusted: any client
-/// can write it.
-pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|addr| addr.ip())
+/// The peer's address, or the client's as told by a trusted proxy.
+pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(proxies.client_ip(peer, forwarded))
 }
 
-pub fn client_info(req: &HttpRequest) -> ClientInfo {
+pub fn client_info(req: &HttpRequest, proxies: &TrustedProxies) -> ClientInfo {
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -24,6 +29,6 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
         .filter(|ua| !ua.is_empty());
     ClientInfo {
         user_agent,
-        ip: client_ip(req).map(|ip| ip.to_string()),
+        ip: client_ip(req, proxies).map(|ip| ip.to_string()),
     }
 }

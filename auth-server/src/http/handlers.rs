@@ -14,6 +14,8 @@ use super::input::{
     Delivery, LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email,
 };
 use crate::error::ApiError;
+use std::net::IpAddr;
+
 use crate::rate_limit::RateLimiter;
 use crate::service;
 use crate::state::AppState;
@@ -24,19 +26,38 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn limit(limiter: Option<&RateLimiter>, req: &HttpRequest) -> Result<(), ApiError> {
-    let (Some(limiter), Some(ip)) = (limiter, client_ip(req)) else {
-        return Ok(());
-    };
-    limiter.check(ip).map_err(|wait| ApiError::RateLimited {
+fn rate_limited(wait: std::time::Duration) -> ApiError {
+    ApiError::RateLimited {
         retry_after_secs: wait.as_secs().max(1),
-    })
+    }
+}
+
+/// The per-address budget of the request's client.
+fn limit_client(
+    limiter: Option<&RateLimiter<IpAddr>>,
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    match (limiter, client_ip(req, &state.settings.trusted_proxies)) {
+        (Some(limiter), Some(ip)) => limiter.check(ip).map_err(rate_limited),
+        _ => Ok(()),
+    }
+}
+
+/// The per-account budget, known once the email is parsed. Unknown emails
+/// are limited alike, so the limit tells nothing about which exist.
+fn limit_account(state: &AppState, email: &str) -> Result<(), ApiError> {
+    match state.account_limiter.as_deref() {
+        Some(limiter) => limiter.check(email.to_owned()).map_err(rate_limited),
+        None => Ok(()),
+    }
 }
 
 pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    limit(state.login_limiter.as_deref(), &req)?;
+    limit_client(state.login_limiter.as_deref(), &req, &state)?;
     let input: RegisterRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
+    limit_account(&state, &email)?;
     check_password(&input.password)?;
     let user = service::register(&state, email, input.password).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
@@ -53,15 +74,22 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
 }
 
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    limit(state.login_limiter.as_deref(), &req)?;
+    limit_client(state.login_limiter.as_deref(), &req, &state)?;
     let input: LoginRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
+    limit_account(&state, &email)?;
     check_password(&input.password)?;
     let mode = match input.refresh_token_delivery {
         Some(Delivery::Body) => Mode::Body,
         Some(Delivery::Cookie) | None => Mode::Cookie,
     };
-    let issued = service::login(&state, email, input.password, client_info(&req)).await?;
+    let issued = service::login(
+        &state,
+        email,
+        input.password,
+        client_info(&req, &state.settings.trusted_proxies),
+    )
+    .await?;
     service::record_identity(issued.user_id, issued.session_id);
     Ok(token_response(
         &issued,
@@ -89,10 +117,16 @@ fn presented_token(req: &HttpRequest, body: &JsonBody) -> Result<(Option<String>
 }
 
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    limit(state.refresh_limiter.as_deref(), &req)?;
+    limit_client(state.refresh_limiter.as_deref(), &req, &state)?;
     let (token, mode) = presented_token(&req, &body)?;
     let secure = state.settings.cookie_secure;
-    match service::refresh(&state, token.as_deref(), client_info(&req)).await {
+    match service::refresh(
+        &state,
+        token.as_deref(),
+        client_info(&req, &state.settings.trusted_proxies),
+    )
+    .await
+    {
         Ok(issued) => Ok(token_response(
             &issued,
             mode,

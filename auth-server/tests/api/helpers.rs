@@ -84,6 +84,7 @@ fn base_settings(database_url: &str) -> HashMap<String, String> {
         ("PASSWORD_HASH_WORKERS", "2"),
         ("DATABASE_POOL_SIZE", "8"),
         ("LOGIN_RATE_LIMIT", "0"),
+        ("LOGIN_ACCOUNT_RATE_LIMIT", "0"),
         ("REFRESH_RATE_LIMIT", "0"),
         (
             "ALLOWED_ORIGINS",

@@ -163,3 +163,90 @@ async fn login_and_register_are_rate_limited_per_client_ip() {
     let response = app.register(&unique_email(), PASSWORD).await;
     assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn login_is_rate_limited_per_account_from_any_address() {
+    let app = spawn_app_with(&[("LOGIN_ACCOUNT_RATE_LIMIT", "2/1m")]).await;
+    let email = app.registered_user().await; // 1 (register counts)
+    app.login_body(&email).await; // 2
+    let limited = app
+        .post_json(
+            "/auth/login",
+            &json!({ "email": email.to_uppercase(), "password": PASSWORD }),
+        )
+        .await;
+    assert_error(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Another account is unaffected; an unknown one is limited alike.
+    let other = app.registered_user().await;
+    app.login_body(&other).await;
+    let ghost = unique_email();
+    for _ in 0..2 {
+        let wrong = app
+            .post_json(
+                "/auth/login",
+                &json!({ "email": ghost, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = app
+        .post_json(
+            "/auth/login",
+            &json!({ "email": ghost, "password": PASSWORD }),
+        )
+        .await;
+    assert_error(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    async fn login_from(app: &TestApp, email: &str, forwarded_for: &str) -> StatusCode {
+        app.client
+            .post(app.url("/auth/login"))
+            .header("X-Forwarded-For", forwarded_for)
+            .json(
+                &json!({ "email": email, "password": PASSWORD, "refresh_token_delivery": "body" }),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    // Behind a trusted proxy (the tests' own address), each client has its budget.
+    let app = spawn_app_with(&[
+        ("LOGIN_RATE_LIMIT", "1/1m"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let email = unique_email();
+    let register = app
+        .client
+        .post(app.url("/auth/register"))
+        .header("X-Forwarded-For", "198.51.100.1")
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), StatusCode::CREATED);
+    assert_eq!(
+        login_from(&app, &email, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_from(&app, &email, "6.6.6.6, 198.51.100.2").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE client_ip = '198.51.100.2'"),
+        1
+    );
+
+    // Without trusted proxies the header is ignored: forging it gains nothing.
+    let app = spawn_app_with(&[("LOGIN_RATE_LIMIT", "1/1m")]).await;
+    let email = app.registered_user().await;
+    assert_eq!(
+        login_from(&app, &email, "198.51.100.3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -154,6 +154,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("PASSWORD_HASH_WORKERS", "2"),
         ("DATABASE_POOL_SIZE", "8"),
         ("LOGIN_RATE_LIMIT", "0"),
+        ("LOGIN_ACCOUNT_RATE_LIMIT", "0"),
         ("REFRESH_RATE_LIMIT", "0"),
         ("REFRESH_REUSE_GRACE", options.reuse_grace),
         ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),

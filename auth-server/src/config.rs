@@ -29,6 +29,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// HTTP worker threads (each runs many requests concurrently).
     pub http_workers: usize,
+    /// How long a client may take to send a request's head, and its body.
+    pub client_timeout: Duration,
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub cookie_secure: bool,
@@ -165,6 +167,10 @@ impl Settings {
             lock_timeout: env.duration("DATABASE_LOCK_TIMEOUT", "2s")?,
             run_migrations: env.flag("RUN_MIGRATIONS", true)?,
         };
+        let client_timeout = env.duration("CLIENT_TIMEOUT", "10s")?;
+        if client_timeout < Duration::from_millis(100) {
+            return Err(invalid("CLIENT_TIMEOUT", "must be at least 100ms"));
+        }
         if database.pool_size == 0 {
             return Err(invalid("DATABASE_POOL_SIZE", "must be at least 1"));
         }
@@ -236,6 +242,7 @@ impl Settings {
             environment,
             bind,
             http_workers,
+            client_timeout,
             database,
             tokens,
             cookie_secure,

@@ -33,6 +33,8 @@ pub enum ApiError {
     MethodNotAllowed,
     EmailTaken,
     PayloadTooLarge,
+    /// The client took longer than `CLIENT_TIMEOUT` to send its body.
+    RequestTimeout,
     UnsupportedMediaType,
     RateLimited {
         retry_after_secs: u64,
@@ -70,9 +72,10 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest { .. } | Self::UnsupportedMediaType | Self::MethodNotAllowed => {
-                "invalid_request"
-            }
+            Self::InvalidRequest { .. }
+            | Self::UnsupportedMediaType
+            | Self::RequestTimeout
+            | Self::MethodNotAllowed => "invalid_request",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::InvalidToken { .. } => "invalid_token",
@@ -97,6 +100,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method not allowed on this resource".to_owned(),
             Self::EmailTaken => "email: an account with this email already exists".to_owned(),
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".to_owned(),
+            Self::RequestTimeout => "the request body was not received in time".to_owned(),
             Self::UnsupportedMediaType => {
                 "the request body must be JSON (Content-Type: application/json)".to_owned()
             }
@@ -129,6 +133,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use auth_server::config::Settings;
 use auth_server::startup::Application;
-use auth_server::{db, signing, telemetry};
+use auth_server::{db, signing};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            telemetry::init(settings.is_production());
+            shared_claims::service::init_tracing(settings.is_production());
             run(command, settings)
         }
     };

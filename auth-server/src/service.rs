@@ -16,6 +16,7 @@ use crate::refresh_token::RefreshToken;
 use crate::rotation::{Rejection, successor_expiry};
 use crate::signing::access_claims;
 use crate::state::AppState;
+pub use shared_claims::service::record_identity;
 
 /// Runs a query function on the blocking pool with a pooled connection.
 /// The checkout blocks too, so it happens inside the closure.
@@ -62,6 +63,7 @@ pub async fn register(
         CreateUserError::EmailTaken => ApiError::EmailTaken,
         CreateUserError::Db(e) => e.into(),
     })
+    .inspect(|_| state.metrics.registrations.inc())
 }
 
 /// Tokens handed out by login and refresh.
@@ -89,6 +91,7 @@ pub async fn login(
     let user = match user {
         Some(user) if verified => user,
         _ => {
+            state.metrics.logins.with_label_values(&["failed"]).inc();
             tracing::info!(audit = "login_failed", "login failed");
             return Err(ApiError::InvalidCredentials);
         }
@@ -113,6 +116,7 @@ pub async fn login(
         )
     })
     .await?;
+    state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
     let access_token = sign(state, &user, &session)?;
     Ok(Issued {
@@ -168,6 +172,11 @@ pub async fn refresh(
             session,
             successor_expires_at,
         } => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["rotated"])
+                .inc();
             record_identity(user.id, session.id);
             let access_token = sign(state, &user, &session)?;
             Ok(Issued {
@@ -178,6 +187,7 @@ pub async fn refresh(
             })
         }
         RefreshOutcome::Grace { user, session } => {
+            state.metrics.refreshes.with_label_values(&["grace"]).inc();
             record_identity(user.id, session.id);
             tracing::info!("refresh token reused within the grace: access token only");
             let access_token = sign(state, &user, &session)?;
@@ -192,7 +202,13 @@ pub async fn refresh(
             user_id,
             session_id,
         } => {
-            state.revoked();
+            state.revoked(RevocationReason::ReuseDetected, 1);
+            state.metrics.reuse_detections.inc();
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["reuse_detected"])
+                .inc();
             record_identity(user_id, session_id);
             tracing::warn!(audit = "reuse_detected", %user_id, %session_id, "refresh token reuse detected: session revoked");
             Err(RefreshRefused {
@@ -206,6 +222,11 @@ pub async fn refresh(
             rejection,
             session_id,
         } => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["rejected"])
+                .inc();
             tracing::info!(%session_id, ?rejection, "refresh rejected");
             Err(RefreshRefused {
                 error: ApiError::InvalidGrant(rejection.description()),
@@ -216,6 +237,11 @@ pub async fn refresh(
             })
         }
         RefreshOutcome::Unknown => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["unknown"])
+                .inc();
             Err(ApiError::InvalidGrant("the refresh token is invalid").into())
         }
     }
@@ -239,7 +265,7 @@ pub async fn logout(state: &AppState, presented: Option<&str>) -> Result<(), Api
     if let Some((session, changed)) = revoked {
         record_identity(session.user_id, session.id);
         if changed {
-            state.revoked();
+            state.revoked(RevocationReason::Logout, 1);
             tracing::info!(audit = "logout", user_id = %session.user_id, session_id = %session.id, "logout");
         }
     }
@@ -252,7 +278,7 @@ pub async fn logout_all(state: &AppState, user_id: Uuid) -> Result<usize, ApiErr
     })
     .await?;
     if count > 0 {
-        state.revoked();
+        state.revoked(RevocationReason::LogoutAll, count);
     }
     tracing::info!(audit = "logout_all", %user_id, sessions = count, "logout everywhere");
     Ok(count)
@@ -275,7 +301,7 @@ pub async fn delete_session(
         None => Err(ApiError::NotFound("session")),
         Some(changed) => {
             if changed {
-                state.revoked();
+                state.revoked(RevocationReason::SessionDeleted, 1);
                 tracing::info!(audit = "session_deleted", %user_id, %session_id, "session revoked by its user");
             }
             Ok(())
@@ -300,12 +326,4 @@ fn add(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// Adds who is behind the request to its root span (declared by
-/// [`crate::telemetry::RootSpan`]), so every later log line carries them.
-pub fn record_identity(user_id: Uuid, session_id: Uuid) {
-    let span = tracing::Span::current();
-    span.record("user_id", tracing::field::display(user_id));
-    span.record("session_id", tracing::field::display(session_id));
 }

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -16,7 +17,9 @@ use crate::http::{self, handlers, origin::AllowedOrigins};
 use crate::password::PasswordPool;
 use crate::signing::SigningKey;
 use crate::state::AppState;
-use crate::telemetry::RootSpan;
+use shared_claims::service::{RootSpan, security_headers, track_requests};
+
+mod cors;
 
 pub struct Application {
     port: u16,
@@ -34,11 +37,13 @@ impl Application {
             .with_context(|| format!("binding AUTH_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let janitor = settings.janitor.clone();
+        let metrics = crate::metrics::Metrics::new()?;
         let state = AppState::new(
             Arc::new(settings),
             pool.clone(),
             passwords,
             Arc::new(signing),
+            metrics,
         );
         crate::janitor::spawn(pool, janitor.interval, janitor.session_retention);
         let server = serve(listener, state.clone())?;
@@ -103,16 +108,36 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
         state.settings.allowed_origins.clone(),
     )));
     let workers = state.settings.http_workers;
+    let client_timeout = state.settings.client_timeout;
+    let production = state.settings.is_production();
+    let http_metrics = web::Data::new(state.metrics.http.clone());
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
+        let refused_origins = origins.get_ref().clone();
         App::new()
+            // Innermost: the next layer turns actix-cors's refused
+            // preflights into the contract's body, and the outer ones (the
+            // security headers) see every answer, preflights included.
+            .wrap(cors::cors(origins.get_ref().clone()))
+            .wrap(from_fn(move |req, next| {
+                cors::refused_preflight_as_api_error(refused_origins.clone(), req, next)
+            }))
+            .wrap(security_headers(production))
+            .wrap(from_fn(track_requests))
             .wrap(TracingLogger::<RootSpan>::new())
             .app_data(state.clone())
+            .app_data(http_metrics.clone())
             .app_data(origins.clone())
             .configure(http::routes)
             .default_service(web::to(handlers::not_found))
     })
     .workers(workers)
+    // Slow clients: the head must arrive within this (bodies are bounded by
+    // the same time in `JsonBody`).
+    .client_request_timeout(client_timeout)
+    // SIGTERM: stop accepting, let in-flight requests (long polls included,
+    // at most 25 s) finish.
+    .shutdown_timeout(30)
     .listen(listener)?
     .run();
     Ok(server)

@@ -8,6 +8,8 @@ use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::db::Pool;
+use crate::db::models::RevocationReason;
+use crate::metrics::Metrics;
 use crate::password::PasswordPool;
 use crate::rate_limit::RateLimiter;
 use crate::rotation::Policy;
@@ -26,6 +28,7 @@ pub struct AppState {
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -34,6 +37,7 @@ impl AppState {
         pool: Pool,
         passwords: PasswordPool,
         signing: Arc<SigningKey>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let validator = Validator::new(ValidationRules {
             issuer: settings.tokens.issuer.clone(),
@@ -59,10 +63,16 @@ impl AppState {
             signing,
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
+            metrics,
         }
     }
 
-    pub fn revoked(&self) {
+    /// After revocations commit: count them, and wake the feed's long polls.
+    pub fn revoked(&self, reason: RevocationReason, sessions: usize) {
+        self.metrics
+            .revocations
+            .with_label_values(&[reason.as_str()])
+            .inc_by(sessions as u64);
         self.revocations.notify_waiters();
     }
 

@@ -77,8 +77,7 @@ pub async fn bearer_validator(
         header_sent,
     ) {
         Ok(claims) => {
-            tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
-            tracing::Span::current().record("session_id", tracing::field::display(claims.sid));
+            shared_claims::service::record_identity(claims.sub, claims.sid);
             req.extensions_mut().insert(claims);
             Ok(req)
         }

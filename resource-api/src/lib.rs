@@ -5,7 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 pub mod revocations;
 pub mod startup;
 pub mod state;
-pub mod telemetry;

@@ -2,7 +2,6 @@ use std::process::ExitCode;
 
 use resource_api::config::Settings;
 use resource_api::startup::Application;
-use resource_api::telemetry;
 
 fn main() -> ExitCode {
     // `.env` is for development; in production the environment is set.
@@ -31,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    telemetry::init(settings.production);
+    shared_claims::service::init_tracing(settings.production);
     let served = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
         tracing::info!(port = app.port(), "resource-api listening");

@@ -134,6 +134,8 @@ fn long_poll_wait(max_staleness: Duration) -> Duration {
 
 pub struct Sync {
     pub revocations: Arc<Revocations>,
+    /// `revocation_syncs_total`, by outcome.
+    pub outcomes: prometheus::IntCounterVec,
     pub jwks: Arc<JwksCache>,
     pub auth_url: String,
     pub token: SecretString,
@@ -169,6 +171,7 @@ impl Sync {
                     tokio::time::sleep(self.settings.sync_interval).await;
                 }
                 Ok(feed) => {
+                    self.outcomes.with_label_values(&["ok"]).inc();
                     let learned = self.revocations.apply(&feed.revocations);
                     self.revocations.synced();
                     self.revocations.forget_expired(Utc::now());
@@ -195,6 +198,7 @@ impl Sync {
                     .await;
                 }
                 Err(e) => {
+                    self.outcomes.with_label_values(&["failed"]).inc();
                     tracing::warn!(error = %e, "revocation sync failed");
                     self.revocations.failed(e);
                     tokio::time::sleep(self.settings.sync_interval).await;

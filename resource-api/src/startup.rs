@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use anyhow::Context;
@@ -15,9 +16,12 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::bearer_validator;
 use crate::config::Settings;
 use crate::handlers as h;
+use crate::metrics::{self, Metrics};
 use crate::revocations::{Revocations, Sync};
 use crate::state::ApiState;
-use crate::telemetry::RootSpan;
+use shared_claims::service::{RootSpan, security_headers, track_requests};
+
+mod cors;
 
 pub struct Application {
     port: u16,
@@ -34,8 +38,10 @@ impl Application {
         })?;
         jwks.spawn();
         let revocations = Arc::new(Revocations::default());
+        let metrics = Metrics::new()?;
         Sync {
             revocations: Arc::clone(&revocations),
+            outcomes: metrics.syncs.clone(),
             jwks: Arc::clone(&jwks),
             auth_url: settings.auth_url.clone(),
             token: settings.internal_api_token.clone(),
@@ -52,17 +58,32 @@ impl Application {
             .with_context(|| format!("binding API_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
+        let production = settings.production;
+        let origins = cors::AllowedOrigins(Arc::new(settings.allowed_origins.clone()));
         let state = ApiState {
             settings: Arc::new(settings),
             validator: Arc::new(validator),
             jwks,
             revocations,
+            metrics,
         };
         let data = web::Data::new(state.clone());
+        let http_metrics = web::Data::new(state.metrics.http.clone());
         let server = HttpServer::new(move || {
+            let refused_origins = origins.clone();
             App::new()
+                // Innermost: the next layer turns actix-cors's refused
+                // preflights into the contract's body, and the outer ones (the
+                // security headers) see every answer, preflights included.
+                .wrap(cors::cors(origins.clone()))
+                .wrap(from_fn(move |req, next| {
+                    cors::refused_preflight_as_api_error(refused_origins.clone(), req, next)
+                }))
+                .wrap(security_headers(production))
+                .wrap(from_fn(track_requests))
                 .wrap(TracingLogger::<RootSpan>::new())
                 .app_data(data.clone())
+                .app_data(http_metrics.clone())
                 .service(
                     web::scope("/api")
                         .wrap(HttpAuthentication::with_fn(bearer_validator))
@@ -71,9 +92,14 @@ impl Application {
                 )
                 .service(resource("/healthz").route(web::get().to(h::healthz)))
                 .service(resource("/readyz").route(web::get().to(h::readyz)))
+                .service(resource("/metrics").route(web::get().to(metrics::endpoint)))
                 .default_service(web::to(h::not_found))
         })
         .workers(workers)
+        // Slow clients: the head must arrive within this; there are no bodies.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        // SIGTERM: stop accepting, let in-flight requests finish.
+        .shutdown_timeout(30)
         .listen(listener)?
         .run();
         Ok(Self {

@@ -4,6 +4,7 @@ use shared_claims::Validator;
 use shared_claims::jwks::JwksCache;
 
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::revocations::Revocations;
 
 /// What every request shares: settings, keys and revocations, all local.
@@ -13,4 +14,5 @@ pub struct ApiState {
     pub validator: Arc<Validator>,
     pub jwks: Arc<JwksCache>,
     pub revocations: Arc<Revocations>,
+    pub metrics: Arc<Metrics>,
 }

@@ -9,9 +9,12 @@ pub mod challenge;
 mod claims;
 mod duration;
 pub mod env;
+pub mod headers;
 pub mod jwks;
 mod keys;
 pub mod probe;
+#[cfg(feature = "actix")]
+pub mod service;
 mod validate;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims};

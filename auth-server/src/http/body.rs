@@ -29,13 +29,23 @@ impl FromRequest for JsonBody {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let is_json = is_json(req);
+        let timeout = req
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
+            .map_or(std::time::Duration::from_secs(10), |state| {
+                state.settings.client_timeout
+            });
         let mut payload = payload.take();
         Box::pin(async move {
             if declared_length.is_some_and(|n| n > MAX_BODY_BYTES) {
                 return Err(ApiError::PayloadTooLarge);
             }
+            // A client that trickles its body holds a connection: bound it.
+            let deadline = tokio::time::Instant::now() + timeout;
             let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
+            while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
+                .await
+                .map_err(|_| ApiError::RequestTimeout)?
+            {
                 let chunk = chunk
                     .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -54,6 +64,11 @@ impl FromRequest for JsonBody {
 }
 
 impl JsonBody {
+    /// A body already read (tests and fuzzing; requests use the extractor).
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(u8::is_ascii_whitespace)
     }

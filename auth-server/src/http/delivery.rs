@@ -1,12 +1,17 @@
 //! How tokens leave the server: the token response (RFC 6749 §5.1) and the
 //! refresh-token cookie.
 
-use actix_web::HttpResponse;
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Serialize;
 
+use secrecy::ExposeSecret;
+
+use super::body::JsonBody;
+use super::input::RefreshRequest;
+use crate::error::ApiError;
 use crate::refresh_token::RefreshToken;
 use crate::service::Issued;
 
@@ -18,6 +23,26 @@ pub const COOKIE_PATH: &str = "/auth";
 pub enum Mode {
     Cookie,
     Body,
+}
+
+/// The refresh token a request presents, and the mode it came in: a token in
+/// the JSON body wins, and any cookie is then ignored.
+pub fn presented_token(
+    req: &HttpRequest,
+    body: &JsonBody,
+) -> Result<(Option<String>, Mode), ApiError> {
+    let from_body: RefreshRequest = if body.is_empty() {
+        RefreshRequest::default()
+    } else {
+        body.parse()?
+    };
+    if let Some(token) = from_body.refresh_token {
+        return Ok((Some(token.expose_secret().to_owned()), Mode::Body));
+    }
+    Ok((
+        req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()),
+        Mode::Cookie,
+    ))
 }
 
 #[derive(Serialize)]

@@ -2,17 +2,14 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::{client_info, client_ip};
-use super::delivery::{COOKIE_NAME, Mode, no_store, removal_cookie, token_response};
-use super::input::{
-    Delivery, LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email,
-};
+use super::delivery::{Mode, no_store, presented_token, removal_cookie, token_response};
+use super::input::{Delivery, LoginRequest, RegisterRequest, check_password, normalize_email};
 use crate::error::ApiError;
 use std::net::IpAddr;
 
@@ -96,23 +93,6 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
         mode,
         state.settings.tokens.access_ttl.as_secs(),
         state.settings.cookie_secure,
-    ))
-}
-
-/// The refresh token a request presents, and the mode it came in: a token in
-/// the JSON body wins, and any cookie is then ignored.
-fn presented_token(req: &HttpRequest, body: &JsonBody) -> Result<(Option<String>, Mode), ApiError> {
-    let from_body: RefreshRequest = if body.is_empty() {
-        RefreshRequest::default()
-    } else {
-        body.parse()?
-    };
-    if let Some(token) = from_body.refresh_token {
-        return Ok((Some(token.expose_secret().to_owned()), Mode::Body));
-    }
-    Ok((
-        req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()),
-        Mode::Cookie,
     ))
 }
 

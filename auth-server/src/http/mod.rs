@@ -37,5 +37,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/internal/revocations").route(web::get().to(internal::revocations)))
     .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
-    .service(resource("/readyz").route(web::get().to(h::readyz)));
+    .service(resource("/readyz").route(web::get().to(h::readyz)))
+    .service(resource("/metrics").route(web::get().to(crate::metrics::endpoint)));
 }

@@ -8,7 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::{Error, web};
+use actix_web::{Error, ResponseError, web};
 
 use crate::error::ApiError;
 
@@ -35,8 +35,13 @@ pub async fn require_allowed_origin(
             _ => false,
         };
         if !permitted {
-            return Err(ApiError::ForbiddenOrigin.into());
+            // A response, not an `Err`: errors skip the outer middleware
+            // (the security headers among them).
+            let refused = ApiError::ForbiddenOrigin.error_response();
+            return Ok(req.into_response(refused).map_into_right_body());
         }
     }
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }

@@ -30,8 +30,13 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub fn create() -> Self {
+        Self::create_on(&server_url())
+    }
+
+    /// A database on another server (a test's own cluster).
+    pub fn create_on(server_url: &str) -> Self {
         let (admin_url, _) =
-            db::split_database_url(&server_url()).expect("TEST_DATABASE_URL names a database");
+            db::split_database_url(server_url).expect("TEST_DATABASE_URL names a database");
         let name = format!("auth_test_{}", Uuid::new_v4().simple());
         let mut conn =
             PgConnection::establish(&admin_url).expect("connect to the test PostgreSQL server");
@@ -113,7 +118,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        auth_server::telemetry::init(false);
+        shared_claims::service::init_tracing(false);
     }
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
     let app = Application::build(settings.clone())

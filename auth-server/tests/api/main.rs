@@ -6,7 +6,10 @@
 mod helpers;
 
 mod cli;
+mod cors;
 mod database;
+mod faults;
+mod hardening;
 mod health;
 mod inputs;
 mod internal;
@@ -15,4 +18,5 @@ mod logout;
 mod origin;
 mod refresh;
 mod register;
+mod rotation_properties;
 mod sessions;

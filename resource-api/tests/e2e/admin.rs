@@ -71,3 +71,54 @@ async fn health_and_unknown_routes() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let stack = spawn_stack().await;
+    let login = stack.login().await;
+    for response in [
+        stack.api("/api/me", Some(&login.access_token)).await,
+        stack.api("/api/me", None).await,
+        stack.api("/api/me", Some("garbage")).await,
+        stack.api("/api/admin", Some(&login.access_token)).await,
+        stack.api("/nope", None).await,
+        stack.api("/readyz", None).await,
+    ] {
+        for (name, value) in shared_claims::headers::SECURITY_HEADERS {
+            assert_eq!(
+                response.headers().get(*name).and_then(|v| v.to_str().ok()),
+                Some(*value),
+                "{name} on {}",
+                response.url()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_show_requests_and_the_revocation_state() {
+    let stack = spawn_stack().await;
+    let login = stack.login().await;
+    stack.api("/api/me", Some(&login.access_token)).await;
+    stack.api("/api/me", None).await;
+    let text = stack.api("/metrics", None).await.text().await.unwrap();
+    for expected in [
+        r#"http_requests_total{method="GET",route="/api/me",status="200"} 1"#,
+        r#"http_requests_total{method="GET",route="/api/me",status="401"} 1"#,
+        "revoked_sessions 0",
+        "jwks_keys 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == expected),
+            "missing `{expected}` in:\n{text}"
+        );
+    }
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("revocation_sync_age_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..30.0).contains(&age), "{age}");
+    assert!(text.contains(r#"revocation_syncs_total{outcome="ok"}"#));
+}

@@ -1,7 +1,10 @@
 use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use auth_server::db;
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -10,6 +13,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An origin the in-process services allow, as a deployment's web app would be.
+pub const WEB_ORIGIN: &str = "http://localhost:3000";
 
 fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -76,6 +82,8 @@ impl Drop for Control {
 pub struct Stack {
     pub auth_url: String,
     pub api_url: String,
+    /// The demo app of `web/`, when [`Options::serve_web`] asked for it.
+    pub web_url: Option<String>,
     pub client: reqwest::Client,
     /// PEM of the signing key, to forge tokens the real key signed.
     pub signing_pem: Option<String>,
@@ -89,6 +97,12 @@ pub struct Options {
     pub sync_interval: &'static str,
     pub fail_open: bool,
     pub reuse_grace: &'static str,
+    pub access_token_ttl: &'static str,
+    /// `JWT_LEEWAY` of both services.
+    pub leeway: &'static str,
+    /// Also serve `web/` on a port of its own, its origin allowed by both
+    /// services and its `config.js` naming them.
+    pub serve_web: bool,
 }
 
 impl Default for Options {
@@ -98,6 +112,9 @@ impl Default for Options {
             sync_interval: "1s",
             fail_open: false,
             reuse_grace: "10s",
+            access_token_ttl: "15m",
+            leeway: "5s",
+            serve_web: false,
         }
     }
 }
@@ -136,10 +153,23 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         return Stack {
             auth_url,
             api_url,
+            web_url: None,
             client,
             signing_pem,
             control: None,
         };
+    }
+
+    // Bound first: its origin goes into both services' ALLOWED_ORIGINS. The
+    // page and the services share the host name 127.0.0.1, so the
+    // SameSite=Strict refresh cookie is same-site.
+    let web_listener = options
+        .serve_web
+        .then(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let mut allowed_origins = WEB_ORIGIN.to_owned();
+    if let Some(listener) = &web_listener {
+        let port = listener.local_addr().unwrap().port();
+        allowed_origins.push_str(&format!(",http://127.0.0.1:{port}"));
     }
 
     let db = TestDatabase::create();
@@ -157,6 +187,9 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("LOGIN_ACCOUNT_RATE_LIMIT", "0"),
         ("REFRESH_RATE_LIMIT", "0"),
         ("REFRESH_REUSE_GRACE", options.reuse_grace),
+        ("ACCESS_TOKEN_TTL", options.access_token_ttl),
+        ("JWT_LEEWAY", options.leeway),
+        ("ALLOWED_ORIGINS", &allowed_origins),
         ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),
     ]);
     let (auth_port, auth) = start_auth(&auth_vars).await;
@@ -172,6 +205,8 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
             if options.fail_open { "true" } else { "false" },
         ),
         ("JWKS_MIN_REFETCH_INTERVAL", "500ms"),
+        ("JWT_LEEWAY", options.leeway),
+        ("ALLOWED_ORIGINS", &allowed_origins),
     ]);
     let settings =
         resource_api::config::Settings::from_lookup(|k| api_vars.get(k).cloned()).unwrap();
@@ -180,10 +215,12 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         .unwrap();
     let api_url = format!("http://127.0.0.1:{}", api.port());
     tokio::spawn(api.run_until_stopped());
+    let web_url = web_listener.map(|listener| serve_web(listener, &auth_url, &api_url));
 
     let stack = Stack {
         auth_url,
         api_url,
+        web_url,
         client,
         signing_pem: Some(std::fs::read_to_string(&key_path).unwrap()),
         control: Some(Control {
@@ -200,7 +237,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
 
 async fn start_auth(vars: &HashMap<String, String>) -> (u16, ServerHandle) {
     if std::env::var("TEST_LOG").is_ok() {
-        auth_server::telemetry::init(false);
+        shared_claims::service::init_tracing(false);
     }
     let settings = auth_server::config::Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let app = auth_server::startup::Application::build(settings)
@@ -210,6 +247,58 @@ async fn start_auth(vars: &HashMap<String, String>) -> (u16, ServerHandle) {
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     (port, handle)
+}
+
+/// The workspace's `web/`: the demo app, served as it is.
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+/// Serves `web/` as any static server would, except that `config.js` names
+/// the in-process services. Returns the app's URL.
+fn serve_web(listener: TcpListener, auth_url: &str, api_url: &str) -> String {
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = format!("window.APP_CONFIG = {{ authUrl: '{auth_url}', apiUrl: '{api_url}' }};\n");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(config.clone()))
+            .default_service(web::get().to(web_file))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    url
+}
+
+async fn web_file(req: HttpRequest, config: web::Data<String>) -> HttpResponse {
+    let name = match req.path().trim_start_matches('/') {
+        "" => "index.html",
+        name => name,
+    };
+    if name == "config.js" {
+        return HttpResponse::Ok()
+            .content_type("text/javascript")
+            .body(config.get_ref().clone());
+    }
+    // web/ is flat: anything with a separator or a leading dot is not in it.
+    if name.contains(['/', '\\']) || name.starts_with('.') {
+        return HttpResponse::NotFound().finish();
+    }
+    let content_type = match Path::new(name).extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("css") => "text/css",
+        _ => "application/octet-stream",
+    };
+    match std::fs::read(web_dir().join(name)) {
+        Ok(bytes) => HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header(("Cache-Control", "no-store"))
+            .body(bytes),
+        Err(_) => HttpResponse::NotFound().finish(),
+    }
 }
 
 /// Polls until `check` holds or `limit` passes; returns how long it took.

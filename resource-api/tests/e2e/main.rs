@@ -11,6 +11,8 @@
 mod helpers;
 
 mod admin;
+mod browser;
+mod cors;
 mod deployment;
 mod outages;
 mod revocation;

@@ -1,0 +1,108 @@
+//! Prometheus metrics at `GET /metrics`: requests and latency by route and
+//! status (shared with every service), logins, registrations, refreshes by
+//! outcome, reuse detections, revocations by reason, and pool usage.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use shared_claims::service::{HttpMetrics, render};
+
+use crate::db::Pool;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub struct Metrics {
+    registry: Registry,
+    pub http: HttpMetrics,
+    pub logins: IntCounterVec,
+    pub registrations: IntCounter,
+    pub refreshes: IntCounterVec,
+    pub reuse_detections: IntCounter,
+    pub revocations: IntCounterVec,
+    pool_connections: IntGaugeVec,
+    pool_max: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Arc<Self>, prometheus::Error> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry)?;
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "auth_logins_total",
+                "Login attempts by outcome (ok, failed)",
+            ),
+            &["outcome"],
+        )?;
+        let registrations = IntCounter::new("auth_registrations_total", "Users registered")?;
+        let refreshes = IntCounterVec::new(
+            Opts::new(
+                "auth_refreshes_total",
+                "Refreshes by outcome (rotated, grace, reuse_detected, rejected, unknown)",
+            ),
+            &["outcome"],
+        )?;
+        let reuse_detections = IntCounter::new(
+            "auth_reuse_detections_total",
+            "Consumed refresh tokens presented after the grace (sessions revoked)",
+        )?;
+        let revocations = IntCounterVec::new(
+            Opts::new(
+                "auth_session_revocations_total",
+                "Sessions revoked, by reason",
+            ),
+            &["reason"],
+        )?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database pool connections by state (idle, in_use)",
+            ),
+            &["state"],
+        )?;
+        let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size")?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(registrations.clone()))?;
+        registry.register(Box::new(refreshes.clone()))?;
+        registry.register(Box::new(reuse_detections.clone()))?;
+        registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        Ok(Arc::new(Self {
+            registry,
+            http,
+            logins,
+            registrations,
+            refreshes,
+            reuse_detections,
+            revocations,
+            pool_connections,
+            pool_max,
+        }))
+    }
+
+    fn render(&self, pool: &Pool) -> Result<String, prometheus::Error> {
+        let state = pool.state();
+        self.pool_connections
+            .with_label_values(&["idle"])
+            .set(i64::from(state.idle_connections));
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(i64::from(
+                state.connections.saturating_sub(state.idle_connections),
+            ));
+        self.pool_max.set(i64::from(pool.max_size()));
+        render(&self.registry)
+    }
+}
+
+pub async fn endpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render(&state.pool)
+        .map_err(|e| ApiError::unavailable(format!("rendering metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
+}

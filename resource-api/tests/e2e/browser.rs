@@ -1,0 +1,511 @@
+//! The demo app of `web/` in a real Chromium, driven through chromedriver
+//! (WebDriver, with fantoccini): it registers and logs in, keeps the refresh
+//! token out of scripts' reach, survives a reload, refreshes silently when
+//! its access token expires, lets two tabs refresh at the same moment, and
+//! logs out.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
+//! `CHROMIUM` and `CHROMEDRIVER` name other binaries). Without them the test
+//! fails when `CI` is set and is skipped, loudly, otherwise.
+
+use std::os::unix::process::CommandExt;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::WindowHandle;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// `ACCESS_TOKEN_TTL` of this test (with `JWT_LEEWAY` 0s), and a wait that
+/// surely outlasts a token: `exp` is in whole seconds.
+const ACCESS_TOKEN_TTL: &str = "3s";
+const PAST_EXPIRY: Duration = Duration::from_millis(4500);
+
+/// What the page shows, read from its DOM; the log oldest first.
+const STATE: &str = r#"
+    const shown = (id) => !document.getElementById(id).hidden;
+    const field = (name) => {
+        const dd = document.querySelector(`#me [data-field="${name}"]`);
+        return dd ? dd.textContent : null;
+    };
+    return {
+        loggedIn: shown('app-view'),
+        loginShown: shown('login-view'),
+        message: shown('message') ? document.getElementById('message').textContent : '',
+        email: field('email'),
+        session: field('session'),
+        expires: field('expires'),
+        sessions: [...document.querySelectorAll('#sessions li')].map((li) => li.dataset.sessionId),
+        log: [...document.querySelectorAll('#log li')].map((li) => li.dataset.entry).reverse(),
+    };
+"#;
+
+#[tokio::test]
+async fn the_demo_app_in_chromium() {
+    if url_mode().is_some() {
+        eprintln!(
+            "SKIPPED the_demo_app_in_chromium: it serves web/ itself, with its origin allowed by in-process services"
+        );
+        return;
+    }
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let started = Instant::now();
+    let stack = spawn_stack_with(Options {
+        access_token_ttl: ACCESS_TOKEN_TTL,
+        leeway: "0s",
+        // No grace: two tabs presenting one refresh token would revoke the
+        // session outright, so only real coordination passes.
+        reuse_grace: "0s",
+        serve_web: true,
+        ..Options::default()
+    })
+    .await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.session(&chromium).await;
+
+    let outcome = AssertUnwindSafe(scenario(&stack, &browser))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        report_failure(&browser).await;
+    }
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    eprintln!("the_demo_app_in_chromium took {:?}", started.elapsed());
+}
+
+async fn scenario(stack: &Stack, tab: &Client) {
+    let web_url = stack.web_url.clone().unwrap();
+    let email = format!("browser-{}@example.com", Uuid::new_v4().simple());
+
+    // No cookie yet: the page offers to log in.
+    tab.goto(&web_url).await.unwrap();
+    let state = wait(tab, "the login form", |s| s["loginShown"] == true).await;
+    assert_eq!(state["message"], "Log in, or create an account.");
+
+    // Register (which logs in) and see /api/me.
+    type_into(tab, "email", &email).await;
+    type_into(tab, "password", PASSWORD).await;
+    click(tab, "#register-button").await;
+    let state = wait(tab, "/api/me and the sessions after registering", |s| {
+        s["loggedIn"] == true
+            && s["email"] == email.as_str()
+            && s["sessions"].as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
+    let session = state["session"].as_str().unwrap().to_owned();
+    assert_eq!(state["sessions"], json!([session]), "{state}");
+
+    // The refresh token is in an HttpOnly cookie: no script sees it, and
+    // nothing lands in storage.
+    let exposed = tab
+        .execute(
+            "return [document.cookie, localStorage.length, sessionStorage.length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(exposed, json!(["", 0, 0]), "what scripts can see");
+
+    // A reload loses the in-memory access token; the cookie restores it.
+    tab.refresh().await.unwrap();
+    let state = wait(tab, "the session restored after a reload", |s| {
+        s["loggedIn"] == true && s["session"] == session.as_str()
+    })
+    .await;
+    assert!(count(&state, "POST /auth/refresh 200") >= 1, "{state}");
+
+    // Past the access token's lifetime both panels fail at once; one refresh
+    // serves both, and the user sees nothing of it.
+    tokio::time::sleep(PAST_EXPIRY).await;
+    let before = read_state(tab).await;
+    click(tab, "#reload-button").await;
+    let after = wait(tab, "both panels after the silent refresh", |s| {
+        let new = since(&before, s);
+        has(&new, "GET /api/me 200") && has(&new, "GET /auth/sessions 200")
+    })
+    .await;
+    let new = since(&before, &after);
+    assert!(has(&new, "GET /api/me 401"), "{new:?}");
+    assert!(has(&new, "GET /auth/sessions 401"), "{new:?}");
+    assert_eq!(
+        new.iter()
+            .filter(|e| e.starts_with("POST /auth/refresh"))
+            .count(),
+        1,
+        "one refresh in flight: {new:?}"
+    );
+    assert!(has(&new, "POST /auth/refresh 200"), "{new:?}");
+    assert_eq!(after["loggedIn"], true);
+    assert_eq!(after["message"], "");
+    assert_eq!(after["session"], session.as_str());
+    assert_ne!(after["expires"], before["expires"], "a new access token");
+
+    // A second tab restores the same session from the shared cookie.
+    let tab_a = tab.window().await.unwrap();
+    let tab_b = tab.new_window(false).await.unwrap().handle;
+    switch(tab, &tab_b).await;
+    tab.goto(&web_url).await.unwrap();
+    wait(tab, "the second tab restored", |s| {
+        s["loggedIn"] == true && s["session"] == session.as_str()
+    })
+    .await;
+
+    // Both tabs' tokens expire; both reload at the same instant, so both
+    // refresh with the same cookie at once unless they coordinate.
+    tokio::time::sleep(PAST_EXPIRY).await;
+    let at = tab
+        .execute("return Date.now() + 1200;", vec![])
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    for handle in [&tab_a, &tab_b] {
+        switch(tab, handle).await;
+        before.push(read_state(tab).await);
+        tab.execute(
+            "setTimeout(() => document.getElementById('reload-button').click(), arguments[0] - Date.now());",
+            vec![at.clone()],
+        )
+        .await
+        .unwrap();
+    }
+    for (handle, before) in [&tab_a, &tab_b].into_iter().zip(&before) {
+        switch(tab, handle).await;
+        let after = wait(tab, "a tab after the simultaneous refresh", |s| {
+            let new = since(before, s);
+            s["message"] != ""
+                || (has(&new, "GET /api/me 200") && has(&new, "GET /auth/sessions 200"))
+        })
+        .await;
+        let new = since(before, &after);
+        assert_eq!(after["message"], "", "{after}");
+        assert_eq!(after["session"], session.as_str());
+        assert_eq!(
+            new.iter()
+                .filter(|e| e.starts_with("POST /auth/refresh"))
+                .collect::<Vec<_>>(),
+            ["POST /auth/refresh 200"],
+            "{new:?}"
+        );
+    }
+
+    // Back in the first tab: another session of the user appears in the
+    // list and can be revoked.
+    switch(tab, &tab_a).await;
+    let other = stack.login_as(&email).await;
+    let other_session = claims_of(&other.access_token)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    click(tab, "#reload-button").await;
+    wait(tab, "two sessions listed", |s| {
+        s["sessions"].as_array().is_some_and(|l| l.len() == 2)
+    })
+    .await;
+
+    // The logged-in page, kept as an artifact.
+    let screenshot = tab.screenshot().await.unwrap();
+    let artifacts = workspace().join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join("logged-in.png"), screenshot).unwrap();
+
+    click(
+        tab,
+        &format!(r#"#sessions li[data-session-id="{other_session}"] button.revoke"#),
+    )
+    .await;
+    let state = wait(tab, "the other session gone", |s| {
+        s["sessions"] == json!([session])
+    })
+    .await;
+    assert_eq!(state["message"], "");
+    assert_revoked_soon(stack, &other.access_token).await;
+
+    // Log out: this tab forgets everything, and a reload does not bring it back.
+    click(tab, "#logout-button").await;
+    let state = wait(tab, "logged out", |s| s["loginShown"] == true).await;
+    assert_eq!(state["message"], "You have logged out.");
+    tab.refresh().await.unwrap();
+    let state = wait(tab, "still logged out after a reload", |s| {
+        s["loginShown"] == true && s["message"] == "Log in, or create an account."
+    })
+    .await;
+    assert_eq!(state["loggedIn"], false);
+
+    // The other tab still holds an access token of that session: /api/me
+    // refuses it, the refresh finds no cookie, and the tab says so.
+    switch(tab, &tab_b).await;
+    let before = read_state(tab).await;
+    click(tab, "#reload-button").await;
+    let after = wait(tab, "the other tab told its session ended", |s| {
+        s["loginShown"] == true
+    })
+    .await;
+    let new = since(&before, &after);
+    assert!(has(&new, "GET /api/me 401"), "{new:?}");
+    assert!(has(&new, "POST /auth/refresh 401"), "{new:?}");
+    assert!(
+        after["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your session has ended"),
+        "{after}"
+    );
+
+    // Log in again and log out everywhere: every session of the user ends.
+    let elsewhere = stack.login_as(&email).await;
+    type_into(tab, "email", &email).await;
+    type_into(tab, "password", PASSWORD).await;
+    click(tab, "#login-button").await;
+    wait(tab, "logged in again", |s| {
+        s["loggedIn"] == true && s["sessions"].as_array().is_some_and(|l| l.len() == 2)
+    })
+    .await;
+    click(tab, "#logout-all-button").await;
+    let state = wait(tab, "logged out everywhere", |s| s["loginShown"] == true).await;
+    assert_eq!(
+        state["message"],
+        "You have logged out of every session, on every device."
+    );
+    assert_revoked_soon(stack, &elsewhere.access_token).await;
+    tab.refresh().await.unwrap();
+    wait(tab, "still logged out after logging out everywhere", |s| {
+        s["loginShown"] == true && s["message"] == "Log in, or create an account."
+    })
+    .await;
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The binaries, or `None` (skip) when they are missing outside CI.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let path = |variable: &str, default: &str| {
+        PathBuf::from(std::env::var(variable).unwrap_or_else(|_| default.to_owned()))
+    };
+    let chromium = path("CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = path("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let missing: Vec<_> = [&chromium, &chromedriver]
+        .into_iter()
+        .filter(|p| !p.is_file())
+        .collect();
+    if missing.is_empty() {
+        return Some((chromium, chromedriver));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set and the browser test cannot run: missing {missing:?} (apt-get install chromium chromium-driver)"
+    );
+    eprintln!(
+        "\n**** SKIPPED the_demo_app_in_chromium: missing {missing:?}; \
+         install them with `apt-get install chromium chromium-driver` ****\n"
+    );
+    None
+}
+
+/// chromedriver on a port of its own. Dropping it kills chromedriver and the
+/// Chromium it started (one process group), even when the test failed before
+/// closing its session, and removes the profile.
+struct Driver {
+    child: Child,
+    url: String,
+    profile: PathBuf,
+}
+
+impl Driver {
+    async fn start(binary: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            profile: std::env::temp_dir().join(format!("e2e-chromium-{}", Uuid::new_v4().simple())),
+        };
+        let client = reqwest::Client::new();
+        let ready = eventually(Duration::from_secs(10), || async {
+            match client.get(format!("{}/status", driver.url)).send().await {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true),
+                Err(_) => false,
+            }
+        })
+        .await;
+        assert!(ready.is_some(), "chromedriver became ready");
+        driver
+    }
+
+    async fn session(&self, chromium: &Path) -> Client {
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    // The network is closed: no calls home, or they are refused.
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    // The tab in the background must fire its timer on time
+                    // for the two tabs to refresh at the same moment.
+                    "--disable-background-timer-throttling",
+                    "--disable-renderer-backgrounding",
+                    "--disable-backgrounding-occluded-windows",
+                    "--window-size=1200,860",
+                    format!("--user-data-dir={}", self.profile.display()),
+                ],
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+async fn read_state(tab: &Client) -> Value {
+    tab.execute(STATE, vec![]).await.unwrap()
+}
+
+/// Polls the page until `ready` holds; on timeout fails with what it shows.
+async fn wait(tab: &Client, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let state = read_state(tab).await;
+        if ready(&state) {
+            return state;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "waiting for {what}; the page shows {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Log entries added between two states.
+fn since(before: &Value, after: &Value) -> Vec<String> {
+    let entries = |s: &Value| -> Vec<String> {
+        s["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let old = entries(before).len();
+    entries(after).split_off(old)
+}
+
+fn has(entries: &[String], entry: &str) -> bool {
+    entries.iter().any(|e| e == entry)
+}
+
+fn count(state: &Value, entry: &str) -> usize {
+    state["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| *e == entry)
+        .count()
+}
+
+async fn type_into(tab: &Client, id: &str, text: &str) {
+    let input = tab.find(Locator::Id(id)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn click(tab: &Client, css: &str) {
+    tab.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn switch(tab: &Client, window: &WindowHandle) {
+    tab.switch_to_window(window.clone()).await.unwrap();
+}
+
+async fn assert_revoked_soon(stack: &Stack, access_token: &str) {
+    let refused = eventually(Duration::from_secs(5), || async {
+        stack.me_status(access_token).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(refused.is_some(), "the revoked session's token is refused");
+}
+
+/// What each window showed when the test failed, and a screenshot of it.
+async fn report_failure(tab: &Client) {
+    let dir = workspace().join("artifacts");
+    let _ = std::fs::create_dir_all(&dir);
+    for (i, window) in tab
+        .windows()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if tab.switch_to_window(window).await.is_err() {
+            continue;
+        }
+        if let Ok(state) = tab.execute(STATE, vec![]).await {
+            eprintln!("window {i} showed: {state:#}");
+        }
+        if let Ok(png) = tab.screenshot().await {
+            let path = dir.join(format!("browser-failure-{i}.png"));
+            let _ = std::fs::write(&path, png);
+            eprintln!("screenshot: {}", path.display());
+        }
+    }
+}

@@ -1,0 +1,298 @@
+'use strict';
+
+const config = window.APP_CONFIG || {};
+const AUTH_URL = (config.authUrl || 'http://localhost:8080').replace(/\/+$/, '');
+const API_URL = (config.apiUrl || 'http://localhost:8081').replace(/\/+$/, '');
+
+// The access token lives in this variable and nowhere else: not in storage,
+// not in the DOM, not in a log. A reload loses it, and `restore` gets a new
+// one with the HttpOnly refresh cookie.
+let accessToken = null;
+
+// The refresh in flight, if any. Every call that fails meanwhile waits for
+// this one instead of starting its own: each refresh rotates the cookie, so a
+// second one would present a token the first has just consumed.
+let refreshing = null;
+
+/** The refresh token was refused: the session is over. */
+class SessionEnded extends Error {}
+
+/** Any other failure, worded for a person. */
+class Failure extends Error {}
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- requests
+
+async function send(base, path, { method = 'GET', json, token } = {}) {
+  const headers = {};
+  if (json !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(base + path, {
+      method,
+      headers,
+      body: json === undefined ? undefined : JSON.stringify(json),
+      // The refresh cookie is scoped to the auth server's /auth path; the
+      // resource API needs nothing but the Bearer token.
+      credentials: base === AUTH_URL ? 'include' : 'omit',
+      cache: 'no-store',
+      // A hung request must not hold the refresh lock, and with it every
+      // tab, forever.
+      signal: AbortSignal.timeout(15000),
+    });
+  } catch {
+    record(method, path, 'unreachable');
+    throw new Failure(`Cannot reach ${base}. Is the service running?`);
+  }
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  record(method, path, response.status, body && body.error);
+  return { status: response.status, body };
+}
+
+function describe({ status, body }) {
+  return (body && body.error_description) || `the server answered ${status}`;
+}
+
+/** Runs `task` while no other tab of this app refreshes. */
+function withRefreshLock(task) {
+  // Tabs share the cookie. Two refreshing at the same moment would present
+  // the same refresh token twice, and past the server's short grace that is
+  // reuse: the whole session is revoked. With the lock they take turns, and
+  // the second one presents the cookie the first has already rotated.
+  if (navigator.locks) return navigator.locks.request('auth-refresh', task);
+  return task(); // No Web Locks (an insecure context): the grace must do.
+}
+
+function refresh() {
+  if (!refreshing) {
+    refreshing = withRefreshLock(async () => {
+      const answer = await send(AUTH_URL, '/auth/refresh', { method: 'POST' });
+      if (answer.status === 200) {
+        accessToken = answer.body.access_token;
+        return;
+      }
+      if (answer.status === 401) {
+        accessToken = null;
+        throw new SessionEnded(describe(answer));
+      }
+      throw new Failure(`Could not renew the session: ${describe(answer)}.`);
+    }).finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+/** A call with the access token; on a 401, one refresh and one retry. */
+async function authorized(base, path, options = {}) {
+  if (!accessToken) await refresh();
+  const used = accessToken;
+  const answer = await send(base, path, { ...options, token: used });
+  if (answer.status !== 401) return answer;
+  // A call that failed after another one's refresh retries with that new
+  // token rather than rotating again.
+  if (accessToken === used) await refresh();
+  return send(base, path, { ...options, token: accessToken });
+}
+
+// ---------------------------------------------------------------- views
+
+function showMessage(text, kind = 'info') {
+  const message = $('message');
+  message.textContent = text;
+  message.className = kind;
+  message.hidden = !text;
+}
+
+function showLoggedOut(text, kind = 'info') {
+  accessToken = null;
+  $('app-view').hidden = true;
+  $('login-view').hidden = false;
+  $('me').replaceChildren();
+  $('sessions').replaceChildren();
+  showMessage(text, kind);
+}
+
+async function showLoggedIn() {
+  $('login-view').hidden = true;
+  $('app-view').hidden = false;
+  $('password').value = '';
+  await reload();
+}
+
+/** Both panels at once: after an expiry they share a single refresh. */
+async function reload() {
+  // Settle both before reporting, so nothing renders after the page has
+  // said the session ended; that news wins over any other failure.
+  const results = await Promise.allSettled([loadMe(), loadSessions()]);
+  const failures = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
+  if (failures.length) throw failures.find((e) => e instanceof SessionEnded) || failures[0];
+}
+
+function time(iso) {
+  return new Date(iso).toLocaleString();
+}
+
+async function loadMe() {
+  const answer = await authorized(API_URL, '/api/me');
+  if (answer.status !== 200) throw new Failure(`/api/me failed: ${describe(answer)}.`);
+  const me = answer.body;
+  const rows = [
+    ['email', 'Email', me.email],
+    ['user', 'User id', me.user_id],
+    ['session', 'Session id', me.session_id],
+    ['roles', 'Roles', me.roles.length ? me.roles.join(', ') : 'none'],
+    ['expires', 'Access token expires', time(me.expires_at)],
+  ];
+  $('me').replaceChildren(...rows.flatMap(([field, label, value]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = label;
+    const dd = document.createElement('dd');
+    dd.dataset.field = field;
+    dd.textContent = value;
+    return [dt, dd];
+  }));
+}
+
+async function loadSessions() {
+  const answer = await authorized(AUTH_URL, '/auth/sessions');
+  if (answer.status !== 200) throw new Failure(`Listing sessions failed: ${describe(answer)}.`);
+  $('sessions').replaceChildren(...answer.body.sessions.map(sessionItem));
+}
+
+function sessionItem(session) {
+  const item = document.createElement('li');
+  item.dataset.sessionId = session.id;
+  const about = document.createElement('div');
+  const created = document.createElement('strong');
+  created.textContent = `Logged in ${time(session.created_at)}`;
+  const details = document.createElement('small');
+  details.textContent = `last used ${time(session.last_used_at)} · `
+    + `${session.user_agent || 'unknown client'}`;
+  about.append(created, document.createElement('br'), details);
+  item.append(about);
+  if (session.current) {
+    item.dataset.current = 'true';
+    const badge = document.createElement('span');
+    badge.className = 'badge';
+    badge.textContent = 'this session';
+    item.append(badge);
+  } else {
+    const revoke = document.createElement('button');
+    revoke.type = 'button';
+    revoke.className = 'revoke secondary';
+    revoke.textContent = 'Revoke';
+    revoke.addEventListener('click', () => act(() => revokeSession(session.id)));
+    item.append(revoke);
+  }
+  return item;
+}
+
+/** The last requests, so the refreshes can be watched; never a token. */
+function record(method, path, status, error) {
+  const entry = `${method} ${path} ${status}`;
+  const item = document.createElement('li');
+  item.dataset.entry = entry;
+  const at = new Date().toLocaleTimeString();
+  item.textContent = `${at}  ${method} ${path} → ${status}${error ? ` ${error}` : ''}`;
+  if (typeof status !== 'number' || status >= 400) item.className = 'failed';
+  const log = $('log');
+  log.prepend(item);
+  while (log.children.length > 50) log.lastChild.remove();
+}
+
+// ---------------------------------------------------------------- actions
+
+/** Runs a user action, turning its failure into a message. */
+async function act(action) {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof SessionEnded) {
+      showLoggedOut(
+        'Your session has ended: it was logged out (here or in another tab), revoked, '
+          + 'or it expired. Log in again to continue.',
+        'error',
+      );
+    } else if (error instanceof Failure) {
+      showMessage(error.message, 'error');
+    } else {
+      showMessage('Something went wrong; see the browser console.', 'error');
+      console.error(error);
+    }
+  }
+}
+
+function credentials() {
+  return { email: $('email').value, password: $('password').value };
+}
+
+async function logIn() {
+  const answer = await send(AUTH_URL, '/auth/login', { method: 'POST', json: credentials() });
+  if (answer.status !== 200) throw new Failure(`Login failed: ${describe(answer)}.`);
+  accessToken = answer.body.access_token;
+  showMessage('');
+  await showLoggedIn();
+}
+
+async function register() {
+  if (!$('login-form').reportValidity()) return;
+  const answer = await send(AUTH_URL, '/auth/register', { method: 'POST', json: credentials() });
+  if (answer.status !== 201) throw new Failure(`Registration failed: ${describe(answer)}.`);
+  await logIn();
+}
+
+async function revokeSession(id) {
+  const answer = await authorized(AUTH_URL, `/auth/sessions/${encodeURIComponent(id)}`, {
+    method: 'DELETE',
+  });
+  if (answer.status !== 204) throw new Failure(`Revoking failed: ${describe(answer)}.`);
+  await loadSessions();
+}
+
+async function logOut() {
+  // Under the lock, so no tab is halfway through rotating the cookie.
+  const answer = await withRefreshLock(() =>
+    send(AUTH_URL, '/auth/logout', { method: 'POST' }));
+  if (answer.status !== 204) throw new Failure(`Logout failed: ${describe(answer)}.`);
+  showLoggedOut('You have logged out.');
+}
+
+async function logOutEverywhere() {
+  const answer = await authorized(AUTH_URL, '/auth/logout-all', { method: 'POST' });
+  if (answer.status !== 204) throw new Failure(`Logout failed: ${describe(answer)}.`);
+  // The session is revoked already; this only makes the browser drop the
+  // cookie now rather than at the next refused refresh.
+  await withRefreshLock(() => send(AUTH_URL, '/auth/logout', { method: 'POST' }));
+  showLoggedOut('You have logged out of every session, on every device.');
+}
+
+/** On page load: the cookie, if any, gives this tab its access token. */
+async function restore() {
+  showMessage('Restoring your session…');
+  try {
+    await refresh();
+  } catch (error) {
+    if (error instanceof SessionEnded) {
+      showLoggedOut('Log in, or create an account.');
+    } else {
+      showLoggedOut(error.message, 'error');
+    }
+    return;
+  }
+  showMessage('');
+  await act(showLoggedIn);
+}
+
+$('login-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(logIn);
+});
+$('register-button').addEventListener('click', () => act(register));
+$('reload-button').addEventListener('click', () => act(reload));
+$('logout-button').addEventListener('click', () => act(logOut));
+$('logout-all-button').addEventListener('click', () => act(logOutEverywhere));
+
+restore();

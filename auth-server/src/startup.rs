@@ -13,13 +13,14 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db;
-use crate::http::{self, handlers, origin::AllowedOrigins};
+use crate::http::{self, handlers};
 use crate::password::PasswordPool;
 use crate::signing::SigningKey;
 use crate::state::AppState;
-use shared_claims::service::{RootSpan, security_headers, track_requests};
-
-mod cors;
+use actix_web::http::{Method, header};
+use shared_claims::service::{
+    AllowedOrigins, RootSpan, cors, refused_preflight_as_error, security_headers, track_requests,
+};
 
 pub struct Application {
     port: u16,
@@ -118,9 +119,15 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             // Innermost: the next layer turns actix-cors's refused
             // preflights into the contract's body, and the outer ones (the
             // security headers) see every answer, preflights included.
-            .wrap(cors::cors(origins.get_ref().clone()))
+            .wrap(cors(
+                origins.get_ref().clone(),
+                // The refresh cookie travels with the app's requests.
+                true,
+                &[Method::GET, Method::POST, Method::DELETE, Method::OPTIONS],
+                &[header::CONTENT_TYPE, header::AUTHORIZATION],
+            ))
             .wrap(from_fn(move |req, next| {
-                cors::refused_preflight_as_api_error(refused_origins.clone(), req, next)
+                refused_preflight_as_error(refused_origins.clone(), req, next)
             }))
             .wrap(security_headers(production))
             .wrap(from_fn(track_requests))

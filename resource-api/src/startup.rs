@@ -19,9 +19,10 @@ use crate::handlers as h;
 use crate::metrics::{self, Metrics};
 use crate::revocations::{Revocations, Sync};
 use crate::state::ApiState;
-use shared_claims::service::{RootSpan, security_headers, track_requests};
-
-mod cors;
+use actix_web::http::{Method, header};
+use shared_claims::service::{
+    AllowedOrigins, RootSpan, cors, refused_preflight_as_error, security_headers, track_requests,
+};
 
 pub struct Application {
     port: u16,
@@ -59,7 +60,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
         let production = settings.production;
-        let origins = cors::AllowedOrigins(Arc::new(settings.allowed_origins.clone()));
+        let origins = AllowedOrigins(Arc::new(settings.allowed_origins.clone()));
         let state = ApiState {
             settings: Arc::new(settings),
             validator: Arc::new(validator),
@@ -75,9 +76,16 @@ impl Application {
                 // Innermost: the next layer turns actix-cors's refused
                 // preflights into the contract's body, and the outer ones (the
                 // security headers) see every answer, preflights included.
-                .wrap(cors::cors(origins.clone()))
+                .wrap(cors(
+                    origins.clone(),
+                    // Access tokens travel in `Authorization`, never in cookies:
+                    // nothing ambient for another origin to ride on.
+                    false,
+                    &[Method::GET, Method::OPTIONS],
+                    &[header::AUTHORIZATION],
+                ))
                 .wrap(from_fn(move |req, next| {
-                    cors::refused_preflight_as_api_error(refused_origins.clone(), req, next)
+                    refused_preflight_as_error(refused_origins.clone(), req, next)
                 }))
                 .wrap(security_headers(production))
                 .wrap(from_fn(track_requests))

@@ -2,26 +2,15 @@
 //! `Origin` is present and not allowed is refused before any handler runs.
 //! Requests without `Origin` (native apps, curl) pass.
 
-use std::sync::Arc;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
 
+use shared_claims::service::AllowedOrigins;
+
 use crate::error::ApiError;
-
-#[derive(Debug, Clone)]
-pub struct AllowedOrigins(pub Arc<Vec<String>>);
-
-impl AllowedOrigins {
-    pub fn allows(&self, origin: &str) -> bool {
-        self.0
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
-    }
-}
 
 pub async fn require_allowed_origin(
     req: ServiceRequest,

@@ -61,6 +61,9 @@ pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
     pub signing_key_file: Option<PathBuf>,
+    /// Keys that no longer sign but are still published and accepted, so
+    /// their tokens live out their lifetime after a key rotation.
+    pub retired_key_files: Vec<PathBuf>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_max_lifetime: Duration,
@@ -182,6 +185,13 @@ impl Settings {
             issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
             audience: env.string("JWT_AUDIENCE", "resource-api"),
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            retired_key_files: env
+                .string("RETIRED_SIGNING_KEY_FILES", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
             access_ttl: env.duration("ACCESS_TOKEN_TTL", "15m")?,
             refresh_ttl: env.duration("REFRESH_TOKEN_TTL", "7d")?,
             session_max_lifetime: env.duration("SESSION_MAX_LIFETIME", "30d")?,

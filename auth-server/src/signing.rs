@@ -23,7 +23,8 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 pub struct SigningKey {
     encoding: EncodingKey,
     kid: String,
-    public_jwk: Jwk,
+    /// This key's public half, then those of retired keys.
+    published: Vec<Jwk>,
     verification: KeySet,
 }
 
@@ -74,7 +75,7 @@ impl SigningKey {
         Ok(Self {
             encoding,
             kid,
-            public_jwk,
+            published: vec![public_jwk],
             verification,
         })
     }
@@ -86,8 +87,21 @@ impl SigningKey {
     /// `GET /.well-known/jwks.json`: public keys only.
     pub fn jwks(&self) -> JwkSet {
         JwkSet {
-            keys: vec![self.public_jwk.clone()],
+            keys: self.published.clone(),
         }
+    }
+
+    /// Keeps publishing (and accepting) a key that no longer signs, so the
+    /// access tokens it signed stay valid until they expire: key rotation
+    /// without logging anybody out. Only its public half is kept.
+    pub fn retire(&mut self, old: SigningKey) {
+        if old.kid == self.kid || self.verification.get(&old.kid).is_some() {
+            return;
+        }
+        if let Some(key) = old.verification.get(&old.kid) {
+            self.verification.insert(old.kid.clone(), key.clone());
+        }
+        self.published.extend(old.published.into_iter().take(1));
     }
 
     /// The keys this server's own Bearer endpoints verify with.
@@ -229,6 +243,58 @@ mod tests {
         // The JWKS alone (what resource APIs see) verifies it too.
         let published = KeySet::from_jwks(&key.jwks());
         assert_eq!(validator.validate(&token, &published).unwrap(), claims);
+    }
+
+    #[test]
+    fn retired_keys_stay_published_and_accepted_but_never_sign() {
+        let mut current = SigningKey::ephemeral().unwrap();
+        let old = SigningKey::ephemeral().unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            jti: Uuid::new_v4(),
+            iat: now,
+            nbf: now,
+            exp: now + 60,
+            email: "a@example.com".into(),
+            roles: vec![],
+        };
+        let old_token = old.sign(&claims).unwrap();
+        let old_kid = old.kid().to_owned();
+        current.retire(old);
+        let validator = Validator::new(ValidationRules {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            leeway: Duration::from_secs(5),
+        });
+        let published = KeySet::from_jwks(&current.jwks());
+        assert_eq!(published.len(), 2);
+        assert!(validator.validate(&old_token, &published).is_ok());
+        assert!(
+            validator
+                .validate(&old_token, current.verification_keys())
+                .is_ok()
+        );
+        let new_token = current.sign(&claims).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some(current.kid())
+        );
+        assert_ne!(current.kid(), old_kid);
+        let jwks = serde_json::to_value(current.jwks()).unwrap();
+        assert!(
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k.get("d").is_none())
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl Application {
 }
 
 fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
-    let key = match &settings.tokens.signing_key_file {
+    let mut key = match &settings.tokens.signing_key_file {
         Some(path) => SigningKey::from_pem_file(path)?,
         None => {
             tracing::warn!(
@@ -84,6 +84,14 @@ fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
             SigningKey::ephemeral()?
         }
     };
+    for path in &settings.tokens.retired_key_files {
+        let retired = SigningKey::from_pem_file(path)?;
+        tracing::info!(
+            kid = retired.kid(),
+            "retired key still published until its tokens expire"
+        );
+        key.retire(retired);
+    }
     tracing::info!(kid = key.kid(), "signing key loaded");
     Ok(key)
 }

@@ -443,6 +443,15 @@ impl Control {
         self.auth = Some(handle);
     }
 
+    /// Switches to a brand-new signing key for the next start, keeping the
+    /// current one published as retired.
+    pub fn rotate_signing_key_with_overlap(&mut self) {
+        let current = self.auth_vars["SIGNING_KEY_FILE"].clone();
+        self.new_signing_key();
+        self.auth_vars
+            .insert("RETIRED_SIGNING_KEY_FILES".to_owned(), current);
+    }
+
     /// Switches to a brand-new signing key for the next start.
     pub fn new_signing_key(&mut self) {
         let path = self

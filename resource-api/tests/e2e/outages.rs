@@ -151,3 +151,38 @@ async fn a_flood_of_unknown_kids_does_not_hammer_the_auth_server() {
     let login = stack.login().await;
     assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_rotation_with_the_old_key_retired_keeps_its_tokens_valid() {
+    let mut stack = spawn_stack().await;
+    let before = stack.login().await;
+    let Some(control) = stack.control("a_rotation_with_the_old_key_retired…") else {
+        return;
+    };
+    control.stop_auth().await;
+    control.rotate_signing_key_with_overlap();
+    control.start_auth().await;
+
+    let after = stack.login_as(&before.email).await;
+    let jwks: Value = stack
+        .client
+        .get(format!("{}/.well-known/jwks.json", stack.auth_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "the new key and the retired one"
+    );
+    eventually(Duration::from_secs(5), || async {
+        stack.me_status(&after.access_token).await == StatusCode::OK
+    })
+    .await
+    .expect("the new key's tokens are accepted");
+    // The old key's token lives out its lifetime.
+    assert_eq!(stack.me_status(&before.access_token).await, StatusCode::OK);
+}

@@ -59,12 +59,23 @@ localize() {
     printf '%s' "$value"
 }
 
-# Runs a command with exactly a service's environment (and a PATH).
+# Runs a command with exactly a service's environment (and a PATH). `exec`,
+# so that in a background subshell the process we remember is the service
+# itself, and cleanup stops it rather than orphaning it.
 with_env() {
     local service=$1; shift
     local -a vars=()
     while IFS= read -r -d '' line; do vars+=("$line"); done < <(service_env "$service")
-    env -i PATH="$PATH" HOME="${HOME:-/tmp}" "${vars[@]}" "$@"
+    exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" "${vars[@]}" "$@"
+}
+
+# Refuses to start when something already answers on a port: its health
+# check would pass for the wrong process.
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        log "port $1 is already in use: stop what listens there first"
+        return 1
+    fi
 }
 
 value_of() { service_env "$1" | tr '\0' '\n' | sed -n "s/^$2=//p"; }
@@ -72,7 +83,7 @@ value_of() { service_env "$1" | tr '\0' '\n' | sed -n "s/^$2=//p"; }
 wait_healthy() {
     local service=$1 binary=$2
     for _ in $(seq 1 60); do
-        if with_env "$service" "$bin/$binary" healthcheck >/dev/null 2>&1; then
+        if (with_env "$service" "$bin/$binary" healthcheck) >/dev/null 2>&1; then
             log "$service is healthy"
             return 0
         fi
@@ -97,20 +108,23 @@ CREATE DATABASE $database OWNER "$db_user";
 SQL
 
 log "init: $(python3 scripts/compose_env.py "$compose" init --command)"
-with_env init /bin/sh -c "$(localize init "$(python3 scripts/compose_env.py "$compose" init --command)")"
+(with_env init /bin/sh -c "$(localize init "$(python3 scripts/compose_env.py "$compose" init --command)")")
+
+auth_port=$(value_of auth-server AUTH_BIND | sed 's/.*://')
+api_port=$(value_of resource-api API_BIND | sed 's/.*://')
+port_free "$auth_port"
+port_free "$api_port"
 
 log "auth-server: $(value_of auth-server APP_ENV) mode on $(value_of auth-server AUTH_BIND)"
-with_env auth-server "$bin/auth-server" serve >"$work/auth-server.log" 2>&1 &
+(with_env auth-server "$bin/auth-server" serve) >"$work/auth-server.log" 2>&1 &
 pids+=($!)
 wait_healthy auth-server auth-server
 
 log "resource-api: $(value_of resource-api APP_ENV) mode on $(value_of resource-api API_BIND), AUTH_URL $(value_of resource-api AUTH_URL)"
-with_env resource-api "$bin/resource-api" serve >"$work/resource-api.log" 2>&1 &
+(with_env resource-api "$bin/resource-api" serve) >"$work/resource-api.log" 2>&1 &
 pids+=($!)
 wait_healthy resource-api resource-api
 
-auth_port=$(value_of auth-server AUTH_BIND | sed 's/.*://')
-api_port=$(value_of resource-api API_BIND | sed 's/.*://')
 signing_key=$(value_of auth-server SIGNING_KEY_FILE)
 
 log "the end-to-end suite in URL mode"

@@ -409,3 +409,29 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn the_image_build_sees_every_workspace_member() {
+    // Cargo loads the whole workspace even to build two packages: a member
+    // whose manifest the dependency stage does not copy (and stub) breaks
+    // `docker build`.
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let members_line = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("a members list");
+    let members: Vec<&str> = members_line.split('"').skip(1).step_by(2).collect();
+    assert!(members.contains(&"auth-server") && members.contains(&"resource-api"));
+    let dockerfile = dockerfile();
+    let build = stage(&dockerfile, "build");
+    for member in members {
+        assert!(
+            build.contains(&format!("COPY {member}/Cargo.toml {member}/")),
+            "the build stage copies {member}/Cargo.toml"
+        );
+        assert!(
+            build.contains(&format!("{member}/src")),
+            "the build stage stubs {member}'s sources"
+        );
+    }
+}

@@ -228,7 +228,14 @@ impl Settings {
             memory_kib: env.parsed("ARGON2_MEMORY_KIB", 19 * 1024, "a whole number of KiB")?,
             iterations: env.parsed("ARGON2_ITERATIONS", 2, "a whole number")?,
             parallelism: env.parsed("ARGON2_PARALLELISM", 1, "a whole number")?,
-            workers: env.parsed("PASSWORD_HASH_WORKERS", workers_default, "a whole number")?,
+            // Half the cores: a login flood must leave CPU to the refreshes
+            // and to PostgreSQL (BENCHMARKS.md: refresh p99 under a flood
+            // went from 3.1–6.0× to 1.5× of at rest).
+            workers: env.parsed(
+                "PASSWORD_HASH_WORKERS",
+                (workers_default / 2).max(1),
+                "a whole number",
+            )?,
             queue: env.parsed("PASSWORD_HASH_QUEUE", 256, "a whole number")?,
         };
         if password.workers == 0 {

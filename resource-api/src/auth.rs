@@ -37,13 +37,23 @@ pub fn authenticate(
             "the auth server's signing keys are not loaded yet".to_owned(),
         ));
     }
-    let claims = state.validator.validate(token, &keys).map_err(|e| {
-        if matches!(e, TokenError::UnknownKey { .. }) {
-            // Maybe a new key: the background task refetches (rate-limited).
-            state.jwks.request_refetch();
+    let now = chrono::Utc::now().timestamp();
+    let claims = match state.verified.get(token, &keys, now) {
+        Some(claims) => claims,
+        None => {
+            let claims = state.validator.validate(token, &keys).map_err(|e| {
+                if matches!(e, TokenError::UnknownKey { .. }) {
+                    // Maybe a new key: the background task refetches (rate-limited).
+                    state.jwks.request_refetch();
+                }
+                invalid(e.to_string())
+            })?;
+            state
+                .verified
+                .insert(token, std::sync::Arc::clone(&keys), claims.clone());
+            claims
         }
-        invalid(e.to_string())
-    })?;
+    };
     let revocation = &state.settings.revocation;
     if let Freshness::Stale { why } = state.revocations.freshness(revocation.max_staleness) {
         if !revocation.fail_open {

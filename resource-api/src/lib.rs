@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod revocations;
 pub mod startup;
 pub mod state;
+pub mod verified;

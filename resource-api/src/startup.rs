@@ -19,6 +19,10 @@ use crate::handlers as h;
 use crate::metrics::{self, Metrics};
 use crate::revocations::{Revocations, Sync};
 use crate::state::ApiState;
+use crate::verified::VerifiedTokens;
+
+/// Verified tokens remembered at most (about 400 bytes each).
+const VERIFIED_TOKENS: usize = 10_000;
 use actix_web::http::{Method, header};
 use shared_claims::service::{
     AllowedOrigins, RootSpan, cors, refused_preflight_as_error, security_headers, track_requests,
@@ -59,6 +63,7 @@ impl Application {
             .with_context(|| format!("binding API_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
+        let leeway = settings.leeway;
         let production = settings.production;
         let origins = AllowedOrigins(Arc::new(settings.allowed_origins.clone()));
         let state = ApiState {
@@ -67,6 +72,7 @@ impl Application {
             jwks,
             revocations,
             metrics,
+            verified: Arc::new(VerifiedTokens::new(VERIFIED_TOKENS, leeway)),
         };
         let data = web::Data::new(state.clone());
         let http_metrics = web::Data::new(state.metrics.http.clone());

@@ -6,6 +6,7 @@ use shared_claims::jwks::JwksCache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::revocations::Revocations;
+use crate::verified::VerifiedTokens;
 
 /// What every request shares: settings, keys and revocations, all local.
 #[derive(Clone)]
@@ -15,4 +16,6 @@ pub struct ApiState {
     pub jwks: Arc<JwksCache>,
     pub revocations: Arc<Revocations>,
     pub metrics: Arc<Metrics>,
+    /// Tokens whose signature and claims were already checked.
+    pub verified: Arc<VerifiedTokens>,
 }

@@ -23,12 +23,16 @@ COPY Cargo.toml Cargo.lock ./
 COPY auth-server/Cargo.toml auth-server/
 COPY resource-api/Cargo.toml resource-api/
 COPY shared-claims/Cargo.toml shared-claims/
-RUN mkdir -p auth-server/src resource-api/src shared-claims/src \
+COPY bench/Cargo.toml bench/
+RUN mkdir -p auth-server/src resource-api/src shared-claims/src bench/src \
  && echo 'fn main() {}' > auth-server/src/main.rs \
  && echo 'fn main() {}' > resource-api/src/main.rs \
+ && echo 'fn main() {}' > bench/src/main.rs \
  && touch auth-server/src/lib.rs resource-api/src/lib.rs shared-claims/src/lib.rs \
  && cargo build --release --locked -p auth-server -p resource-api \
  && rm -rf auth-server/src resource-api/src shared-claims/src
+# The benchmark is a workspace member: cargo needs it present, not built.
+COPY bench bench
 
 COPY migrations migrations
 COPY diesel.toml ./

@@ -1,0 +1,155 @@
+//! Typed calls to the two services over one keep-alive connection pool.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::json;
+
+/// What the sessions record as the client: the SQL ceiling passes the same.
+pub const USER_AGENT: &str = "auth-bench";
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    login: Url,
+    register: Url,
+    refresh: Url,
+    logout: Url,
+    pub auth_ready: Url,
+    pub me: Url,
+    pub api_health: Url,
+    pub api_ready: Url,
+}
+
+/// A login or refresh answer in body delivery.
+#[derive(Debug, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+}
+
+impl Client {
+    pub fn new(auth: &Url, api: &Url, connections: usize) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(connections)
+            .user_agent(USER_AGENT)
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        let join = |base: &Url, path: &str| {
+            base.join(path)
+                .with_context(|| format!("joining {path} to {base}"))
+        };
+        Ok(Self {
+            http,
+            login: join(auth, "/auth/login")?,
+            register: join(auth, "/auth/register")?,
+            refresh: join(auth, "/auth/refresh")?,
+            logout: join(auth, "/auth/logout")?,
+            auth_ready: join(auth, "/readyz")?,
+            me: join(api, "/api/me")?,
+            api_health: join(api, "/healthz")?,
+            api_ready: join(api, "/readyz")?,
+        })
+    }
+
+    /// Registers a user; one that already exists is fine.
+    pub async fn register(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(self.register.clone())
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::CREATED | StatusCode::CONFLICT => Ok(()),
+            status => bail!("register: {status}: {}", snippet(response).await),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<Tokens> {
+        let response = self
+            .http
+            .post(self.login.clone())
+            .json(&json!({
+                "email": email,
+                "password": password,
+                "refresh_token_delivery": "body",
+            }))
+            .send()
+            .await?;
+        tokens(response, "login").await
+    }
+
+    /// One rotation: the answer must carry the successor.
+    pub async fn refresh(&self, refresh_token: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(self.refresh.clone())
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await?;
+        tokens(response, "refresh")
+            .await?
+            .refresh_token
+            .context("refresh: no successor in the answer (the chain was broken)")
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(self.logout.clone())
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::NO_CONTENT => Ok(()),
+            status => bail!("logout: {status}: {}", snippet(response).await),
+        }
+    }
+
+    /// The status of a GET, its body read so the connection can be reused.
+    pub async fn get(&self, url: &Url, bearer: Option<&HeaderValue>) -> anyhow::Result<StatusCode> {
+        let mut request = self.http.get(url.clone());
+        if let Some(bearer) = bearer {
+            request = request.header(AUTHORIZATION, bearer.clone());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        response.bytes().await?;
+        Ok(status)
+    }
+
+    /// A GET that must answer `200`.
+    pub async fn get_ok(&self, url: &Url, bearer: Option<&HeaderValue>) -> anyhow::Result<()> {
+        match self.get(url, bearer).await? {
+            StatusCode::OK => Ok(()),
+            status => bail!("GET {}: {status}", url.path()),
+        }
+    }
+}
+
+pub fn bearer(access_token: &str) -> anyhow::Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {access_token}"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+async fn tokens(response: reqwest::Response, what: &str) -> anyhow::Result<Tokens> {
+    match response.status() {
+        StatusCode::OK => Ok(response.json().await?),
+        status => bail!("{what}: {status}: {}", snippet(response).await),
+    }
+}
+
+/// The start of an error body: the contract's `{"error", "error_description"}`,
+/// which never holds a token.
+async fn snippet(response: reqwest::Response) -> String {
+    let body = response.text().await.unwrap_or_default();
+    body.chars().take(200).collect()
+}

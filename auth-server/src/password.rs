@@ -10,10 +10,13 @@
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
+use std::cell::RefCell;
+
+use argon2::password_hash::PasswordHasher as _;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use crate::config::PasswordSettings;
@@ -92,16 +95,15 @@ impl PasswordPool {
         password: SecretString,
         stored: Option<String>,
     ) -> Result<bool, PasswordError> {
-        let hasher = Arc::clone(&self.hasher);
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         self.run(move || {
             // A stored hash that does not parse verifies nothing; it still
             // costs one dummy verification, so the answer's timing stays even.
             let matched = match PasswordHash::new(&stored) {
-                Ok(parsed) => hasher
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok(),
+                Ok(parsed) => {
+                    verify_with_reused_memory(password.expose_secret().as_bytes(), &parsed)
+                }
                 Err(_) => {
                     tracing::error!("a stored password hash does not parse");
                     false
@@ -129,6 +131,52 @@ impl PasswordPool {
         }
         result.await.map_err(|_| PasswordError::Stopped)
     }
+}
+
+thread_local! {
+    /// Each password thread's argon2 working memory, allocated once. The
+    /// library's verifier allocates and zeroes it (19 MiB by default) on
+    /// every call: page faults and memset that cost a third of a login, and
+    /// allocator arenas that tripled the server's peak memory (BENCHMARKS.md).
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What `PasswordVerifier::verify_password` does (the stored hash's own
+/// algorithm, version and parameters; a constant-time comparison of the
+/// outputs), on this thread's reused memory.
+fn verify_with_reused_memory(password: &[u8], stored: &PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return false;
+    };
+    let argon2 = (|| {
+        let algorithm = Algorithm::try_from(stored.algorithm.as_str()).ok()?;
+        let version = stored
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .ok()?
+            .unwrap_or_default();
+        let params = Params::try_from(stored).ok()?;
+        Some((Argon2::new(algorithm, version, params.clone()), params))
+    })();
+    let Some((argon2, params)) = argon2 else {
+        tracing::error!("a stored password hash has parameters argon2 refuses");
+        return false;
+    };
+    let mut output = vec![0u8; expected.len()];
+    let hashed = MEMORY.with_borrow_mut(|memory| {
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(
+            password,
+            salt.as_ref(),
+            &mut output,
+            &mut memory[..blocks],
+        )
+    });
+    hashed.is_ok() && bool::from(output.as_slice().ct_eq(expected.as_bytes()))
 }
 
 fn work(receiver: &Mutex<mpsc::Receiver<Job>>) {
@@ -177,6 +225,46 @@ mod tests {
                 .verify(SecretString::from("wrong horse"), Some(hash))
                 .await
                 .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_of_other_parameters_verify_on_reused_memory() {
+        // Hashed under other settings (a configuration change), verified by
+        // one worker whose memory must grow and shrink to each hash.
+        let big = PasswordPool::start(&PasswordSettings {
+            memory_kib: 4096,
+            ..small()
+        })
+        .unwrap();
+        let small_pool = PasswordPool::start(&small()).unwrap();
+        let big_hash = big.hash(SecretString::from("correct horse")).await.unwrap();
+        let small_hash = small_pool
+            .hash(SecretString::from("correct horse"))
+            .await
+            .unwrap();
+        for (hash, ok) in [(&small_hash, true), (&big_hash, true), (&small_hash, true)] {
+            assert_eq!(
+                small_pool
+                    .verify(SecretString::from("correct horse"), Some(hash.clone()))
+                    .await
+                    .unwrap(),
+                ok
+            );
+            assert!(
+                !small_pool
+                    .verify(SecretString::from("correct horsE"), Some(hash.clone()))
+                    .await
+                    .unwrap()
+            );
+        }
+        // The library's own verifier agrees with ours.
+        use argon2::password_hash::PasswordVerifier;
+        let parsed = PasswordHash::new(&big_hash).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
         );
     }
 

@@ -23,14 +23,15 @@ COPY Cargo.toml Cargo.lock ./
 COPY auth-server/Cargo.toml auth-server/
 COPY resource-api/Cargo.toml resource-api/
 COPY shared-claims/Cargo.toml shared-claims/
+COPY service-kit/Cargo.toml service-kit/
 COPY bench/Cargo.toml bench/
-RUN mkdir -p auth-server/src resource-api/src shared-claims/src bench/src \
+RUN mkdir -p auth-server/src resource-api/src shared-claims/src service-kit/src bench/src \
  && echo 'fn main() {}' > auth-server/src/main.rs \
  && echo 'fn main() {}' > resource-api/src/main.rs \
  && echo 'fn main() {}' > bench/src/main.rs \
- && touch auth-server/src/lib.rs resource-api/src/lib.rs shared-claims/src/lib.rs \
+ && touch auth-server/src/lib.rs resource-api/src/lib.rs shared-claims/src/lib.rs service-kit/src/lib.rs \
  && cargo build --release --locked -p auth-server -p resource-api \
- && rm -rf auth-server/src resource-api/src shared-claims/src
+ && rm -rf auth-server/src resource-api/src shared-claims/src service-kit/src
 # The benchmark is a workspace member: cargo needs it present, not built.
 COPY bench bench
 
@@ -39,9 +40,10 @@ COPY diesel.toml ./
 COPY auth-server auth-server
 COPY resource-api resource-api
 COPY shared-claims shared-claims
+COPY service-kit service-kit
 # Stubs' build outputs are older than the real sources; touch so cargo
 # rebuilds the workspace crates.
-RUN touch auth-server/src/main.rs auth-server/src/lib.rs resource-api/src/main.rs resource-api/src/lib.rs shared-claims/src/lib.rs \
+RUN touch auth-server/src/main.rs auth-server/src/lib.rs resource-api/src/main.rs resource-api/src/lib.rs shared-claims/src/lib.rs service-kit/src/lib.rs \
  && cargo build --release --locked -p auth-server -p resource-api \
  && install -D -m 0755 target/release/auth-server /out/auth-server \
  && install -D -m 0755 target/release/resource-api /out/resource-api

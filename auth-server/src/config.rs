@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use shared_claims::env::{ConfigError, Env, invalid};
+use service_kit::duration::parse_duration;
+use service_kit::env::{ConfigError, Env, invalid};
 
 use crate::proxies::TrustedProxies;
-use shared_claims::parse_duration;
 
-pub use shared_claims::env::DEVELOPMENT_INTERNAL_TOKEN;
+pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/auth";
 

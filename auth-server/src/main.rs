@@ -74,7 +74,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            shared_claims::service::init_tracing(settings.is_production());
+            service_kit::telemetry::init_tracing(settings.is_production());
             run(command, settings)
         }
     };
@@ -129,7 +129,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keygen { out, if_missing } => keygen(&out, if_missing),
         Command::Secret { out, if_missing } => secret(&out, if_missing),
         Command::Healthcheck => {
-            shared_claims::probe::http_ok(settings.bind, "/healthz").map_err(anyhow::Error::msg)
+            service_kit::probe::http_ok(settings.bind, "/healthz").map_err(anyhow::Error::msg)
         }
         Command::Users { command } => {
             let (email, role, grant) = match command {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use shared_claims::service::{HttpMetrics, render};
+use service_kit::http_metrics::{HttpMetrics, render};
 
 use crate::db::Pool;
 use crate::error::ApiError;

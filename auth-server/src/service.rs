@@ -16,7 +16,7 @@ use crate::refresh_token::RefreshToken;
 use crate::rotation::{Rejection, successor_expiry};
 use crate::signing::access_claims;
 use crate::state::AppState;
-pub use shared_claims::service::record_identity;
+pub use service_kit::telemetry::record_identity;
 
 /// Runs a query function on the blocking pool with a pooled connection.
 /// The checkout blocks too, so it happens inside the closure.

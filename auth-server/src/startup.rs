@@ -5,10 +5,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use service_kit::cors::{AllowedOrigins, cors, refused_preflight_as_error};
+use service_kit::http_metrics::track_requests;
+use service_kit::security_headers::security_headers;
+use service_kit::telemetry::RootSpan;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -17,10 +22,6 @@ use crate::http::{self, handlers};
 use crate::password::PasswordPool;
 use crate::signing::SigningKey;
 use crate::state::AppState;
-use actix_web::http::{Method, header};
-use shared_claims::service::{
-    AllowedOrigins, RootSpan, cors, refused_preflight_as_error, security_headers, track_requests,
-};
 
 pub struct Application {
     port: u16,

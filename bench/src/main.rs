@@ -105,7 +105,7 @@ pub enum Scenario {
 }
 
 fn duration(raw: &str) -> Result<Duration, String> {
-    shared_claims::parse_duration(raw).map_err(|e| e.to_string())
+    service_kit::duration::parse_duration(raw).map_err(|e| e.to_string())
 }
 
 fn env_pair(raw: &str) -> Result<(String, String), String> {

@@ -87,7 +87,7 @@ pub async fn bearer_validator(
         header_sent,
     ) {
         Ok(claims) => {
-            shared_claims::service::record_identity(claims.sub, claims.sid);
+            service_kit::telemetry::record_identity(claims.sub, claims.sid);
             req.extensions_mut().insert(claims);
             Ok(req)
         }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use shared_claims::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, Env, invalid};
+use service_kit::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, Env, invalid};
 
 #[derive(Debug, Clone)]
 pub struct Settings {

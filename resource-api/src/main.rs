@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {}
         Some("healthcheck") => {
-            return match shared_claims::probe::http_ok(settings.bind, "/healthz") {
+            return match service_kit::probe::http_ok(settings.bind, "/healthz") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("resource-api: unhealthy: {e}");
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    shared_claims::service::init_tracing(settings.production);
+    service_kit::telemetry::init_tracing(settings.production);
     let served = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
         tracing::info!(port = app.port(), "resource-api listening");

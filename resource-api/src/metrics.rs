@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use prometheus::{Gauge, IntCounterVec, IntGauge, Opts, Registry};
-use shared_claims::service::{HttpMetrics, render};
+use service_kit::http_metrics::{HttpMetrics, render};
 
 use crate::error::ApiError;
 use crate::state::ApiState;

@@ -5,10 +5,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use anyhow::Context;
+use service_kit::cors::{AllowedOrigins, cors, refused_preflight_as_error};
+use service_kit::http_metrics::track_requests;
+use service_kit::security_headers::security_headers;
+use service_kit::telemetry::RootSpan;
 use shared_claims::jwks::{JwksCache, JwksSettings};
 use shared_claims::{ValidationRules, Validator};
 use tracing_actix_web::TracingLogger;
@@ -23,10 +28,6 @@ use crate::verified::VerifiedTokens;
 
 /// Verified tokens remembered at most (about 400 bytes each).
 const VERIFIED_TOKENS: usize = 10_000;
-use actix_web::http::{Method, header};
-use shared_claims::service::{
-    AllowedOrigins, RootSpan, cors, refused_preflight_as_error, security_headers, track_requests,
-};
 
 pub struct Application {
     port: u16,

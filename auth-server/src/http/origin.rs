@@ -8,7 +8,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
 
-use shared_claims::service::AllowedOrigins;
+use service_kit::cors::AllowedOrigins;
 
 use crate::error::ApiError;
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 fn assert_security_headers(headers: &reqwest::header::HeaderMap) {
-    for (name, value) in shared_claims::headers::SECURITY_HEADERS {
+    for (name, value) in service_kit::security_headers::SECURITY_HEADERS {
         assert_eq!(
             headers.get(*name).and_then(|v| v.to_str().ok()),
             Some(*value),

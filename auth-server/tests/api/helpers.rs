@@ -118,7 +118,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        shared_claims::service::init_tracing(false);
+        service_kit::telemetry::init_tracing(false);
     }
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
     let app = Application::build(settings.clone())

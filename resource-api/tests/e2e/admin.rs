@@ -84,7 +84,7 @@ async fn every_response_carries_the_security_headers() {
         stack.api("/nope", None).await,
         stack.api("/readyz", None).await,
     ] {
-        for (name, value) in shared_claims::headers::SECURITY_HEADERS {
+        for (name, value) in service_kit::security_headers::SECURITY_HEADERS {
             assert_eq!(
                 response.headers().get(*name).and_then(|v| v.to_str().ok()),
                 Some(*value),

@@ -377,18 +377,18 @@ async fn the_healthcheck_probe_speaks_to_the_real_health_route() {
     .run();
     let handle = server.handle();
     actix_web::rt::spawn(server);
-    let probed = actix_web::web::block(move || shared_claims::probe::http_ok(addr, "/healthz"))
+    let probed = actix_web::web::block(move || service_kit::probe::http_ok(addr, "/healthz"))
         .await
         .unwrap();
     assert_eq!(probed, Ok(()));
-    let missing = actix_web::web::block(move || shared_claims::probe::http_ok(addr, "/nope"))
+    let missing = actix_web::web::block(move || service_kit::probe::http_ok(addr, "/nope"))
         .await
         .unwrap();
     assert!(missing.is_err());
     handle.stop(false).await;
     let unspecified = SocketAddr::from(([0, 0, 0, 0], addr.port()));
     assert!(
-        shared_claims::probe::http_ok(unspecified, "/healthz").is_err(),
+        service_kit::probe::http_ok(unspecified, "/healthz").is_err(),
         "stopped"
     );
 }

@@ -237,7 +237,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
 
 async fn start_auth(vars: &HashMap<String, String>) -> (u16, ServerHandle) {
     if std::env::var("TEST_LOG").is_ok() {
-        shared_claims::service::init_tracing(false);
+        service_kit::telemetry::init_tracing(false);
     }
     let settings = auth_server::config::Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let app = auth_server::startup::Application::build(settings)

@@ -92,7 +92,7 @@ async fn a_detected_reuse_reaches_the_api_within_a_second() {
         Some(control) => control.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 hour' WHERE consumed_at IS NOT NULL"),
         None => {
             let grace = std::env::var("REFRESH_REUSE_GRACE").unwrap_or_else(|_| "10s".to_owned());
-            let grace = shared_claims::parse_duration(&grace).unwrap();
+            let grace = service_kit::duration::parse_duration(&grace).unwrap();
             tokio::time::sleep(grace + Duration::from_secs(1)).await;
         }
     }

@@ -1,3 +1,5 @@
+//! Durations of the configuration, one number and one unit.
+
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

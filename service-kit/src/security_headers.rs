@@ -1,6 +1,8 @@
 //! Security headers every response of every service carries. These are JSON
 //! APIs: nothing should be framed, sniffed, embedded, or leak a referrer.
 
+use actix_web::middleware::DefaultHeaders;
+
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
@@ -18,3 +20,15 @@ pub const HSTS: (&str, &str) = (
     "strict-transport-security",
     "max-age=31536000; includeSubDomains",
 );
+
+/// The middleware adding them (and HSTS in production) to every response.
+pub fn security_headers(production: bool) -> DefaultHeaders {
+    let headers = SECURITY_HEADERS
+        .iter()
+        .fold(DefaultHeaders::new(), |h, header| h.add(*header));
+    if production {
+        headers.add(HSTS)
+    } else {
+        headers
+    }
+}

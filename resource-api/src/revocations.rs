@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use shared_claims::feed::{FEED_PATH, Feed, FeedEntry};
 use shared_claims::jwks::JwksCache;
 use uuid::Uuid;
 
@@ -108,24 +108,6 @@ impl Revocations {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Feed {
-    revocations: Vec<FeedEntry>,
-    cursor: String,
-    #[serde(default)]
-    more: bool,
-    #[serde(default)]
-    held: i64,
-    #[serde(default)]
-    kids: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FeedEntry {
-    session_id: Uuid,
-    forget_after: DateTime<Utc>,
-}
-
 /// How long to ask the auth server to hold a poll: well inside the staleness
 /// bound, since a held poll only counts as a sync when it returns.
 fn long_poll_wait(max_staleness: Duration) -> Duration {
@@ -213,7 +195,7 @@ impl Sync {
         cursor: Option<&(String, i64)>,
         wait_secs: u64,
     ) -> Result<Feed, String> {
-        let mut url = format!("{}/internal/revocations?wait={wait_secs}", self.auth_url);
+        let mut url = format!("{}{FEED_PATH}?wait={wait_secs}", self.auth_url);
         if let Some((cursor, seen)) = cursor {
             url.push_str(&format!("&cursor={cursor}&seen={seen}"));
         }
@@ -246,6 +228,7 @@ mod tests {
     fn entry(forget_after: DateTime<Utc>) -> FeedEntry {
         FeedEntry {
             session_id: Uuid::new_v4(),
+            revoked_at: Utc::now(),
             forget_after,
         }
     }
@@ -266,10 +249,7 @@ mod tests {
     fn the_feed_is_a_set() {
         let revocations = Revocations::default();
         let e = entry(Utc::now() + chrono::Duration::minutes(1));
-        let again = FeedEntry {
-            session_id: e.session_id,
-            forget_after: e.forget_after,
-        };
+        let again = e.clone();
         assert_eq!(revocations.apply(&[e]), 1);
         assert_eq!(revocations.apply(&[again]), 0);
     }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use shared_claims::feed::{Feed, FeedEntry};
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use crate::db;
 use crate::error::ApiError;
@@ -37,27 +37,6 @@ pub struct FeedQuery {
     seen: i64,
     #[serde(default)]
     wait: u64,
-}
-
-#[derive(Serialize)]
-struct Entry {
-    session_id: Uuid,
-    revoked_at: String,
-    /// When no access token of this session can be valid any more.
-    forget_after: String,
-}
-
-#[derive(Serialize)]
-struct Feed {
-    revocations: Vec<Entry>,
-    /// Opaque: pass it back as `cursor`.
-    cursor: String,
-    more: bool,
-    /// Entries at or past `cursor`: pass back as `seen`.
-    held: i64,
-    /// The signing keys in use, so an API can fetch a new key's JWKS entry
-    /// before the first token signed with it arrives.
-    kids: Vec<String>,
 }
 
 fn authorized(req: &HttpRequest, state: &AppState) -> bool {
@@ -125,10 +104,10 @@ pub async fn revocations(
         revocations: page
             .revocations
             .into_iter()
-            .map(|r| Entry {
+            .map(|r| FeedEntry {
                 session_id: r.session_id,
-                revoked_at: rfc3339(r.revoked_at),
-                forget_after: rfc3339(r.revoked_at + forget),
+                revoked_at: r.revoked_at,
+                forget_after: r.revoked_at + forget,
             })
             .collect(),
         cursor: page.cursor.to_string(),
@@ -139,8 +118,4 @@ pub async fn revocations(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(feed))
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

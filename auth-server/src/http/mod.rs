@@ -11,6 +11,7 @@ pub mod origin;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
+use shared_claims::feed::FEED_PATH;
 
 use handlers as h;
 
@@ -34,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/sessions").route(web::get().to(h::list_sessions)))
             .service(resource("/sessions/{id}").route(web::delete().to(h::delete_session))),
     )
-    .service(resource("/internal/revocations").route(web::get().to(internal::revocations)))
+    .service(resource(FEED_PATH).route(web::get().to(internal::revocations)))
     .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
     .service(resource("/readyz").route(web::get().to(h::readyz)))

@@ -1,0 +1,88 @@
+//! The revocation feed's wire types: what the auth server's
+//! `GET /internal/revocations` answers and what resource APIs read, defined
+//! once so the two sides cannot drift.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Where the auth server serves the feed.
+pub const FEED_PATH: &str = "/internal/revocations";
+
+/// One answer of the feed. Readers treat it as a set: an entry may come again
+/// until the cursor has passed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feed {
+    pub revocations: Vec<FeedEntry>,
+    /// Opaque: pass it back as `cursor`.
+    pub cursor: String,
+    /// More are waiting: ask again at once.
+    #[serde(default)]
+    pub more: bool,
+    /// Entries at or past `cursor`: pass back as `seen`.
+    #[serde(default)]
+    pub held: i64,
+    /// The signing keys in use, so an API can fetch a new key's JWKS entry
+    /// before the first token signed with it arrives.
+    #[serde(default)]
+    pub kids: Vec<String>,
+}
+
+/// A revoked session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    pub session_id: Uuid,
+    #[serde(serialize_with = "millis")]
+    pub revoked_at: DateTime<Utc>,
+    /// When no access token of this session can be valid any more: readers
+    /// may forget the entry then.
+    #[serde(serialize_with = "millis")]
+    pub forget_after: DateTime<Utc>,
+}
+
+/// RFC 3339 in UTC to the millisecond; readers accept any RFC 3339 time.
+fn millis<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_reads_what_it_writes() {
+        let revoked_at = DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123456Z")
+            .unwrap()
+            .to_utc();
+        let feed = Feed {
+            revocations: vec![FeedEntry {
+                session_id: Uuid::nil(),
+                revoked_at,
+                forget_after: revoked_at + chrono::Duration::minutes(16),
+            }],
+            cursor: "42".to_owned(),
+            more: false,
+            held: 1,
+            kids: vec!["kid".to_owned()],
+        };
+        let json = serde_json::to_string(&feed).unwrap();
+        assert_eq!(
+            json,
+            r#"{"revocations":[{"session_id":"00000000-0000-0000-0000-000000000000","revoked_at":"2026-11-22T10:00:00.123Z","forget_after":"2026-11-22T10:16:00.123Z"}],"cursor":"42","more":false,"held":1,"kids":["kid"]}"#
+        );
+        let read: Feed = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            read.revocations[0].forget_after.timestamp_millis(),
+            feed.revocations[0].forget_after.timestamp_millis()
+        );
+        assert_eq!(read.cursor, "42");
+    }
+
+    #[test]
+    fn optional_fields_may_be_missing() {
+        let read: Feed = serde_json::from_str(r#"{"revocations":[],"cursor":"7"}"#).unwrap();
+        assert!(!read.more);
+        assert_eq!(read.held, 0);
+        assert!(read.kids.is_empty());
+    }
+}

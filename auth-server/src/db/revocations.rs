@@ -11,14 +11,36 @@
 //! again until `xmin` passes them: readers treat the feed as a set.
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{self, sql};
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::DbResult;
+use super::models::RevocationReason;
+use super::schema::sessions;
 
 /// Most revocations in one answer; a reader that gets this many asks again.
 pub const PAGE: i64 = 10_000;
+
+type RevocationColumns = (
+    dsl::Eq<sessions::revoked_at, DateTime<Utc>>,
+    dsl::Eq<sessions::revoked_reason, &'static str>,
+    dsl::Eq<sessions::revoked_xid, SqlLiteral<Nullable<BigInt>>>,
+);
+
+/// What every revocation of a session sets: when, why, and which transaction
+/// did it (the feed's cursor).
+pub(super) fn columns(reason: RevocationReason) -> RevocationColumns {
+    (
+        sessions::revoked_at.eq(Utc::now()),
+        sessions::revoked_reason.eq(reason.as_str()),
+        sessions::revoked_xid.eq(sql::<Nullable<BigInt>>(
+            "pg_current_xact_id()::text::bigint",
+        )),
+    )
+}
 
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Revocation {
@@ -102,7 +124,6 @@ pub fn read(conn: &mut PgConnection, cursor: Option<i64>, since: DateTime<Utc>) 
 /// How many revocations at or past the cursor are visible: the long poll
 /// answers once this exceeds what the reader already holds.
 pub fn count_since(conn: &mut PgConnection, cursor: i64) -> DbResult<i64> {
-    use super::schema::sessions;
     Ok(sessions::table
         .filter(sessions::revoked_xid.ge(cursor))
         .count()

@@ -1,16 +1,13 @@
 //! Sessions: creating one at login, listing and revoking them.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{self, sql};
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel::sql_types::{BigInt, Nullable};
 use uuid::Uuid;
 
 use super::models::{ClientInfo, RevocationReason, Session};
 use super::schema::sessions;
-use super::{DbError, DbResult, tokens};
+use super::{DbError, DbResult, revocations, tokens};
 use crate::refresh_token::TokenHash;
 
 /// A new session and its first refresh token, in one transaction.
@@ -63,24 +60,6 @@ pub fn list_live(conn: &mut PgConnection, user_id: Uuid) -> DbResult<Vec<Session
         .load(conn)?)
 }
 
-type RevocationColumns = (
-    dsl::Eq<sessions::revoked_at, DateTime<Utc>>,
-    dsl::Eq<sessions::revoked_reason, &'static str>,
-    dsl::Eq<sessions::revoked_xid, SqlLiteral<Nullable<BigInt>>>,
-);
-
-/// What every revocation sets: when, why, and which transaction did it (the
-/// revocation feed's cursor, see [`super::revocations`]).
-pub(super) fn revocation(reason: RevocationReason) -> RevocationColumns {
-    (
-        sessions::revoked_at.eq(Utc::now()),
-        sessions::revoked_reason.eq(reason.as_str()),
-        sessions::revoked_xid.eq(sql::<Nullable<BigInt>>(
-            "pg_current_xact_id()::text::bigint",
-        )),
-    )
-}
-
 /// Revokes one session; a session already revoked keeps its first reason.
 pub fn revoke(
     conn: &mut PgConnection,
@@ -89,7 +68,7 @@ pub fn revoke(
 ) -> DbResult<bool> {
     let changed = diesel::update(sessions::table.find(session_id))
         .filter(sessions::revoked_at.is_null())
-        .set(revocation(reason))
+        .set(revocations::columns(reason))
         .execute(conn)?;
     Ok(changed > 0)
 }
@@ -123,7 +102,7 @@ pub fn revoke_all(
     Ok(diesel::update(sessions::table)
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
-        .set(revocation(reason))
+        .set(revocations::columns(reason))
         .execute(conn)?)
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::models::{ClientInfo, RefreshTokenRow, RevocationReason, Session, User};
 use super::schema::{refresh_tokens, sessions, users};
-use super::{DbError, DbResult};
+use super::{DbError, DbResult, revocations};
 use crate::refresh_token::TokenHash;
 use crate::rotation::{self, Decision, Policy, Presented, Rejection};
 
@@ -73,7 +73,7 @@ pub fn refresh(
             }),
             Decision::RevokeForReuse => {
                 diesel::update(sessions::table.find(session.id))
-                    .set(super::sessions::revocation(RevocationReason::ReuseDetected))
+                    .set(revocations::columns(RevocationReason::ReuseDetected))
                     .execute(conn)?;
                 Ok(RefreshOutcome::ReuseDetected {
                     user_id: session.user_id,

@@ -192,12 +192,7 @@ impl From<crate::db::DbError> for ApiError {
                 cause: "lock wait timed out".to_owned(),
             },
             DbError::Query(e) => Self::unavailable(format!("database error: {e}")),
+            DbError::Stopped => Self::unavailable("the blocking thread pool is shut down"),
         }
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(_: actix_web::error::BlockingError) -> Self {
-        Self::unavailable("the blocking thread pool is shut down")
     }
 }

@@ -1,82 +1,32 @@
-//! Deletes what can no longer matter, so the tables do not grow without bound:
-//! refresh tokens past their expiry (a replay of one is then simply unknown,
-//! which it would be refused as anyway) and sessions past retention.
+//! Deletes what can no longer matter, so the tables do not grow without bound
+//! (the deletions themselves are [`crate::db::sweep`]).
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::Timestamptz;
-
-use crate::db::{DbResult, Pool};
-
-/// Rows deleted per statement: short transactions, short locks.
-const BATCH: usize = 5_000;
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Swept {
-    pub refresh_tokens: usize,
-    pub sessions: usize,
-}
-
-pub fn sweep(conn: &mut PgConnection, session_retention: Duration) -> DbResult<Swept> {
-    let now = Utc::now();
-    let horizon = chrono::Duration::from_std(session_retention)
-        .ok()
-        .and_then(|r| now.checked_sub_signed(r))
-        .unwrap_or(now);
-    // Batched through a LIMITed subquery: short statements, short locks.
-    let tokens = format!(
-        "DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT {BATCH})"
-    );
-    // Revoked sessions are kept for the retention too: the revocation feed
-    // and the sessions' audit trail read them.
-    let sessions = format!(
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1 LIMIT {BATCH})"
-    );
-    Ok(Swept {
-        refresh_tokens: delete_in_batches(conn, &tokens, now)?,
-        sessions: delete_in_batches(conn, &sessions, horizon)?,
-    })
-}
-
-fn delete_in_batches(conn: &mut PgConnection, sql: &str, before: DateTime<Utc>) -> DbResult<usize> {
-    let mut total = 0;
-    loop {
-        let n = diesel::sql_query(sql)
-            .bind::<Timestamptz, _>(before)
-            .execute(conn)?;
-        total += n;
-        if n < BATCH {
-            return Ok(total);
-        }
-    }
-}
+use crate::db::sweep::{self, Swept};
+use crate::db::{Database, DbError};
 
 /// Sweeps every `interval` on the blocking pool until the process ends.
-pub fn spawn(pool: Pool, interval: Duration, session_retention: Duration) {
+pub fn spawn(database: Database, interval: Duration, session_retention: Duration) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let pool = pool.clone();
-            let result = actix_web::web::block(move || {
-                let mut conn = pool.get()?;
-                sweep(&mut conn, session_retention)
-            })
-            .await;
+            let result = database
+                .run(move |conn| sweep::expired(conn, session_retention))
+                .await;
             match result {
-                Ok(Ok(swept)) if swept != Swept::default() => {
+                Ok(swept) if swept != Swept::default() => {
                     tracing::info!(
                         refresh_tokens = swept.refresh_tokens,
                         sessions = swept.sessions,
                         "janitor swept expired rows"
                     );
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "janitor sweep failed; will retry"),
-                Err(_) => return,
+                Ok(_) => {}
+                Err(DbError::Stopped) => return,
+                Err(e) => tracing::warn!(error = %e, "janitor sweep failed; will retry"),
             }
         }
     });

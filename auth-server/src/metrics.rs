@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use service_kit::http_metrics::{HttpMetrics, render};
 
-use crate::db::Pool;
+use crate::db::PoolStats;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -82,17 +82,14 @@ impl Metrics {
         }))
     }
 
-    fn render(&self, pool: &Pool) -> Result<String, prometheus::Error> {
-        let state = pool.state();
+    fn render(&self, pool: PoolStats) -> Result<String, prometheus::Error> {
         self.pool_connections
             .with_label_values(&["idle"])
-            .set(i64::from(state.idle_connections));
+            .set(i64::from(pool.idle));
         self.pool_connections
             .with_label_values(&["in_use"])
-            .set(i64::from(
-                state.connections.saturating_sub(state.idle_connections),
-            ));
-        self.pool_max.set(i64::from(pool.max_size()));
+            .set(i64::from(pool.in_use));
+        self.pool_max.set(i64::from(pool.max));
         render(&self.registry)
     }
 }
@@ -100,7 +97,7 @@ impl Metrics {
 pub async fn endpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = state
         .metrics
-        .render(&state.pool)
+        .render(state.database.stats())
         .map_err(|e| ApiError::unavailable(format!("rendering metrics: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

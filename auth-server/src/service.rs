@@ -2,14 +2,13 @@
 //! and map the result.
 
 use chrono::{DateTime, Utc};
-use diesel::PgConnection;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason, Session, User};
 use crate::db::tokens::RefreshOutcome;
 use crate::db::users::CreateUserError;
-use crate::db::{self, DbResult};
 use crate::error::ApiError;
 use crate::password::PasswordError;
 use crate::refresh_token::RefreshToken;
@@ -17,22 +16,6 @@ use crate::rotation::{Rejection, successor_expiry};
 use crate::signing::access_claims;
 use crate::state::AppState;
 pub use service_kit::telemetry::record_identity;
-
-/// Runs a query function on the blocking pool with a pooled connection.
-/// The checkout blocks too, so it happens inside the closure.
-pub async fn blocking<T, F>(state: &AppState, query: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut PgConnection) -> DbResult<T> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    let result = actix_web::web::block(move || {
-        let mut conn = pool.get()?;
-        query(&mut conn)
-    })
-    .await?;
-    Ok(result?)
-}
 
 impl From<PasswordError> for ApiError {
     fn from(error: PasswordError) -> Self {
@@ -55,15 +38,15 @@ pub async fn register(
     password: SecretString,
 ) -> Result<User, ApiError> {
     let hash = state.passwords.hash(password).await?;
-    blocking(state, move |conn| {
-        Ok(db::users::create(conn, &email, &hash))
-    })
-    .await?
-    .map_err(|e| match e {
-        CreateUserError::EmailTaken => ApiError::EmailTaken,
-        CreateUserError::Db(e) => e.into(),
-    })
-    .inspect(|_| state.metrics.registrations.inc())
+    state
+        .database
+        .run(move |conn| Ok(db::users::create(conn, &email, &hash)))
+        .await?
+        .map_err(|e| match e {
+            CreateUserError::EmailTaken => ApiError::EmailTaken,
+            CreateUserError::Db(e) => e.into(),
+        })
+        .inspect(|_| state.metrics.registrations.inc())
 }
 
 /// Tokens handed out by login and refresh.
@@ -82,7 +65,10 @@ pub async fn login(
     password: SecretString,
     client: ClientInfo,
 ) -> Result<Issued, ApiError> {
-    let user = blocking(state, move |conn| db::users::find_by_email(conn, &email)).await?;
+    let user = state
+        .database
+        .run(move |conn| db::users::find_by_email(conn, &email))
+        .await?;
     // Unknown emails are verified against a dummy hash: same work, same time.
     let verified = state
         .passwords
@@ -105,17 +91,19 @@ pub async fn login(
     let session_expires_at = add(now, tokens.session_max_lifetime);
     let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
     let user_id = user.id;
-    let session = blocking(state, move |conn| {
-        db::sessions::create(
-            conn,
-            user_id,
-            &client,
-            &hash,
-            session_expires_at,
-            token_expires_at,
-        )
-    })
-    .await?;
+    let session = state
+        .database
+        .run(move |conn| {
+            db::sessions::create(
+                conn,
+                user_id,
+                &client,
+                &hash,
+                session_expires_at,
+                token_expires_at,
+            )
+        })
+        .await?;
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
     let access_token = sign(state, &user, &session)?;
@@ -161,10 +149,13 @@ pub async fn refresh(
     let presented_hash = presented.hash();
     let successor_hash = successor.hash();
     let policy = state.rotation_policy();
-    let outcome = blocking(state, move |conn| {
-        db::tokens::refresh(conn, &presented_hash, &successor_hash, &client, &policy)
-    })
-    .await?;
+    let outcome = state
+        .database
+        .run(move |conn| {
+            db::tokens::refresh(conn, &presented_hash, &successor_hash, &client, &policy)
+        })
+        .await
+        .map_err(ApiError::from)?;
 
     match outcome {
         RefreshOutcome::Rotated {
@@ -254,14 +245,16 @@ pub async fn logout(state: &AppState, presented: Option<&str>) -> Result<(), Api
         return Ok(());
     };
     let hash = token.hash();
-    let revoked = blocking(state, move |conn| {
-        let Some(session) = db::tokens::session_of(conn, &hash)? else {
-            return Ok(None);
-        };
-        db::sessions::revoke(conn, session.id, RevocationReason::Logout)
-            .map(|changed| Some((session, changed)))
-    })
-    .await?;
+    let revoked = state
+        .database
+        .run(move |conn| {
+            let Some(session) = db::tokens::session_of(conn, &hash)? else {
+                return Ok(None);
+            };
+            db::sessions::revoke(conn, session.id, RevocationReason::Logout)
+                .map(|changed| Some((session, changed)))
+        })
+        .await?;
     if let Some((session, changed)) = revoked {
         record_identity(session.user_id, session.id);
         if changed {
@@ -273,10 +266,10 @@ pub async fn logout(state: &AppState, presented: Option<&str>) -> Result<(), Api
 }
 
 pub async fn logout_all(state: &AppState, user_id: Uuid) -> Result<usize, ApiError> {
-    let count = blocking(state, move |conn| {
-        db::sessions::revoke_all(conn, user_id, RevocationReason::LogoutAll)
-    })
-    .await?;
+    let count = state
+        .database
+        .run(move |conn| db::sessions::revoke_all(conn, user_id, RevocationReason::LogoutAll))
+        .await?;
     if count > 0 {
         state.revoked(RevocationReason::LogoutAll, count);
     }
@@ -285,7 +278,10 @@ pub async fn logout_all(state: &AppState, user_id: Uuid) -> Result<usize, ApiErr
 }
 
 pub async fn list_sessions(state: &AppState, user_id: Uuid) -> Result<Vec<Session>, ApiError> {
-    blocking(state, move |conn| db::sessions::list_live(conn, user_id)).await
+    Ok(state
+        .database
+        .run(move |conn| db::sessions::list_live(conn, user_id))
+        .await?)
 }
 
 pub async fn delete_session(
@@ -293,10 +289,12 @@ pub async fn delete_session(
     user_id: Uuid,
     session_id: Uuid,
 ) -> Result<(), ApiError> {
-    let revoked = blocking(state, move |conn| {
-        db::sessions::revoke_owned(conn, user_id, session_id, RevocationReason::SessionDeleted)
-    })
-    .await?;
+    let revoked = state
+        .database
+        .run(move |conn| {
+            db::sessions::revoke_owned(conn, user_id, session_id, RevocationReason::SessionDeleted)
+        })
+        .await?;
     match revoked {
         None => Err(ApiError::NotFound("session")),
         Some(changed) => {

@@ -33,7 +33,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let signing = load_signing_key(&settings)?;
         prepare_database(&settings).await?;
-        let pool = db::build_pool(&settings.database);
+        let database = db::Database::new(&settings.database);
         let passwords = PasswordPool::start(&settings.password)?;
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding AUTH_BIND {}", settings.bind))?;
@@ -42,12 +42,12 @@ impl Application {
         let metrics = crate::metrics::Metrics::new()?;
         let state = AppState::new(
             Arc::new(settings),
-            pool.clone(),
+            database.clone(),
             passwords,
             Arc::new(signing),
             metrics,
         );
-        crate::janitor::spawn(pool, janitor.interval, janitor.session_retention);
+        crate::janitor::spawn(database, janitor.interval, janitor.session_retention);
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port,

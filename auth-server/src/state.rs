@@ -7,7 +7,7 @@ use shared_claims::{ValidationRules, Validator};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::db::Pool;
+use crate::db::Database;
 use crate::db::models::RevocationReason;
 use crate::metrics::Metrics;
 use crate::password::PasswordPool;
@@ -18,7 +18,7 @@ use crate::signing::SigningKey;
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub pool: Pool,
+    pub database: Database,
     pub passwords: PasswordPool,
     pub signing: Arc<SigningKey>,
     pub validator: Arc<Validator>,
@@ -34,7 +34,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         settings: Arc<Settings>,
-        pool: Pool,
+        database: Database,
         passwords: PasswordPool,
         signing: Arc<SigningKey>,
         metrics: Arc<Metrics>,
@@ -58,7 +58,7 @@ impl AppState {
                 .refresh
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
             settings,
-            pool,
+            database,
             passwords,
             signing,
             validator: Arc::new(validator),

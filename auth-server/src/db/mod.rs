@@ -1,30 +1,25 @@
 //! PostgreSQL through Diesel and an r2d2 pool.
 //!
 //! Query functions are plain synchronous functions taking `&mut PgConnection`;
-//! callers run them inside `web::block` (see [`crate::http::blocking`]), never
-//! on the async workers.
+//! the service layer runs them through [`Database::run`], on the blocking
+//! pool, never on the async workers.
 
 pub mod models;
+mod pool;
 pub mod revocations;
 pub mod schema;
 pub mod sessions;
+pub mod sweep;
 pub mod tokens;
 pub mod users;
 
-use std::time::Duration;
-
 use anyhow::Context;
-use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use secrecy::ExposeSecret;
 
-use crate::config::DatabaseSettings;
-
-pub type Pool = diesel::r2d2::Pool<ConnectionManager<PgConnection>>;
+pub use pool::{Database, Pool, PoolStats, build_pool};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
@@ -39,6 +34,10 @@ pub enum DbError {
     Contended,
     #[error("query failed: {0}")]
     Query(DieselError),
+    /// The blocking pool would not run the query: the runtime is shutting
+    /// down (or the query panicked).
+    #[error("the blocking thread pool is shut down")]
+    Stopped,
 }
 
 impl From<DieselError> for DbError {
@@ -73,46 +72,6 @@ impl From<diesel::r2d2::PoolError> for DbError {
 }
 
 pub type DbResult<T> = Result<T, DbError>;
-
-/// Bounds on every pooled connection, so no query and no lock wait can hold a
-/// request (and its worker thread) for long.
-#[derive(Debug)]
-struct SessionBounds {
-    lock_timeout: Duration,
-    statement_timeout: Duration,
-}
-
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionBounds {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        let sql = format!(
-            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET idle_in_transaction_session_timeout = '{}ms'; SET TIME ZONE 'UTC'",
-            self.lock_timeout.as_millis(),
-            self.statement_timeout.as_millis(),
-            self.statement_timeout.as_millis() * 2,
-        );
-        conn.batch_execute(&sql)
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-/// The pool. Built without connecting, so the server can start (and say
-/// `503` on `/readyz`) while the database is still coming up.
-pub fn build_pool(settings: &DatabaseSettings) -> Pool {
-    let manager = ConnectionManager::<PgConnection>::new(settings.url.expose_secret());
-    diesel::r2d2::Pool::builder()
-        .max_size(settings.pool_size)
-        .min_idle(Some(0))
-        .connection_timeout(settings.checkout_timeout)
-        // A checkout test costs a round trip on every request; broken
-        // connections are detected by Diesel and dropped by the pool instead.
-        .test_on_check_out(false)
-        .idle_timeout(Some(Duration::from_secs(300)))
-        .connection_customizer(Box::new(SessionBounds {
-            lock_timeout: settings.lock_timeout,
-            statement_timeout: settings.lock_timeout.max(Duration::from_secs(1)) * 3,
-        }))
-        .build_unchecked(manager)
-}
 
 /// Applies pending migrations, holding an advisory lock so that replicas
 /// starting together do not race each other.

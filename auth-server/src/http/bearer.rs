@@ -14,7 +14,7 @@ use shared_claims::AccessClaims;
 
 use crate::db;
 use crate::error::ApiError;
-use crate::service::{blocking, record_identity};
+use crate::service::record_identity;
 use crate::state::AppState;
 
 /// The validated claims of the request's access token.
@@ -48,7 +48,11 @@ impl FromRequest for Authenticated {
                 .validate(&token, state.signing.verification_keys())
                 .map_err(|e| invalid(&e.to_string()))?;
             let session_id = claims.sid;
-            if !blocking(&state, move |conn| db::sessions::is_live(conn, session_id)).await? {
+            if !state
+                .database
+                .run(move |conn| db::sessions::is_live(conn, session_id))
+                .await?
+            {
                 return Err(invalid(&shared_claims::TokenError::Revoked.to_string()));
             }
             record_identity(claims.sub, claims.sid);

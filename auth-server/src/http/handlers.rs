@@ -195,7 +195,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> Handled {
-    service::blocking(&state, crate::db::ping).await?;
+    state.database.run(crate::db::ping).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 

@@ -17,7 +17,6 @@ use subtle::ConstantTimeEq;
 
 use crate::db;
 use crate::error::ApiError;
-use crate::service::blocking;
 use crate::state::AppState;
 
 /// Longest a long poll is held: below common proxy idle timeouts.
@@ -74,10 +73,10 @@ pub async fn revocations(
             // Listen before looking, so a revocation between the two wakes us.
             let revoked = state.revocations.notified();
             let seen = query.seen;
-            if blocking(&state, move |conn| {
-                db::revocations::count_since(conn, cursor)
-            })
-            .await?
+            if state
+                .database
+                .run(move |conn| db::revocations::count_since(conn, cursor))
+                .await?
                 > seen
             {
                 break;
@@ -95,10 +94,10 @@ pub async fn revocations(
 
     let since = Utc::now()
         - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(1));
-    let page = blocking(&state, move |conn| {
-        db::revocations::read(conn, cursor, since)
-    })
-    .await?;
+    let page = state
+        .database
+        .run(move |conn| db::revocations::read(conn, cursor, since))
+        .await?;
     let forget = chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(1));
     let feed = Feed {
         revocations: page

@@ -1,4 +1,4 @@
-use auth_server::janitor;
+use auth_server::db::sweep;
 use diesel_migrations::MigrationHarness;
 
 use crate::helpers::*;
@@ -55,7 +55,7 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
     );
     let pool = app.pool.clone();
     let swept = tokio::task::spawn_blocking(move || {
-        janitor::sweep(
+        sweep::expired(
             &mut pool.get().unwrap(),
             std::time::Duration::from_secs(7 * 86_400),
         )

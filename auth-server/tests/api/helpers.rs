@@ -125,7 +125,7 @@ pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) ->
         .await
         .expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let pool = app.state().pool.clone();
+    let pool = app.state().database.pool().clone();
     let validator = Validator::new(ValidationRules {
         issuer: settings.tokens.issuer.clone(),
         audience: settings.tokens.audience.clone(),

@@ -1,8 +1,8 @@
 //! The one place where failures become HTTP answers.
 //!
-//! Policy (after crates.io's): model code returns typed errors; handlers
-//! return [`ApiError`]; internal causes are logged here and never sent to the
-//! client. Every answer has the contract's body:
+//! Policy (after crates.io's): model code returns typed errors, the service
+//! layer [`ServiceError`]; handlers return [`ApiError`]; internal causes are
+//! logged here and never sent to the client. Every answer has the contract's body:
 //! `{"error": "<code>", "error_description": "<text>"}`.
 
 use std::fmt;
@@ -11,6 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use shared_claims::challenge::{ErrorBody, bearer_challenge};
+
+use crate::service::ServiceError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -182,17 +184,17 @@ fn www_authenticate(description: &str, token_sent: bool) -> String {
     bearer_challenge(REALM, token_sent.then_some(("invalid_token", description)))
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(error: crate::db::DbError) -> Self {
-        use crate::db::DbError;
+/// What the service layer's failures are over HTTP.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         match error {
-            DbError::Unavailable(cause) => Self::unavailable(cause),
-            DbError::Contended => Self::Unavailable {
-                retry_after_secs: 1,
-                cause: "lock wait timed out".to_owned(),
-            },
-            DbError::Query(e) => Self::unavailable(format!("database error: {e}")),
-            DbError::Stopped => Self::unavailable("the blocking thread pool is shut down"),
+            ServiceError::InvalidCredentials => Self::InvalidCredentials,
+            ServiceError::InvalidGrant(why) => Self::InvalidGrant(why),
+            ServiceError::EmailTaken => Self::EmailTaken,
+            ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Unavailable(cause) => Self::unavailable(cause),
+            ServiceError::Contended => Self::unavailable("lock wait timed out"),
+            ServiceError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

@@ -6,7 +6,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
-pub mod janitor;
 pub mod metrics;
 pub mod password;
 pub mod proxies;

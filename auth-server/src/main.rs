@@ -3,8 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auth_server::config::Settings;
+use auth_server::db::{self, Database};
+use auth_server::service::{self, ServiceError};
+use auth_server::signing;
 use auth_server::startup::Application;
-use auth_server::{db, signing};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
@@ -150,9 +152,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn set_role(settings: &Settings, email: &str, role: &str, grant: bool) -> anyhow::Result<()> {
-    use diesel::Connection;
     let email = email.trim().to_lowercase();
-    let role = role.trim();
+    let role = role.trim().to_owned();
     anyhow::ensure!(
         !role.is_empty()
             && role.len() <= 64
@@ -161,10 +162,18 @@ fn set_role(settings: &Settings, email: &str, role: &str, grant: bool) -> anyhow
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
         "a role is 1 to 64 letters, digits, `_` or `-`"
     );
-    let mut conn = diesel::PgConnection::establish(settings.database.url.expose_secret())
-        .context("connecting to the database")?;
-    let user = db::users::set_role(&mut conn, &email, role, grant)?
-        .with_context(|| format!("no user has the email {email}"))?;
+    let database = Database::new(&settings.database);
+    let changed = actix_web::rt::System::new().block_on(service::users::set_role(
+        &database,
+        email.clone(),
+        role,
+        grant,
+    ));
+    let user = match changed {
+        Ok(user) => user,
+        Err(ServiceError::NotFound(_)) => anyhow::bail!("no user has the email {email}"),
+        Err(e) => return Err(anyhow::Error::new(e).context("changing the user's roles")),
+    };
     eprintln!("{}: roles are now [{}]", user.email, user.roles.join(", "));
     eprintln!("access tokens already issued keep their old roles until they expire");
     Ok(())

@@ -47,7 +47,7 @@ impl Application {
             Arc::new(signing),
             metrics,
         );
-        crate::janitor::spawn(database, janitor.interval, janitor.session_retention);
+        crate::service::janitor::spawn(database, janitor.interval, janitor.session_retention);
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port,

@@ -12,9 +12,10 @@ use actix_web::{FromRequest, HttpRequest, web};
 use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
 use shared_claims::AccessClaims;
 
-use crate::db;
+use service_kit::telemetry::record_identity;
+
 use crate::error::ApiError;
-use crate::service::record_identity;
+use crate::service::sessions;
 use crate::state::AppState;
 
 /// The validated claims of the request's access token.
@@ -47,12 +48,7 @@ impl FromRequest for Authenticated {
                 .validator
                 .validate(&token, state.signing.verification_keys())
                 .map_err(|e| invalid(&e.to_string()))?;
-            let session_id = claims.sid;
-            if !state
-                .database
-                .run(move |conn| db::sessions::is_live(conn, session_id))
-                .await?
-            {
+            if !sessions::is_live(&state.database, claims.sid).await? {
                 return Err(invalid(&shared_claims::TokenError::Revoked.to_string()));
             }
             record_identity(claims.sub, claims.sid);

@@ -10,11 +10,13 @@ use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::{Mode, no_store, presented_token, removal_cookie, token_response};
 use super::input::{Delivery, LoginRequest, RegisterRequest, check_password, normalize_email};
-use crate::error::ApiError;
 use std::net::IpAddr;
 
+use service_kit::telemetry::record_identity;
+
+use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
-use crate::service;
+use crate::service::{accounts, health, refresh, sessions};
 use crate::state::AppState;
 
 type Handled = Result<HttpResponse, ApiError>;
@@ -56,7 +58,7 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
     let email = normalize_email(&input.email)?;
     limit_account(&state, &email)?;
     check_password(&input.password)?;
-    let user = service::register(&state, email, input.password).await?;
+    let user = accounts::register(&state, email, input.password).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
 
     #[derive(Serialize)]
@@ -80,14 +82,14 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
         Some(Delivery::Body) => Mode::Body,
         Some(Delivery::Cookie) | None => Mode::Cookie,
     };
-    let issued = service::login(
+    let issued = accounts::login(
         &state,
         email,
         input.password,
         client_info(&req, &state.settings.trusted_proxies),
     )
     .await?;
-    service::record_identity(issued.user_id, issued.session_id);
+    record_identity(issued.user_id, issued.session_id);
     Ok(token_response(
         &issued,
         mode,
@@ -100,7 +102,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
     limit_client(state.refresh_limiter.as_deref(), &req, &state)?;
     let (token, mode) = presented_token(&req, &body)?;
     let secure = state.settings.cookie_secure;
-    match service::refresh(
+    match refresh::refresh(
         &state,
         token.as_deref(),
         client_info(&req, &state.settings.trusted_proxies),
@@ -116,19 +118,20 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
         // Only a refusal that ended the session clears the cookie: a lost
         // race or a grace answer must not wipe the winner's fresh token.
         Err(refused) if refused.session_ended && mode == Mode::Cookie => {
-            let mut response = actix_web::ResponseError::error_response(&refused.error);
+            let error = ApiError::from(refused.error);
+            let mut response = actix_web::ResponseError::error_response(&error);
             response
                 .add_cookie(&removal_cookie(secure))
                 .map_err(|e| ApiError::Internal(e.into()))?;
             Ok(response)
         }
-        Err(refused) => Err(refused.error),
+        Err(refused) => Err(refused.error.into()),
     }
 }
 
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let (token, mode) = presented_token(&req, &body)?;
-    service::logout(&state, token.as_deref()).await?;
+    sessions::logout(&state, token.as_deref()).await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     if mode == Mode::Cookie {
@@ -138,7 +141,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
 }
 
 pub async fn logout_all(state: web::Data<AppState>, auth: Authenticated) -> Handled {
-    service::logout_all(&state, auth.0.sub).await?;
+    sessions::logout_all(&state, auth.0.sub).await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     Ok(response.finish())
@@ -155,8 +158,8 @@ struct SessionView {
 }
 
 pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> Handled {
-    let sessions = service::list_sessions(&state, auth.0.sub).await?;
-    let sessions: Vec<SessionView> = sessions
+    let live = sessions::list(&state.database, auth.0.sub).await?;
+    let sessions: Vec<SessionView> = live
         .into_iter()
         .map(|s| SessionView {
             current: s.id == auth.0.sid,
@@ -180,7 +183,7 @@ pub async fn delete_session(
     // Not a UUID: no session of anybody's, so the same 404.
     let session_id =
         Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound("session"))?;
-    service::delete_session(&state, auth.0.sub, session_id).await?;
+    sessions::delete(&state, auth.0.sub, session_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -195,7 +198,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> Handled {
-    state.database.run(crate::db::ping).await?;
+    health::ready(&state.database).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 

@@ -1,5 +1,5 @@
-//! Deletes what can no longer matter, so the tables do not grow without bound
-//! (the deletions themselves are [`crate::db::sweep`]).
+//! The janitor: deletes what can no longer matter, so the tables do not grow
+//! without bound (the deletions themselves are [`crate::db::sweep`]).
 
 use std::time::Duration;
 

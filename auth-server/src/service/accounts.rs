@@ -1,0 +1,94 @@
+//! Registering and logging in.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::ServiceError;
+use super::issue::{Issued, new_refresh_token, sign};
+use crate::db;
+use crate::db::models::{ClientInfo, User};
+use crate::db::users::CreateUserError;
+use crate::rotation::successor_expiry;
+use crate::state::AppState;
+
+/// A new user; the email must already be normalised and the password checked.
+pub async fn register(
+    state: &AppState,
+    email: String,
+    password: SecretString,
+) -> Result<User, ServiceError> {
+    let hash = state.passwords.hash(password).await?;
+    state
+        .database
+        .run(move |conn| Ok(db::users::create(conn, &email, &hash)))
+        .await?
+        .map_err(|e| match e {
+            CreateUserError::EmailTaken => ServiceError::EmailTaken,
+            CreateUserError::Db(e) => e.into(),
+        })
+        .inspect(|_| state.metrics.registrations.inc())
+}
+
+/// A new session for a correct password. An unknown email and a wrong
+/// password fail alike, after the same work.
+pub async fn login(
+    state: &AppState,
+    email: String,
+    password: SecretString,
+    client: ClientInfo,
+) -> Result<Issued, ServiceError> {
+    let user = state
+        .database
+        .run(move |conn| db::users::find_by_email(conn, &email))
+        .await?;
+    // Unknown emails are verified against a dummy hash: same work, same time.
+    let verified = state
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            state.metrics.logins.with_label_values(&["failed"]).inc();
+            tracing::info!(audit = "login_failed", "login failed");
+            return Err(ServiceError::InvalidCredentials);
+        }
+    };
+
+    let refresh = new_refresh_token()?;
+    let hash = refresh.hash();
+    let now = Utc::now();
+    let tokens = &state.settings.tokens;
+    let session_expires_at = add(now, tokens.session_max_lifetime);
+    let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
+    let user_id = user.id;
+    let session = state
+        .database
+        .run(move |conn| {
+            db::sessions::create(
+                conn,
+                user_id,
+                &client,
+                &hash,
+                session_expires_at,
+                token_expires_at,
+            )
+        })
+        .await?;
+    state.metrics.logins.with_label_values(&["ok"]).inc();
+    tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
+    let access_token = sign(state, &user, &session)?;
+    Ok(Issued {
+        access_token,
+        user_id: user.id,
+        session_id: session.id,
+        refresh: Some((refresh, token_expires_at)),
+    })
+}
+
+fn add(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

@@ -1,0 +1,43 @@
+//! What login and refresh hand out: a signed access token and, unless the
+//! grace rule says otherwise, a new refresh token.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::ServiceError;
+use crate::db::models::{Session, User};
+use crate::refresh_token::RefreshToken;
+use crate::signing::access_claims;
+use crate::state::AppState;
+
+/// Tokens handed out by login and refresh.
+#[derive(Debug)]
+pub struct Issued {
+    pub access_token: String,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    /// `None` under the reuse grace: no new refresh token.
+    pub refresh: Option<(RefreshToken, DateTime<Utc>)>,
+}
+
+/// The session's access token, with the user's roles as they are now.
+pub(super) fn sign(
+    state: &AppState,
+    user: &User,
+    session: &Session,
+) -> Result<String, ServiceError> {
+    let tokens = &state.settings.tokens;
+    let claims = access_claims(
+        &tokens.issuer,
+        &tokens.audience,
+        tokens.access_ttl,
+        user,
+        session,
+    );
+    state.signing.sign(&claims).map_err(ServiceError::Internal)
+}
+
+/// A new refresh token from the operating system's CSPRNG.
+pub(super) fn new_refresh_token() -> Result<RefreshToken, ServiceError> {
+    RefreshToken::generate().map_err(|e| ServiceError::Internal(anyhow::anyhow!("CSPRNG: {e}")))
+}

@@ -1,0 +1,64 @@
+//! What the auth server does, apart from HTTP: handlers parse, call one of
+//! these, and map the result; the CLI calls them too, with no request at all.
+//! This layer is the only one that reaches the database (through
+//! [`Database`](crate::db::Database)), and it answers with [`ServiceError`],
+//! which `crate::error` alone turns into HTTP.
+
+pub mod accounts;
+pub mod health;
+mod issue;
+pub mod janitor;
+pub mod refresh;
+pub mod revocation_feed;
+pub mod sessions;
+pub mod users;
+
+pub use issue::Issued;
+
+use crate::db::DbError;
+use crate::password::PasswordError;
+
+/// Why a service call failed, in terms any caller can answer: an HTTP
+/// status, a CLI message. Internal causes are kept for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    /// A refresh token that cannot be used, and why (for the client).
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database or another dependency is down or saturated; retry soon.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A row lock or statement waited past its bound; retry soon.
+    #[error("database contention: lock or statement timeout")]
+    Contended,
+    /// A bug.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl From<DbError> for ServiceError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(cause) => Self::Unavailable(cause),
+            DbError::Contended => Self::Contended,
+            DbError::Query(e) => Self::Unavailable(format!("database error: {e}")),
+            DbError::Stopped => Self::Unavailable(DbError::Stopped.to_string()),
+        }
+    }
+}
+
+impl From<PasswordError> for ServiceError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Saturated => Self::Unavailable("password hashing queue full".to_owned()),
+            PasswordError::Stopped => Self::Unavailable("password pool stopped".to_owned()),
+            PasswordError::Hash(e) => Self::Internal(anyhow::anyhow!("hashing a password: {e}")),
+        }
+    }
+}

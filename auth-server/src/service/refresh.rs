@@ -1,0 +1,135 @@
+//! Refreshing: one rotation of the presented refresh token (see
+//! [`crate::db::tokens::refresh`] and [`crate::rotation`]).
+
+use service_kit::telemetry::record_identity;
+
+use super::ServiceError;
+use super::issue::{Issued, new_refresh_token, sign};
+use crate::db;
+use crate::db::models::{ClientInfo, RevocationReason};
+use crate::db::tokens::RefreshOutcome;
+use crate::refresh_token::RefreshToken;
+use crate::rotation::Rejection;
+use crate::state::AppState;
+
+/// Why a refresh was refused, and whether the refusal ended the session
+/// (only then may a cookie be cleared: a refusal that ends nothing must not
+/// wipe a token another request just received).
+#[derive(Debug)]
+pub struct RefreshRefused {
+    pub error: ServiceError,
+    pub session_ended: bool,
+}
+
+impl From<ServiceError> for RefreshRefused {
+    fn from(error: ServiceError) -> Self {
+        Self {
+            error,
+            session_ended: false,
+        }
+    }
+}
+
+pub async fn refresh(
+    state: &AppState,
+    presented: Option<&str>,
+    client: ClientInfo,
+) -> Result<Issued, RefreshRefused> {
+    let Some(presented) = presented else {
+        return Err(ServiceError::InvalidGrant("no refresh token was presented").into());
+    };
+    let Some(presented) = RefreshToken::parse(presented) else {
+        return Err(ServiceError::InvalidGrant("the refresh token is invalid").into());
+    };
+    let successor = new_refresh_token()?;
+    let presented_hash = presented.hash();
+    let successor_hash = successor.hash();
+    let policy = state.rotation_policy();
+    let outcome = state
+        .database
+        .run(move |conn| {
+            db::tokens::refresh(conn, &presented_hash, &successor_hash, &client, &policy)
+        })
+        .await
+        .map_err(ServiceError::from)?;
+
+    match outcome {
+        RefreshOutcome::Rotated {
+            user,
+            session,
+            successor_expires_at,
+        } => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["rotated"])
+                .inc();
+            record_identity(user.id, session.id);
+            let access_token = sign(state, &user, &session)?;
+            Ok(Issued {
+                access_token,
+                user_id: user.id,
+                session_id: session.id,
+                refresh: Some((successor, successor_expires_at)),
+            })
+        }
+        RefreshOutcome::Grace { user, session } => {
+            state.metrics.refreshes.with_label_values(&["grace"]).inc();
+            record_identity(user.id, session.id);
+            tracing::info!("refresh token reused within the grace: access token only");
+            let access_token = sign(state, &user, &session)?;
+            Ok(Issued {
+                access_token,
+                user_id: user.id,
+                session_id: session.id,
+                refresh: None,
+            })
+        }
+        RefreshOutcome::ReuseDetected {
+            user_id,
+            session_id,
+        } => {
+            state.revoked(RevocationReason::ReuseDetected, 1);
+            state.metrics.reuse_detections.inc();
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["reuse_detected"])
+                .inc();
+            record_identity(user_id, session_id);
+            tracing::warn!(audit = "reuse_detected", %user_id, %session_id, "refresh token reuse detected: session revoked");
+            Err(RefreshRefused {
+                error: ServiceError::InvalidGrant(
+                    "the refresh token was already used; the session has been revoked",
+                ),
+                session_ended: true,
+            })
+        }
+        RefreshOutcome::Rejected {
+            rejection,
+            session_id,
+        } => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["rejected"])
+                .inc();
+            tracing::info!(%session_id, ?rejection, "refresh rejected");
+            Err(RefreshRefused {
+                error: ServiceError::InvalidGrant(rejection.description()),
+                session_ended: matches!(
+                    rejection,
+                    Rejection::SessionRevoked | Rejection::SessionExpired
+                ),
+            })
+        }
+        RefreshOutcome::Unknown => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["unknown"])
+                .inc();
+            Err(ServiceError::InvalidGrant("the refresh token is invalid").into())
+        }
+    }
+}

@@ -1,16 +1,14 @@
-//! Prometheus metrics at `GET /metrics`: requests and latency by route and
-//! status (shared with every service), logins, registrations, refreshes by
-//! outcome, reuse detections, revocations by reason, and pool usage.
+//! Prometheus metrics (served at `GET /metrics` by [`crate::http::metrics`]):
+//! requests and latency by route and status (shared with every service),
+//! logins, registrations, refreshes by outcome, reuse detections, revocations
+//! by reason, and pool usage.
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use service_kit::http_metrics::{HttpMetrics, render};
 
 use crate::db::PoolStats;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -82,7 +80,9 @@ impl Metrics {
         }))
     }
 
-    fn render(&self, pool: PoolStats) -> Result<String, prometheus::Error> {
+    /// Every metric in Prometheus's text format, with the pool's figures as
+    /// they are now.
+    pub fn render(&self, pool: PoolStats) -> Result<String, prometheus::Error> {
         self.pool_connections
             .with_label_values(&["idle"])
             .set(i64::from(pool.idle));
@@ -92,14 +92,4 @@ impl Metrics {
         self.pool_max.set(i64::from(pool.max));
         render(&self.registry)
     }
-}
-
-pub async fn endpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let text = state
-        .metrics
-        .render(state.database.stats())
-        .map_err(|e| ApiError::unavailable(format!("rendering metrics: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(text))
 }

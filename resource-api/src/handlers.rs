@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat};
 use shared_claims::AccessClaims;
 
 use crate::error::ApiError;
+use crate::metrics::Gauges;
 use crate::revocations::Freshness;
 use crate::state::ApiState;
 
@@ -56,6 +57,22 @@ pub async fn readyz(state: web::Data<ApiState>) -> Handled {
         }
         Freshness::Stale { why } => Err(ApiError::Unavailable(why)),
     }
+}
+
+/// `GET /metrics`, in Prometheus's text format.
+pub async fn metrics(state: web::Data<ApiState>) -> Handled {
+    let now = Gauges {
+        sync_age: state.revocations.age(),
+        revoked_sessions: state.revocations.len(),
+        jwks_keys: state.jwks.keys().len(),
+    };
+    let text = state
+        .metrics
+        .render(now)
+        .map_err(|e| ApiError::Unavailable(format!("rendering metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
 }
 
 pub async fn not_found() -> Handled {

@@ -1,16 +1,14 @@
-//! Prometheus metrics at `GET /metrics`: requests and latency by route and
-//! status (shared with every service), and the revocation state: how old the
-//! last successful sync is, how many sessions are held as revoked, how syncs
-//! went, how many keys are loaded.
+//! Prometheus metrics (served at `GET /metrics` by
+//! [`crate::handlers::metrics`]): requests and latency by route and status
+//! (shared with every service), and the revocation state: how old the last
+//! successful sync is, how many sessions are held as revoked, how syncs went,
+//! how many keys are loaded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
 use prometheus::{Gauge, IntCounterVec, IntGauge, Opts, Registry};
 use service_kit::http_metrics::{HttpMetrics, render};
-
-use crate::error::ApiError;
-use crate::state::ApiState;
 
 pub struct Metrics {
     registry: Registry,
@@ -51,27 +49,24 @@ impl Metrics {
         }))
     }
 
-    fn render(&self, state: &ApiState) -> Result<String, prometheus::Error> {
-        self.sync_age.set(
-            state
-                .revocations
-                .age()
-                .map_or(-1.0, |age| age.as_secs_f64()),
-        );
+    /// Every metric in Prometheus's text format, with the gauges as they are
+    /// now.
+    pub fn render(&self, now: Gauges) -> Result<String, prometheus::Error> {
+        self.sync_age
+            .set(now.sync_age.map_or(-1.0, |age| age.as_secs_f64()));
         self.revoked_sessions
-            .set(i64::try_from(state.revocations.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(now.revoked_sessions).unwrap_or(i64::MAX));
         self.jwks_keys
-            .set(i64::try_from(state.jwks.keys().len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(now.jwks_keys).unwrap_or(i64::MAX));
         render(&self.registry)
     }
 }
 
-pub async fn endpoint(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let text = state
-        .metrics
-        .render(&state)
-        .map_err(|e| ApiError::Unavailable(format!("rendering metrics: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(text))
+/// The figures a scrape reads from the revocation state and the key cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauges {
+    /// Since the last successful revocation sync; `None` before the first.
+    pub sync_age: Option<Duration>,
+    pub revoked_sessions: usize,
+    pub jwks_keys: usize,
 }

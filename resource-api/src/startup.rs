@@ -21,7 +21,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::bearer_validator;
 use crate::config::Settings;
 use crate::handlers as h;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::revocations::{Revocations, Sync};
 use crate::state::ApiState;
 use crate::verified::VerifiedTokens;
@@ -107,7 +107,7 @@ impl Application {
                 )
                 .service(resource("/healthz").route(web::get().to(h::healthz)))
                 .service(resource("/readyz").route(web::get().to(h::readyz)))
-                .service(resource("/metrics").route(web::get().to(metrics::endpoint)))
+                .service(resource("/metrics").route(web::get().to(h::metrics)))
                 .default_service(web::to(h::not_found))
         })
         .workers(workers)

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod handlers;
 pub mod input;
 pub mod internal;
+pub mod metrics;
 pub mod origin;
 
 use actix_web::middleware::from_fn;
@@ -39,5 +40,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
     .service(resource("/readyz").route(web::get().to(h::readyz)))
-    .service(resource("/metrics").route(web::get().to(crate::metrics::endpoint)));
+    .service(resource("/metrics").route(web::get().to(metrics::endpoint)));
 }

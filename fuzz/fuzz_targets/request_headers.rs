@@ -8,7 +8,7 @@ use actix_web::test::TestRequest;
 use actix_web::web::Bytes;
 use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
 use auth_server::http::body::JsonBody;
-use auth_server::http::delivery::presented_token;
+use auth_server::http::input::presented_token;
 use auth_server::refresh_token::RefreshToken;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,48 +1,26 @@
-//! How tokens leave the server: the token response (RFC 6749 §5.1) and the
-//! refresh-token cookie.
+//! How tokens leave the server: where the refresh token travels, the token
+//! response (RFC 6749 §5.1) and the refresh-token cookie.
 
+use actix_web::HttpResponse;
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use secrecy::ExposeSecret;
-
-use super::body::JsonBody;
-use super::input::RefreshRequest;
-use crate::error::ApiError;
 use crate::refresh_token::RefreshToken;
 use crate::service::Issued;
 
 pub const COOKIE_NAME: &str = "refresh_token";
 pub const COOKIE_PATH: &str = "/auth";
 
-/// Where the refresh token came from, which decides where the new one goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+/// Where the refresh token travels. A login asks for one in its
+/// `refresh_token_delivery` field (a cookie when it does not); a refresh or
+/// logout is answered the way its token came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
     Cookie,
     Body,
-}
-
-/// The refresh token a request presents, and the mode it came in: a token in
-/// the JSON body wins, and any cookie is then ignored.
-pub fn presented_token(
-    req: &HttpRequest,
-    body: &JsonBody,
-) -> Result<(Option<String>, Mode), ApiError> {
-    let from_body: RefreshRequest = if body.is_empty() {
-        RefreshRequest::default()
-    } else {
-        body.parse()?
-    };
-    if let Some(token) = from_body.refresh_token {
-        return Ok((Some(token.expose_secret().to_owned()), Mode::Body));
-    }
-    Ok((
-        req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()),
-        Mode::Cookie,
-    ))
 }
 
 #[derive(Serialize)]
@@ -58,14 +36,14 @@ struct TokenResponse<'a> {
 /// body or in the cookie, never both.
 pub fn token_response(
     issued: &Issued,
-    mode: Mode,
+    delivery: Delivery,
     expires_in: u64,
     cookie_secure: bool,
 ) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
     let refresh = issued.refresh.as_ref();
-    if let (Mode::Cookie, Some((token, expires_at))) = (mode, refresh) {
+    if let (Delivery::Cookie, Some((token, expires_at))) = (delivery, refresh) {
         let max_age = (*expires_at - Utc::now()).num_seconds().max(0);
         response.cookie(refresh_cookie(token, max_age, cookie_secure));
     }
@@ -73,9 +51,9 @@ pub fn token_response(
         access_token: &issued.access_token,
         token_type: "Bearer",
         expires_in,
-        refresh_token: match mode {
-            Mode::Body => refresh.map(|(token, _)| token.expose()),
-            Mode::Cookie => None,
+        refresh_token: match delivery {
+            Delivery::Body => refresh.map(|(token, _)| token.expose()),
+            Delivery::Cookie => None,
         },
     })
 }

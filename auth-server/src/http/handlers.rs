@@ -8,8 +8,10 @@ use uuid::Uuid;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::{client_info, client_ip};
-use super::delivery::{Mode, no_store, presented_token, removal_cookie, token_response};
-use super::input::{Delivery, LoginRequest, RegisterRequest, check_password, normalize_email};
+use super::delivery::{Delivery, no_store, removal_cookie, token_response};
+use super::input::{
+    LoginRequest, RegisterRequest, check_password, normalize_email, presented_token,
+};
 use std::net::IpAddr;
 
 use service_kit::telemetry::record_identity;
@@ -78,10 +80,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
     let email = normalize_email(&input.email)?;
     limit_account(&state, &email)?;
     check_password(&input.password)?;
-    let mode = match input.refresh_token_delivery {
-        Some(Delivery::Body) => Mode::Body,
-        Some(Delivery::Cookie) | None => Mode::Cookie,
-    };
+    let delivery = input.refresh_token_delivery.unwrap_or(Delivery::Cookie);
     let issued = accounts::login(
         &state,
         email,
@@ -92,7 +91,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
     record_identity(issued.user_id, issued.session_id);
     Ok(token_response(
         &issued,
-        mode,
+        delivery,
         state.settings.tokens.access_ttl.as_secs(),
         state.settings.cookie_secure,
     ))
@@ -100,7 +99,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
 
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     limit_client(state.refresh_limiter.as_deref(), &req, &state)?;
-    let (token, mode) = presented_token(&req, &body)?;
+    let (token, delivery) = presented_token(&req, &body)?;
     let secure = state.settings.cookie_secure;
     match refresh::refresh(
         &state,
@@ -111,13 +110,13 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
     {
         Ok(issued) => Ok(token_response(
             &issued,
-            mode,
+            delivery,
             state.settings.tokens.access_ttl.as_secs(),
             secure,
         )),
         // Only a refusal that ended the session clears the cookie: a lost
         // race or a grace answer must not wipe the winner's fresh token.
-        Err(refused) if refused.session_ended && mode == Mode::Cookie => {
+        Err(refused) if refused.session_ended && delivery == Delivery::Cookie => {
             let error = ApiError::from(refused.error);
             let mut response = actix_web::ResponseError::error_response(&error);
             response
@@ -130,11 +129,11 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
 }
 
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    let (token, mode) = presented_token(&req, &body)?;
+    let (token, delivery) = presented_token(&req, &body)?;
     sessions::logout(&state, token.as_deref()).await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
-    if mode == Mode::Cookie {
+    if delivery == Delivery::Cookie {
         response.cookie(removal_cookie(state.settings.cookie_secure));
     }
     Ok(response.finish())

@@ -1,8 +1,12 @@
-//! Request bodies and the rules their fields must meet.
+//! Request bodies and the rules their fields must meet, and the refresh
+//! token a request presents.
 
+use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::body::JsonBody;
+use super::delivery::{COOKIE_NAME, Delivery};
 use crate::error::ApiError;
 
 pub const MAX_EMAIL_LENGTH: usize = 254;
@@ -23,19 +27,31 @@ pub struct LoginRequest {
     pub refresh_token_delivery: Option<Delivery>,
 }
 
-/// Where the refresh token travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Delivery {
-    Cookie,
-    Body,
-}
-
 /// The optional body of refresh and logout.
 #[derive(Deserialize, Default)]
 pub struct RefreshRequest {
     #[serde(default)]
     pub refresh_token: Option<SecretString>,
+}
+
+/// The refresh token a request presents, and how it came: a token in the
+/// JSON body wins, and any cookie is then ignored.
+pub fn presented_token(
+    req: &HttpRequest,
+    body: &JsonBody,
+) -> Result<(Option<String>, Delivery), ApiError> {
+    let from_body: RefreshRequest = if body.is_empty() {
+        RefreshRequest::default()
+    } else {
+        body.parse()?
+    };
+    if let Some(token) = from_body.refresh_token {
+        return Ok((Some(token.expose_secret().to_owned()), Delivery::Body));
+    }
+    Ok((
+        req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()),
+        Delivery::Cookie,
+    ))
 }
 
 /// Trimmed and lower-cased; refused unless it looks like an address.

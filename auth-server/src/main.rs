@@ -131,7 +131,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keygen { out, if_missing } => keygen(&out, if_missing),
         Command::Secret { out, if_missing } => secret(&out, if_missing),
         Command::Healthcheck => {
-            service_kit::probe::http_ok(settings.bind, "/healthz").map_err(anyhow::Error::msg)
+            service_kit::probe::http_ok(settings.http.bind, "/healthz").map_err(anyhow::Error::msg)
         }
         Command::Users { command } => {
             let (email, role, grant) = match command {

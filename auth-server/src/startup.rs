@@ -35,8 +35,8 @@ impl Application {
         prepare_database(&settings).await?;
         let database = db::Database::new(&settings.database);
         let passwords = PasswordPool::start(&settings.password)?;
-        let listener = TcpListener::bind(settings.bind)
-            .with_context(|| format!("binding AUTH_BIND {}", settings.bind))?;
+        let listener = TcpListener::bind(settings.http.bind)
+            .with_context(|| format!("binding AUTH_BIND {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         let janitor = settings.janitor.clone();
         let metrics = crate::metrics::Metrics::new()?;
@@ -115,10 +115,10 @@ async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let origins = web::Data::new(AllowedOrigins(Arc::new(
-        state.settings.allowed_origins.clone(),
+        state.settings.http.allowed_origins.clone(),
     )));
-    let workers = state.settings.http_workers;
-    let client_timeout = state.settings.client_timeout;
+    let workers = state.settings.http.workers;
+    let client_timeout = state.settings.http.client_timeout;
     let production = state.settings.is_production();
     let http_metrics = web::Data::new(state.metrics.http.clone());
     let state = web::Data::new(state);

@@ -186,7 +186,7 @@ impl Bench<'_> {
             ),
             format!(
                 "auth-server: HTTP_WORKERS {}, PASSWORD_HASH_WORKERS {}, DATABASE_POOL_SIZE {}, argon2id m={} KiB t={} p={}.",
-                s.http_workers,
+                s.http.workers,
                 s.password.workers,
                 s.database.pool_size,
                 s.password.memory_kib,

@@ -32,7 +32,7 @@ impl FromRequest for JsonBody {
         let timeout = req
             .app_data::<actix_web::web::Data<crate::state::AppState>>()
             .map_or(std::time::Duration::from_secs(10), |state| {
-                state.settings.client_timeout
+                state.settings.http.client_timeout
             });
         let mut payload = payload.take();
         Box::pin(async move {

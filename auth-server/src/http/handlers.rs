@@ -39,7 +39,10 @@ fn limit_client(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<(), ApiError> {
-    match (limiter, client_ip(req, &state.settings.trusted_proxies)) {
+    match (
+        limiter,
+        client_ip(req, &state.settings.http.trusted_proxies),
+    ) {
         (Some(limiter), Some(ip)) => limiter.check(ip).map_err(rate_limited),
         _ => Ok(()),
     }
@@ -85,7 +88,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
         &state,
         email,
         input.password,
-        client_info(&req, &state.settings.trusted_proxies),
+        client_info(&req, &state.settings.http.trusted_proxies),
     )
     .await?;
     record_identity(issued.user_id, issued.session_id);
@@ -93,18 +96,18 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
         &issued,
         delivery,
         state.settings.tokens.access_ttl.as_secs(),
-        state.settings.cookie_secure,
+        state.settings.http.cookie_secure,
     ))
 }
 
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     limit_client(state.refresh_limiter.as_deref(), &req, &state)?;
     let (token, delivery) = presented_token(&req, &body)?;
-    let secure = state.settings.cookie_secure;
+    let secure = state.settings.http.cookie_secure;
     match refresh::refresh(
         &state,
         token.as_deref(),
-        client_info(&req, &state.settings.trusted_proxies),
+        client_info(&req, &state.settings.http.trusted_proxies),
     )
     .await
     {
@@ -134,7 +137,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     if delivery == Delivery::Cookie {
-        response.cookie(removal_cookie(state.settings.cookie_secure));
+        response.cookie(removal_cookie(state.settings.http.cookie_secure));
     }
     Ok(response.finish())
 }

@@ -34,7 +34,7 @@ fn authorized(req: &HttpRequest, state: &AppState) -> bool {
         .unwrap_or_default();
     // Digests first, so the comparison is constant-time over equal lengths.
     let presented = Sha256::digest(presented.as_bytes());
-    let expected = Sha256::digest(state.settings.internal_api_token.expose_secret().as_bytes());
+    let expected = Sha256::digest(state.settings.internal_api.token.expose_secret().as_bytes());
     bool::from(presented.ct_eq(&expected))
 }
 

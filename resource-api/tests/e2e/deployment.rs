@@ -151,10 +151,10 @@ fn the_auth_server_accepts_its_production_settings() {
     let settings = auth_server::config::Settings::from_lookup(|k| env.get(k).cloned())
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(settings.is_production());
-    assert!(settings.cookie_secure);
+    assert!(settings.http.cookie_secure);
 
     // Ports: bound, exposed, published.
-    assert_eq!(settings.bind.port(), 8080);
+    assert_eq!(settings.http.bind.port(), 8080);
     assert!(published_container_ports(&compose, "auth-server").contains(&8080));
     assert!(stage(&dockerfile(), "auth-server").contains("EXPOSE 8080"));
 

@@ -1,0 +1,80 @@
+//! What production refuses, naming the setting: development keys and secrets,
+//! and a refresh cookie that could travel over plain HTTP.
+
+use secrecy::ExposeSecret;
+use service_kit::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, invalid};
+
+use super::Settings;
+
+pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
+    if settings.tokens.signing_key_file.is_none() {
+        return Err(invalid(
+            "SIGNING_KEY_FILE",
+            "must be set in production: an ephemeral key would invalidate every token on restart (create one with `auth-server keygen --out FILE`)",
+        ));
+    }
+    let internal_api_token = settings.internal_api.token.expose_secret();
+    if internal_api_token == DEVELOPMENT_INTERNAL_TOKEN {
+        return Err(invalid(
+            "INTERNAL_API_TOKEN",
+            "must be set in production: the development value is public",
+        ));
+    }
+    if internal_api_token.len() < 32 {
+        return Err(invalid(
+            "INTERNAL_API_TOKEN",
+            "must be at least 32 characters in production",
+        ));
+    }
+    if !settings.http.cookie_secure {
+        return Err(invalid(
+            "COOKIE_SECURE",
+            "must be true in production: refresh tokens must never travel over plain HTTP",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Settings, lookup};
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, service_kit::env::ConfigError> {
+        Settings::from_lookup(lookup(vars))
+    }
+
+    #[test]
+    fn production_names_each_insecure_setting() {
+        let key = ("SIGNING_KEY_FILE", "/keys/signing.pem");
+        let token = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
+        let prod = ("APP_ENV", "production");
+        assert_eq!(
+            settings(&[prod, token]).unwrap_err().variable,
+            "SIGNING_KEY_FILE"
+        );
+        assert_eq!(
+            settings(&[prod, key]).unwrap_err().variable,
+            "INTERNAL_API_TOKEN"
+        );
+        assert_eq!(
+            settings(&[prod, key, token, ("COOKIE_SECURE", "false")])
+                .unwrap_err()
+                .variable,
+            "COOKIE_SECURE"
+        );
+        assert!(settings(&[prod, key, token]).is_ok());
+    }
+
+    #[test]
+    fn a_short_internal_token_is_refused_in_production_only() {
+        let key = ("SIGNING_KEY_FILE", "/keys/signing.pem");
+        let short = ("INTERNAL_API_TOKEN", "too-short");
+        assert_eq!(
+            settings(&[("APP_ENV", "production"), key, short])
+                .unwrap_err()
+                .variable,
+            "INTERNAL_API_TOKEN"
+        );
+        assert!(settings(&[key, short]).is_ok());
+    }
+}

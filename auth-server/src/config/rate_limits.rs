@@ -1,0 +1,104 @@
+//! Rate limits: per client address on login, register and refresh, and per
+//! account on login and register.
+
+use std::time::Duration;
+
+use service_kit::duration::parse_duration;
+use service_kit::env::{ConfigError, Env, invalid};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    /// Per client IP, shared by login and register. `None` turns it off.
+    pub login: Option<RateLimit>,
+    /// Per account (normalised email), shared by login and register: slows
+    /// guessing one account's password from many addresses.
+    pub account: Option<RateLimit>,
+    /// Per client IP on refresh. `None` turns it off.
+    pub refresh: Option<RateLimit>,
+}
+
+impl RateLimitSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            login: rate_limit(env, "LOGIN_RATE_LIMIT", "20/1m")?,
+            account: rate_limit(env, "LOGIN_ACCOUNT_RATE_LIMIT", "10/5m")?,
+            refresh: rate_limit(env, "REFRESH_RATE_LIMIT", "300/1m")?,
+        })
+    }
+}
+
+fn rate_limit<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &'static str,
+    default: &str,
+) -> Result<Option<RateLimit>, ConfigError> {
+    parse_rate_limit(&env.string(variable, default)).map_err(|m| invalid(variable, m))
+}
+
+/// `20/1m` is twenty requests a minute; `0` turns the limit off.
+pub fn parse_rate_limit(raw: &str) -> Result<Option<RateLimit>, String> {
+    let raw = raw.trim();
+    if raw == "0" {
+        return Ok(None);
+    }
+    let expected = || format!("`{raw}` is not a rate such as `20/1m`, or `0` for none");
+    let (count, window) = raw.split_once('/').ok_or_else(expected)?;
+    let requests: u32 = count.trim().parse().map_err(|_| expected())?;
+    let per = parse_duration(window).map_err(|_| expected())?;
+    if requests == 0 {
+        return Ok(None);
+    }
+    if per.is_zero() {
+        return Err(expected());
+    }
+    Ok(Some(RateLimit { requests, per }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::lookup;
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(
+            parse_rate_limit("20/1m"),
+            Ok(Some(RateLimit {
+                requests: 20,
+                per: Duration::from_secs(60)
+            }))
+        );
+        assert_eq!(parse_rate_limit("0"), Ok(None));
+        assert!(parse_rate_limit("20").is_err());
+        assert!(parse_rate_limit("20/0s").is_err());
+    }
+
+    #[test]
+    fn defaults_and_off() {
+        let limits =
+            RateLimitSettings::from_env(&Env(lookup(&[("REFRESH_RATE_LIMIT", "0")]))).unwrap();
+        assert_eq!(
+            limits.login,
+            Some(RateLimit {
+                requests: 20,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            limits.account,
+            Some(RateLimit {
+                requests: 10,
+                per: Duration::from_secs(300)
+            })
+        );
+        assert_eq!(limits.refresh, None);
+        let bad = RateLimitSettings::from_env(&Env(lookup(&[("LOGIN_ACCOUNT_RATE_LIMIT", "x")])));
+        assert_eq!(bad.unwrap_err().variable, "LOGIN_ACCOUNT_RATE_LIMIT");
+    }
+}

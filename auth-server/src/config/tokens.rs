@@ -1,0 +1,109 @@
+//! Tokens: who issues them and for whom, the signing keys, and how long
+//! access tokens, refresh tokens and sessions live.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use service_kit::env::{ConfigError, Env, invalid};
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub signing_key_file: Option<PathBuf>,
+    /// Keys that no longer sign but are still published and accepted, so
+    /// their tokens live out their lifetime after a key rotation.
+    pub retired_key_files: Vec<PathBuf>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub session_max_lifetime: Duration,
+    pub reuse_grace: Duration,
+    pub leeway: Duration,
+}
+
+impl TokenSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let tokens = Self {
+            issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
+            audience: env.string("JWT_AUDIENCE", "resource-api"),
+            signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            retired_key_files: env
+                .string("RETIRED_SIGNING_KEY_FILES", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            access_ttl: env.duration("ACCESS_TOKEN_TTL", "15m")?,
+            refresh_ttl: env.duration("REFRESH_TOKEN_TTL", "7d")?,
+            session_max_lifetime: env.duration("SESSION_MAX_LIFETIME", "30d")?,
+            reuse_grace: env.duration("REFRESH_REUSE_GRACE", "10s")?,
+            leeway: env.duration("JWT_LEEWAY", "5s")?,
+        };
+        for (variable, value) in [
+            ("ACCESS_TOKEN_TTL", tokens.access_ttl),
+            ("REFRESH_TOKEN_TTL", tokens.refresh_ttl),
+            ("SESSION_MAX_LIFETIME", tokens.session_max_lifetime),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(invalid(variable, "must be at least 1s"));
+            }
+        }
+        if tokens.access_ttl > Duration::from_secs(24 * 3600) {
+            return Err(invalid(
+                "ACCESS_TOKEN_TTL",
+                "must be at most 24h: access tokens are meant to be short-lived",
+            ));
+        }
+        Ok(tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::lookup;
+
+    fn tokens(vars: &[(&str, &str)]) -> Result<TokenSettings, ConfigError> {
+        TokenSettings::from_env(&Env(lookup(vars)))
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let t = tokens(&[]).unwrap();
+        assert_eq!(t.issuer, "http://localhost:8080");
+        assert_eq!(t.audience, "resource-api");
+        assert_eq!(t.signing_key_file, None);
+        assert_eq!(t.access_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(t.session_max_lifetime, Duration::from_secs(30 * 86_400));
+        assert_eq!(t.leeway, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn retired_keys_are_a_comma_separated_list() {
+        let t = tokens(&[("RETIRED_SIGNING_KEY_FILES", " old.pem, ,older.pem ")]).unwrap();
+        assert_eq!(
+            t.retired_key_files,
+            [PathBuf::from("old.pem"), PathBuf::from("older.pem")]
+        );
+    }
+
+    #[test]
+    fn lifetimes_are_bounded() {
+        for (variable, value) in [
+            ("ACCESS_TOKEN_TTL", "0s"),
+            ("ACCESS_TOKEN_TTL", "25h"),
+            ("REFRESH_TOKEN_TTL", "500ms"),
+            ("SESSION_MAX_LIFETIME", "0s"),
+        ] {
+            assert_eq!(tokens(&[(variable, value)]).unwrap_err().variable, variable);
+        }
+        assert_eq!(
+            tokens(&[("REFRESH_REUSE_GRACE", "0s")])
+                .unwrap()
+                .reuse_grace,
+            Duration::ZERO,
+            "0s turns the grace off"
+        );
+    }
+}

@@ -24,16 +24,19 @@ COPY auth-server/Cargo.toml auth-server/
 COPY resource-api/Cargo.toml resource-api/
 COPY shared-claims/Cargo.toml shared-claims/
 COPY service-kit/Cargo.toml service-kit/
+COPY test-db/Cargo.toml test-db/
 COPY bench/Cargo.toml bench/
-RUN mkdir -p auth-server/src resource-api/src shared-claims/src service-kit/src bench/src \
+RUN mkdir -p auth-server/src resource-api/src shared-claims/src service-kit/src test-db/src bench/src \
  && echo 'fn main() {}' > auth-server/src/main.rs \
  && echo 'fn main() {}' > resource-api/src/main.rs \
  && echo 'fn main() {}' > bench/src/main.rs \
- && touch auth-server/src/lib.rs resource-api/src/lib.rs shared-claims/src/lib.rs service-kit/src/lib.rs \
+ && touch auth-server/src/lib.rs resource-api/src/lib.rs shared-claims/src/lib.rs service-kit/src/lib.rs test-db/src/lib.rs \
  && cargo build --release --locked -p auth-server -p resource-api \
- && rm -rf auth-server/src resource-api/src shared-claims/src service-kit/src
+ && rm -rf auth-server/src resource-api/src shared-claims/src service-kit/src test-db/src
 # The benchmark is a workspace member: cargo needs it present, not built.
 COPY bench bench
+# The test databases' helper: only the e2e stage builds it.
+COPY test-db test-db
 
 COPY migrations migrations
 COPY diesel.toml ./

@@ -141,7 +141,7 @@ async fn an_operator_grants_and_revokes_roles() {
 
 #[tokio::test]
 async fn the_migrate_subcommand_applies_migrations() {
-    let db = TestDatabase::create();
+    let db = TestDatabase::empty();
     let output = auth_server(&["migrate"], &[("DATABASE_URL", db.url.as_str())]);
     assert!(
         output.status.success(),

@@ -2,73 +2,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use auth_server::config::Settings;
-use auth_server::db::{self, Pool};
+use auth_server::db::Pool;
 use auth_server::startup::Application;
 use diesel::prelude::*;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared_claims::{AccessClaims, KeySet, ValidationRules, Validator};
+pub use test_db::TestDatabase;
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
-
-/// The PostgreSQL server tests create their databases on.
-fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A database of the test's own, dropped when the test ends (even when it
-/// fails), so tests run in parallel and leave nothing behind.
-pub struct TestDatabase {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    pub fn create() -> Self {
-        Self::create_on(&server_url())
-    }
-
-    /// A database on another server (a test's own cluster).
-    pub fn create_on(server_url: &str) -> Self {
-        let (admin_url, _) =
-            db::split_database_url(server_url).expect("TEST_DATABASE_URL names a database");
-        let name = format!("auth_test_{}", Uuid::new_v4().simple());
-        let mut conn =
-            PgConnection::establish(&admin_url).expect("connect to the test PostgreSQL server");
-        diesel::sql_query(format!("CREATE DATABASE {}", db::quote_identifier(&name)))
-            .execute(&mut conn)
-            .expect("create the test database");
-        let url = db::with_database(&admin_url, &name).unwrap();
-        Self {
-            url,
-            admin_url,
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside the async runtime: do the blocking work on a thread.
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut conn) = PgConnection::establish(&admin_url) {
-                let _ = diesel::sql_query(format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    db::quote_identifier(&name)
-                ))
-                .execute(&mut conn);
-            }
-        })
-        .join();
-    }
-}
 
 pub struct TestApp {
     pub address: String,

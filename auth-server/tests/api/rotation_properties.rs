@@ -98,7 +98,6 @@ fn count(conn: &mut PgConnection, sql: &str) -> i64 {
 #[test]
 fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
     let database = TestDatabase::create();
-    db::run_migrations(&database.url).unwrap();
     let mut conn = PgConnection::establish(&database.url).unwrap();
     let user = db::users::create(
         &mut conn,

@@ -5,64 +5,17 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use auth_server::db;
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use test_db::TestDatabase;
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// An origin the in-process services allow, as a deployment's web app would be.
 pub const WEB_ORIGIN: &str = "http://localhost:3000";
-
-fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A database of the test's own, dropped at the end.
-pub struct TestDatabase {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    fn create() -> Self {
-        let (admin_url, _) = db::split_database_url(&server_url()).unwrap();
-        let name = format!("e2e_test_{}", Uuid::new_v4().simple());
-        let mut conn =
-            PgConnection::establish(&admin_url).expect("connect to the test PostgreSQL server");
-        diesel::sql_query(format!("CREATE DATABASE {}", db::quote_identifier(&name)))
-            .execute(&mut conn)
-            .unwrap();
-        let url = db::with_database(&admin_url, &name).unwrap();
-        Self {
-            url,
-            admin_url,
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut conn) = PgConnection::establish(&admin_url) {
-                let _ = diesel::sql_query(format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    db::quote_identifier(&name)
-                ))
-                .execute(&mut conn);
-            }
-        })
-        .join();
-    }
-}
 
 /// Control over in-process services: what a deployment under test lacks.
 pub struct Control {

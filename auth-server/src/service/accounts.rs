@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::ServiceError;
-use super::issue::{Issued, new_refresh_token, sign};
+use super::issue::{Issued, new_refresh_token};
 use crate::db;
 use crate::db::models::{ClientInfo, User};
 use crate::db::users::CreateUserError;
@@ -77,13 +77,7 @@ pub async fn login(
         .await?;
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
-    let access_token = sign(state, &user, &session)?;
-    Ok(Issued {
-        access_token,
-        user_id: user.id,
-        session_id: session.id,
-        refresh: Some((refresh, token_expires_at)),
-    })
+    Issued::sign(state, &user, &session, Some((refresh, token_expires_at)))
 }
 
 fn add(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {

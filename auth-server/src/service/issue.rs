@@ -20,21 +20,33 @@ pub struct Issued {
     pub refresh: Option<(RefreshToken, DateTime<Utc>)>,
 }
 
-/// The session's access token, with the user's roles as they are now.
-pub(super) fn sign(
-    state: &AppState,
-    user: &User,
-    session: &Session,
-) -> Result<String, ServiceError> {
-    let tokens = &state.settings.tokens;
-    let claims = access_claims(
-        &tokens.issuer,
-        &tokens.audience,
-        tokens.access_ttl,
-        user,
-        session,
-    );
-    state.signing.sign(&claims).map_err(ServiceError::Internal)
+impl Issued {
+    /// A new access token for the session, with the user's roles as they
+    /// are now, handed out with `refresh` (if any).
+    pub(super) fn sign(
+        state: &AppState,
+        user: &User,
+        session: &Session,
+        refresh: Option<(RefreshToken, DateTime<Utc>)>,
+    ) -> Result<Self, ServiceError> {
+        let tokens = &state.settings.tokens;
+        let claims = access_claims(
+            &tokens.issuer,
+            &tokens.audience,
+            tokens.access_ttl,
+            user,
+            session,
+        );
+        Ok(Self {
+            access_token: state
+                .signing
+                .sign(&claims)
+                .map_err(ServiceError::Internal)?,
+            user_id: user.id,
+            session_id: session.id,
+            refresh,
+        })
+    }
 }
 
 /// A new refresh token from the operating system's CSPRNG.

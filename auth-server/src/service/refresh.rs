@@ -4,7 +4,7 @@
 use service_kit::telemetry::record_identity;
 
 use super::ServiceError;
-use super::issue::{Issued, new_refresh_token, sign};
+use super::issue::{Issued, new_refresh_token};
 use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::db::tokens::RefreshOutcome;
@@ -65,25 +65,18 @@ pub async fn refresh(
                 .with_label_values(&["rotated"])
                 .inc();
             record_identity(user.id, session.id);
-            let access_token = sign(state, &user, &session)?;
-            Ok(Issued {
-                access_token,
-                user_id: user.id,
-                session_id: session.id,
-                refresh: Some((successor, successor_expires_at)),
-            })
+            Ok(Issued::sign(
+                state,
+                &user,
+                &session,
+                Some((successor, successor_expires_at)),
+            )?)
         }
         RefreshOutcome::Grace { user, session } => {
             state.metrics.refreshes.with_label_values(&["grace"]).inc();
             record_identity(user.id, session.id);
             tracing::info!("refresh token reused within the grace: access token only");
-            let access_token = sign(state, &user, &session)?;
-            Ok(Issued {
-                access_token,
-                user_id: user.id,
-                session_id: session.id,
-                refresh: None,
-            })
+            Ok(Issued::sign(state, &user, &session, None)?)
         }
         RefreshOutcome::ReuseDetected {
             user_id,

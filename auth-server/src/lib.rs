@@ -16,3 +16,4 @@ pub mod service;
 pub mod signing;
 pub mod startup;
 pub mod state;
+pub mod token_keys;

@@ -22,6 +22,7 @@ use crate::http::{self, handlers};
 use crate::password::PasswordPool;
 use crate::signing::SigningKey;
 use crate::state::AppState;
+use crate::token_keys::TokenKeys;
 
 pub struct Application {
     port: u16,
@@ -32,6 +33,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let signing = load_signing_key(&settings)?;
+        let token_keys = load_token_keys(&settings)?;
         prepare_database(&settings).await?;
         let database = db::Database::new(&settings.database);
         let passwords = PasswordPool::start(&settings.password)?;
@@ -45,6 +47,7 @@ impl Application {
             database.clone(),
             passwords,
             Arc::new(signing),
+            Arc::new(token_keys),
             metrics,
         );
         crate::service::janitor::spawn(database, janitor.interval, janitor.session_retention);
@@ -95,6 +98,21 @@ fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
     }
     tracing::info!(kid = key.kid(), "signing key loaded");
     Ok(key)
+}
+
+fn load_token_keys(settings: &Settings) -> anyhow::Result<TokenKeys> {
+    let tokens = &settings.tokens;
+    match &tokens.refresh_token_key_file {
+        Some(path) => TokenKeys::from_files(path, &tokens.retired_refresh_token_key_files),
+        None => {
+            tracing::warn!(
+                "REFRESH_TOKEN_KEY_FILE is not set: using an EPHEMERAL token key. After a restart, or on \
+                 another replica, a refresh answer lost in transit can no longer be re-sent. Development only; \
+                 create a key with `auth-server secret --out FILE`."
+            );
+            TokenKeys::ephemeral()
+        }
+    }
 }
 
 async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {

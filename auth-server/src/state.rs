@@ -14,6 +14,7 @@ use crate::password::PasswordPool;
 use crate::rate_limit::RateLimiter;
 use crate::rotation::Policy;
 use crate::signing::SigningKey;
+use crate::token_keys::TokenKeys;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,6 +22,8 @@ pub struct AppState {
     pub database: Database,
     pub passwords: PasswordPool,
     pub signing: Arc<SigningKey>,
+    /// Derives what the server must produce again without storing it.
+    pub token_keys: Arc<TokenKeys>,
     pub validator: Arc<Validator>,
     pub login_limiter: Option<Arc<RateLimiter<IpAddr>>>,
     pub account_limiter: Option<Arc<RateLimiter<String>>>,
@@ -37,6 +40,7 @@ impl AppState {
         database: Database,
         passwords: PasswordPool,
         signing: Arc<SigningKey>,
+        token_keys: Arc<TokenKeys>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let validator = Validator::new(ValidationRules {
@@ -61,6 +65,7 @@ impl AppState {
             database,
             passwords,
             signing,
+            token_keys,
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
             metrics,

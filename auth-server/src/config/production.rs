@@ -13,6 +13,12 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             "must be set in production: an ephemeral key would invalidate every token on restart (create one with `auth-server keygen --out FILE`)",
         ));
     }
+    if settings.tokens.refresh_token_key_file.is_none() {
+        return Err(invalid(
+            "REFRESH_TOKEN_KEY_FILE",
+            "must be set in production, the same on every replica: an ephemeral key changes on restart and differs between replicas (create one with `auth-server secret --out FILE`)",
+        ));
+    }
     let internal_api_token = settings.internal_api.token.expose_secret();
     if internal_api_token == DEVELOPMENT_INTERNAL_TOKEN {
         return Err(invalid(
@@ -47,30 +53,36 @@ mod tests {
     fn production_names_each_insecure_setting() {
         let key = ("SIGNING_KEY_FILE", "/keys/signing.pem");
         let token = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
+        let refresh_key = ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key");
         let prod = ("APP_ENV", "production");
         assert_eq!(
-            settings(&[prod, token]).unwrap_err().variable,
+            settings(&[prod, token, refresh_key]).unwrap_err().variable,
             "SIGNING_KEY_FILE"
         );
         assert_eq!(
-            settings(&[prod, key]).unwrap_err().variable,
+            settings(&[prod, key, token]).unwrap_err().variable,
+            "REFRESH_TOKEN_KEY_FILE"
+        );
+        assert_eq!(
+            settings(&[prod, key, refresh_key]).unwrap_err().variable,
             "INTERNAL_API_TOKEN"
         );
         assert_eq!(
-            settings(&[prod, key, token, ("COOKIE_SECURE", "false")])
+            settings(&[prod, key, token, refresh_key, ("COOKIE_SECURE", "false")])
                 .unwrap_err()
                 .variable,
             "COOKIE_SECURE"
         );
-        assert!(settings(&[prod, key, token]).is_ok());
+        assert!(settings(&[prod, key, token, refresh_key]).is_ok());
     }
 
     #[test]
     fn a_short_internal_token_is_refused_in_production_only() {
         let key = ("SIGNING_KEY_FILE", "/keys/signing.pem");
         let short = ("INTERNAL_API_TOKEN", "too-short");
+        let refresh_key = ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key");
         assert_eq!(
-            settings(&[("APP_ENV", "production"), key, short])
+            settings(&[("APP_ENV", "production"), key, refresh_key, short])
                 .unwrap_err()
                 .variable,
             "INTERNAL_API_TOKEN"

@@ -14,6 +14,11 @@ pub struct TokenSettings {
     /// Keys that no longer sign but are still published and accepted, so
     /// their tokens live out their lifetime after a key rotation.
     pub retired_key_files: Vec<PathBuf>,
+    /// The HMAC key that lets the server produce a refresh successor (and an
+    /// e-mail link) again without storing it; see `crate::token_keys`.
+    pub refresh_token_key_file: Option<PathBuf>,
+    /// Former such keys, still tried when recognising what they derived.
+    pub retired_refresh_token_key_files: Vec<PathBuf>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_max_lifetime: Duration,
@@ -27,13 +32,9 @@ impl TokenSettings {
             issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
             audience: env.string("JWT_AUDIENCE", "resource-api"),
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
-            retired_key_files: env
-                .string("RETIRED_SIGNING_KEY_FILES", "")
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .collect(),
+            retired_key_files: paths(env, "RETIRED_SIGNING_KEY_FILES"),
+            refresh_token_key_file: env.get("REFRESH_TOKEN_KEY_FILE").map(PathBuf::from),
+            retired_refresh_token_key_files: paths(env, "RETIRED_REFRESH_TOKEN_KEY_FILES"),
             access_ttl: env.duration("ACCESS_TOKEN_TTL", "15m")?,
             refresh_ttl: env.duration("REFRESH_TOKEN_TTL", "7d")?,
             session_max_lifetime: env.duration("SESSION_MAX_LIFETIME", "30d")?,
@@ -57,6 +58,16 @@ impl TokenSettings {
         }
         Ok(tokens)
     }
+}
+
+/// A comma-separated list of files.
+fn paths<F: Fn(&str) -> Option<String>>(env: &Env<F>, variable: &'static str) -> Vec<PathBuf> {
+    env.string(variable, "")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -174,7 +174,11 @@ fn the_auth_server_accepts_its_production_settings() {
         .to_owned();
     let auth_volumes = volumes(&compose, "auth-server");
     let init_volumes = volumes(&compose, "init");
-    for variable in ["SIGNING_KEY_FILE", "INTERNAL_API_TOKEN_FILE"] {
+    for variable in [
+        "SIGNING_KEY_FILE",
+        "REFRESH_TOKEN_KEY_FILE",
+        "INTERNAL_API_TOKEN_FILE",
+    ] {
         let path = &raw[variable];
         assert!(
             init.contains(&format!("--out {path} --if-missing")),

@@ -73,9 +73,9 @@ image_id() { docker image inspect --format '{{.Id}}' "$1"; }
 
 # The URI this machine's apt uses for SUITE (deb822 or one-line sources).
 apt_uri() {
-    cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    { cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
         awk -v suite="$1" '/^URIs:/ { uri = $2 } /^Suites:/ && uri { for (i = 2; i <= NF; i++) if ($i == suite) { print uri; exit } }'
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
         awk -v suite="$1" '$1 == "deb" && $3 == suite { print $2; exit }'
 }
 
@@ -180,3 +180,5 @@ timed from_debian postgres "$POSTGRES_IMAGE"
 timed from_debian nginx "$WEB_IMAGE"
 timed from_debian mail "$MAIL_IMAGE"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^local/' | sort
+# Stand-ins replaced by a rebuild, now untagged.
+docker image prune -f --filter label=stand-in.digest >/dev/null

@@ -361,7 +361,7 @@ fn services_start_in_order_and_check_their_health_with_the_right_binaries() {
             "{name}: {stage}"
         );
         assert!(dockerfile.contains(&format!(
-            "install -D -m 0755 target/release/{name} /out/{name}"
+            "install -D --strip -m 0755 target/release/{name} /out/{name}"
         )));
         assert!(workspace().join(name).join("src/main.rs").exists());
         let health = format!(r#"CMD ["{binary}", "healthcheck"]"#);

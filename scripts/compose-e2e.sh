@@ -268,7 +268,7 @@ figures_of_the_stack() {
         figure "$service image: $((size / 1000 / 1000)) MB ($( [ "$size" -lt 100000000 ] && echo 'under 100 MB: pass' || echo 'over 100 MB: FAIL'))"
     done
     step "memory of each running container (docker stats --no-stream)"
-    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $(dc ps -q) >&2
+    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME") >&2
 }
 
 step "compose: $("${compose[@]}" version --short 2>/dev/null || "${compose[@]}" version | head -n 1), project $COMPOSE_PROJECT_NAME, images $([ ${#env_file[@]} -gt 0 ] && echo 'from docker/stand-ins.env' || echo official)"

@@ -512,7 +512,7 @@ fn only_the_public_ports_are_published() {
     ports.sort();
     let expected = [
         ("auth-server", "8080:8080"),
-        ("mail", "8025:8025"),
+        ("mail", "127.0.0.1:8025:8025"),
         ("resource-api", "8081:8081"),
         ("web", "3000:80"),
     ]

@@ -73,9 +73,11 @@ trap 'finish $?' EXIT
 request() { curl -sS --max-time 30 -w '\n%{http_code}' "$@"; }
 code_of() { tail -n 1 <<<"$1"; }
 body_of() { sed '$d' <<<"$1"; }
+# A body fit for the log: no token values.
+redacted() { body_of "$1" | sed -E 's/("[a-z_]*token"[[:space:]]*:[[:space:]]*")[^"]*/\1[redacted]/g' | head -c 300; }
 expect() { # expect WHAT CODE RESPONSE
     if [ "$(code_of "$3")" != "$2" ]; then
-        die "$1: expected $2, got $(code_of "$3"): $(body_of "$3" | head -c 300)"
+        die "$1: expected $2, got $(code_of "$3"): $(redacted "$3")"
     fi
     echo "ok: $1 ($2)"
 }
@@ -125,7 +127,7 @@ walkthrough() {
     r=$(request -X POST "$auth/auth/register" -H 'Content-Type: application/json' \
         -d "{\"email\": \"$email\", \"password\": \"$password\"}")
     expect "register" 201 "$r"
-    [ "$(json .user.email "$(body_of "$r")")" = "$email" ] || die "register: $(body_of "$r")"
+    [ "$(json .user.email "$(body_of "$r")")" = "$email" ] || die "register: $(redacted "$r")"
 
     r=$(request -X POST "$auth/auth/login" -H 'Content-Type: application/json' \
         -d "{\"email\": \"$email\", \"password\": \"$password\", \"refresh_token_delivery\": \"body\"}")
@@ -135,11 +137,11 @@ walkthrough() {
 
     r=$(request "$api/api/me" -H "Authorization: Bearer $access")
     expect "GET /api/me" 200 "$r"
-    [ "$(json .email "$(body_of "$r")")" = "$email" ] || die "/api/me: $(body_of "$r")"
+    [ "$(json .email "$(body_of "$r")")" = "$email" ] || die "/api/me: $(redacted "$r")"
 
     r=$(request "$auth/auth/sessions" -H "Authorization: Bearer $access")
     expect "GET /auth/sessions" 200 "$r"
-    [ "$(json '.sessions | map(select(.current)) | length' "$(body_of "$r")")" = 1 ] || die "sessions: $(body_of "$r")"
+    [ "$(json '.sessions | map(select(.current)) | length' "$(body_of "$r")")" = 1 ] || die "sessions: $(redacted "$r")"
 
     r=$(request -X POST "$auth/auth/refresh" -H 'Content-Type: application/json' \
         -d "{\"refresh_token\": \"$refresh\"}")
@@ -153,7 +155,7 @@ walkthrough() {
     r=$(request -X POST "$auth/auth/refresh" -H 'Content-Type: application/json' \
         -d "{\"refresh_token\": \"$refresh\"}")
     expect "the logged-out refresh token is refused" 401 "$r"
-    [ "$(json .error "$(body_of "$r")")" = invalid_grant ] || die "refused refresh: $(body_of "$r")"
+    [ "$(json .error "$(body_of "$r")")" = invalid_grant ] || die "refused refresh: $(redacted "$r")"
 
     me_refused() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$api/api/me" -H "Authorization: Bearer $access")" = 401 ]; }
     until_true 5 me_refused || die "the revoked session's access token is still accepted"
@@ -186,10 +188,10 @@ mail_catcher() {
     r=$(request "$mail/api/v1/messages")
     expect "mail catcher: GET /api/v1/messages" 200 "$r"
     id=$(json ".messages[] | select(.Subject == \"$subject\") | .ID" "$(body_of "$r")")
-    [ "$(json ".messages[] | select(.ID == \"$id\") | .To[0].Address" "$(body_of "$r")")" = someone@example.com ] || die "messages: $(body_of "$r")"
+    [ "$(json ".messages[] | select(.ID == \"$id\") | .To[0].Address" "$(body_of "$r")")" = someone@example.com ] || die "messages: $(redacted "$r")"
     r=$(request "$mail/api/v1/message/$id/raw")
     expect "mail catcher: the raw message" 200 "$r"
-    grep -q "^Subject: $subject" <<<"$(body_of "$r" | tr -d '\r')" || die "raw message: $(body_of "$r")"
+    grep -q "^Subject: $subject" <<<"$(body_of "$r" | tr -d '\r')" || die "raw message: $(redacted "$r")"
     expect "mail catcher: DELETE /api/v1/messages" 200 "$(request -X DELETE "$mail/api/v1/messages")"
     [ "$(json .total "$(body_of "$(request "$mail/api/v1/messages")")")" = 0 ] || die "messages left after DELETE"
 }
@@ -222,7 +224,7 @@ auth_outage() {
     first_503=$((SECONDS - stopped))
     local body
     body=$(curl -s "$api/api/me" -H "Authorization: Bearer $access")
-    [ "$(json .error "$body")" = unavailable ] || die "503 body: $body"
+    [ "$(json .error "$body")" = unavailable ] || die "503 body: $(redacted "$body"$'\n'503)"
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$api/readyz")" = 503 ] || die "/readyz while stale"
     figure "auth server stopped: /api/me 503 unavailable after ${first_503}s (REVOCATION_MAX_STALENESS=${staleness}s), /readyz 503"
     timed dc start auth-server
@@ -268,7 +270,9 @@ figures_of_the_stack() {
         figure "$service image: $((size / 1000 / 1000)) MB ($( [ "$size" -lt 100000000 ] && echo 'under 100 MB: pass' || echo 'over 100 MB: FAIL'))"
     done
     step "memory of each running container (docker stats --no-stream)"
-    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME") >&2
+    local running
+    mapfile -t running < <(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
+    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' "${running[@]}" >&2
 }
 
 step "compose: $("${compose[@]}" version --short 2>/dev/null || "${compose[@]}" version | head -n 1), project $COMPOSE_PROJECT_NAME, images $([ ${#env_file[@]} -gt 0 ] && echo 'from docker/stand-ins.env' || echo official)"

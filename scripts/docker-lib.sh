@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/docker-images.sh and scripts/compose-e2e.sh (sourced).
 
 step() { printf '\n== %s\n' "$*" >&2; }

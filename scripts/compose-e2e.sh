@@ -35,6 +35,7 @@ export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-auth-platform-ci}"
 export LOGIN_RATE_LIMIT=0 LOGIN_ACCOUNT_RATE_LIMIT=0
 export REVOCATION_MAX_STALENESS="${REVOCATION_MAX_STALENESS:-5s}"
 staleness=${REVOCATION_MAX_STALENESS%s}
+[[ $staleness =~ ^[0-9]+$ ]] || die "REVOCATION_MAX_STALENESS in whole seconds here (e.g. 5s), not $REVOCATION_MAX_STALENESS"
 
 # Compose v2 when the docker client has it, else docker-compose (1.29 on
 # Debian). COMPOSE overrides.

@@ -26,6 +26,10 @@ async fn every_query_has_an_index() {
         "sessions_user_live_idx",
         "sessions_revoked_at_idx",
         "sessions_expires_at_idx",
+        "failure_buckets_pkey",
+        "failure_buckets_last_failure_at_idx",
+        "known_login_clients_pkey",
+        "known_login_clients_last_success_at_idx",
     ] {
         assert_eq!(
             app.count(&format!(
@@ -57,7 +61,11 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
     let swept = tokio::task::spawn_blocking(move || {
         sweep::expired(
             &mut pool.get().unwrap(),
-            std::time::Duration::from_secs(7 * 86_400),
+            &sweep::Retention {
+                sessions: std::time::Duration::from_secs(7 * 86_400),
+                failure_buckets: std::time::Duration::from_secs(300),
+                known_login_clients: std::time::Duration::from_secs(30 * 86_400),
+            },
         )
     })
     .await

@@ -1,4 +1,3 @@
-use auth_server::db::sweep;
 use diesel_migrations::MigrationHarness;
 
 use crate::helpers::*;
@@ -57,20 +56,7 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
         "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' \
          WHERE session_id = (SELECT id FROM sessions ORDER BY created_at DESC OFFSET 1 LIMIT 1)",
     );
-    let pool = app.pool.clone();
-    let swept = tokio::task::spawn_blocking(move || {
-        sweep::expired(
-            &mut pool.get().unwrap(),
-            &sweep::Retention {
-                sessions: std::time::Duration::from_secs(7 * 86_400),
-                failure_buckets: std::time::Duration::from_secs(300),
-                known_login_clients: std::time::Duration::from_secs(30 * 86_400),
-            },
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let swept = app.sweep().await;
     assert_eq!(swept.sessions, 1);
     assert_eq!(
         swept.refresh_tokens, 1,

@@ -206,6 +206,37 @@ impl TestApp {
         address
     }
 
+    /// A registration from `client` as the tests' own trusted proxy
+    /// forwards it (`TRUSTED_PROXIES=127.0.0.1`).
+    pub async fn register_from(&self, email: &str, client: &str) -> Response {
+        self.client
+            .post(self.url("/auth/register"))
+            .header("X-Forwarded-For", client)
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// One sweep of the janitor, with the default retentions.
+    pub async fn sweep(&self) -> auth_server::db::sweep::Swept {
+        use auth_server::db::sweep::{Retention, expired};
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            expired(
+                &mut pool.get().unwrap(),
+                &Retention {
+                    sessions: Duration::from_secs(7 * 86_400),
+                    failure_buckets: Duration::from_secs(24 * 3600),
+                    known_login_clients: Duration::from_secs(30 * 86_400),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    }
+
     /// A login from `client` as the tests' own trusted proxy forwards it
     /// (`TRUSTED_PROXIES=127.0.0.1`); `cookie` is a `Cookie` header to send.
     pub async fn login_from(

@@ -186,14 +186,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     ])
     .await;
     let email = unique_email();
-    let register = app
-        .client
-        .post(app.url("/auth/register"))
-        .header("X-Forwarded-For", "198.51.100.1")
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let register = app.register_from(&email, "198.51.100.1").await;
     assert_eq!(register.status(), StatusCode::CREATED);
     assert_eq!(
         login_from(&app, &email, "198.51.100.1").await,
@@ -225,14 +218,7 @@ async fn repeated_forwarded_for_lines_are_read_as_one_list() {
     ])
     .await;
     let email = unique_email();
-    let register = app
-        .client
-        .post(app.url("/auth/register"))
-        .header("X-Forwarded-For", "192.0.2.99")
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let register = app.register_from(&email, "192.0.2.99").await;
     assert_eq!(register.status(), StatusCode::CREATED);
     // The client forged a first line; the proxy appended the address it saw
     // on a second. The client is the right-most untrusted hop of both.

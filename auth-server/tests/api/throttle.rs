@@ -303,15 +303,7 @@ async fn registration_has_no_per_account_limit() {
     let email = unique_email();
     let mut statuses = Vec::new();
     for i in 0..6 {
-        let response = app
-            .client
-            .post(app.url("/auth/register"))
-            .header("X-Forwarded-For", stranger(i))
-            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status());
+        statuses.push(app.register_from(&email, &stranger(i)).await.status());
     }
     assert_eq!(statuses[0], StatusCode::CREATED);
     assert!(
@@ -327,28 +319,15 @@ async fn the_janitor_sweeps_emptied_buckets_and_forgotten_clients() {
     owner_logs_in(&app, &email).await;
     app.login_from(&email, WRONG, &stranger(0), None).await;
     app.login_from(&email, WRONG, &stranger(1), None).await;
-    // One client's failures are past their window; the owner's client was
-    // last seen long ago.
+    // One client's failures are a day old; the owner's client was last
+    // seen long ago.
     app.execute(&format!(
-        "UPDATE failure_buckets SET last_failure_at = now() - interval '6 minutes' \
+        "UPDATE failure_buckets SET last_failure_at = now() - interval '25 hours' \
          WHERE scope = 'login_client' AND key LIKE '% {}'",
         stranger(0)
     ));
     app.execute("UPDATE known_login_clients SET last_success_at = now() - interval '31 days'");
-    let pool = app.pool.clone();
-    let swept = tokio::task::spawn_blocking(move || {
-        auth_server::db::sweep::expired(
-            &mut pool.get().unwrap(),
-            &auth_server::db::sweep::Retention {
-                sessions: std::time::Duration::from_secs(7 * 86_400),
-                failure_buckets: std::time::Duration::from_secs(300),
-                known_login_clients: std::time::Duration::from_secs(30 * 86_400),
-            },
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let swept = app.sweep().await;
     assert_eq!((swept.failure_buckets, swept.known_login_clients), (1, 1));
     assert_eq!(app.count("SELECT count(*) AS n FROM failure_buckets"), 2);
 }

@@ -2,10 +2,12 @@
 //! tokens. `main.rs` only parses the command line; everything lives here so
 //! tests can start the real server.
 
+pub mod client_key;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod login_throttle;
 pub mod metrics;
 pub mod password;
 pub mod proxies;

@@ -4,6 +4,7 @@
 //! the service layer runs them through [`Database::run`], on the blocking
 //! pool, never on the async workers.
 
+pub mod login_throttle;
 pub mod models;
 mod pool;
 pub mod revocations;

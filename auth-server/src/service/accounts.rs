@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::ServiceError;
 use super::issue::{Issued, new_refresh_token};
+use super::{ServiceError, login_throttle};
+use crate::client_key::ClientKey;
 use crate::db;
 use crate::db::models::{ClientInfo, User};
 use crate::db::users::CreateUserError;
@@ -30,13 +31,18 @@ pub async fn register(
 }
 
 /// A new session for a correct password. An unknown email and a wrong
-/// password fail alike, after the same work.
+/// password fail alike, after the same work, and are throttled alike
+/// ([`login_throttle`]); the email must already be normalised.
 pub async fn login(
     state: &AppState,
     email: String,
     password: SecretString,
     client: ClientInfo,
+    client_key: Option<ClientKey>,
 ) -> Result<Issued, ServiceError> {
+    let throttle = login_throttle::admit(state, &email, client_key)
+        .await
+        .inspect_err(|e| count_throttled(state, e))?;
     let user = state
         .database
         .run(move |conn| db::users::find_by_email(conn, &email))
@@ -49,11 +55,23 @@ pub async fn login(
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            state.metrics.logins.with_label_values(&["failed"]).inc();
             tracing::info!(audit = "login_failed", "login failed");
+            if let Some(throttle) = throttle {
+                throttle
+                    .failed(state)
+                    .await
+                    .inspect_err(|e| count_throttled(state, e))?;
+            }
+            state.metrics.logins.with_label_values(&["failed"]).inc();
             return Err(ServiceError::InvalidCredentials);
         }
     };
+    if let Some(throttle) = throttle {
+        throttle
+            .succeeded(state)
+            .await
+            .inspect_err(|e| count_throttled(state, e))?;
+    }
 
     let refresh = new_refresh_token()?;
     let hash = refresh.hash();
@@ -78,6 +96,12 @@ pub async fn login(
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
     Issued::sign(state, &user, &session, Some((refresh, token_expires_at)))
+}
+
+fn count_throttled(state: &AppState, error: &ServiceError) {
+    if matches!(error, ServiceError::Throttled(_)) {
+        state.metrics.logins.with_label_values(&["throttled"]).inc();
+    }
 }
 
 fn add(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod health;
 mod issue;
 pub mod janitor;
+pub mod login_throttle;
 pub mod refresh;
 pub mod revocation_feed;
 pub mod sessions;
@@ -31,6 +32,9 @@ pub enum ServiceError {
     EmailTaken,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Too many failed logins for this account; retry after this long.
+    #[error("too many failed logins; retry after {0:?}")]
+    Throttled(std::time::Duration),
     /// The database or another dependency is down or saturated; retry soon.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -20,3 +20,4 @@ mod refresh;
 mod register;
 mod rotation_properties;
 mod sessions;
+mod throttle;

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod feed_cursor;
 pub mod http;
 pub mod metrics;
 pub mod password;

@@ -14,7 +14,7 @@ mod production;
 mod rate_limits;
 mod tokens;
 
-use service_kit::env::{ConfigError, Env};
+use service_kit::env::{ConfigError, Env, invalid};
 
 pub use database::{DEFAULT_DATABASE_URL, DatabaseSettings};
 pub use http::HttpSettings;
@@ -74,6 +74,12 @@ impl Settings {
             rate_limits: RateLimitSettings::from_env(&env)?,
             janitor: JanitorSettings::from_env(&env)?,
         };
+        if settings.internal_api.bind == settings.http.bind && settings.http.bind.port() != 0 {
+            return Err(invalid(
+                "AUTH_INTERNAL_BIND",
+                "must differ from AUTH_BIND: the internal listener is never the public one",
+            ));
+        }
         if settings.is_production() {
             production::refuse_insecure(&settings)?;
         }
@@ -149,6 +155,12 @@ mod tests {
         assert_eq!(
             settings(&[("AUTH_BIND", "nowhere")]).unwrap_err().variable,
             "AUTH_BIND"
+        );
+        assert_eq!(
+            settings(&[("AUTH_INTERNAL_BIND", "127.0.0.1:8080")])
+                .unwrap_err()
+                .variable,
+            "AUTH_INTERNAL_BIND"
         );
     }
 

@@ -105,17 +105,19 @@ async fn slow_clients_are_cut_off() {
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     let db = TestDatabase::create();
-    let port = {
+    let free_port = || {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let bind = format!("127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let internal_bind = format!("127.0.0.1:{}", free_port());
     let mut server = Command::new(env!("CARGO_BIN_EXE_auth-server"))
         .arg("serve")
         .env_clear()
         .envs([
             ("DATABASE_URL", db.url.as_str()),
             ("AUTH_BIND", bind.as_str()),
+            ("AUTH_INTERNAL_BIND", internal_bind.as_str()),
             ("HTTP_WORKERS", "1"),
             ("RUST_LOG", "warn"),
         ])
@@ -124,6 +126,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .spawn()
         .unwrap();
     let base = format!("http://{bind}");
+    let internal = format!("http://{internal_bind}");
     let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {
@@ -138,7 +141,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
 
     // An in-flight request: a long poll held for 2 s.
     let cursor: serde_json::Value = client
-        .get(format!("{base}/internal/revocations"))
+        .get(format!("{internal}/internal/revocations"))
         .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
         .send()
         .await
@@ -148,7 +151,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap();
     let held = client
         .get(format!(
-            "{base}/internal/revocations?wait=2&cursor={}",
+            "{internal}/internal/revocations?wait=2&cursor={}",
             cursor["cursor"].as_str().unwrap()
         ))
         .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
@@ -199,7 +202,12 @@ async fn metrics_count_requests_logins_refreshes_reuse_and_revocations() {
         .unwrap();
     let _ = second;
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.internal_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
     let text = metrics.text().await.unwrap();
     for line in [

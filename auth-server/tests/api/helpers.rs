@@ -16,6 +16,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub address: String,
+    /// The internal listener: the revocation feed and `/metrics`.
+    pub internal_address: String,
     pub client: reqwest::Client,
     pub pool: Pool,
     pub validator: Validator,
@@ -29,6 +31,7 @@ fn base_settings(database_url: &str) -> HashMap<String, String> {
     [
         ("DATABASE_URL", database_url),
         ("AUTH_BIND", "127.0.0.1:0"),
+        ("AUTH_INTERNAL_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "2"),
         ("PASSWORD_HASH_WORKERS", "2"),
         ("DATABASE_POOL_SIZE", "8"),
@@ -60,7 +63,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_with_vars(db, vars).await
 }
 
-pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
+pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>) -> TestApp {
+    // Never the default port: tests run side by side.
+    vars.entry("AUTH_INTERNAL_BIND".to_owned())
+        .or_insert_with(|| "127.0.0.1:0".to_owned());
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
@@ -69,6 +75,7 @@ pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) ->
         .await
         .expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let internal_address = format!("http://127.0.0.1:{}", app.internal_port());
     let pool = app.state().database.pool().clone();
     let validator = Validator::new(ValidationRules {
         issuer: settings.tokens.issuer.clone(),
@@ -84,6 +91,7 @@ pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) ->
         .unwrap();
     TestApp {
         address,
+        internal_address,
         client,
         pool,
         validator,
@@ -178,6 +186,11 @@ pub fn unique_email() -> String {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// On the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("{}{path}", self.internal_address)
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

@@ -14,6 +14,7 @@ mod admin;
 mod browser;
 mod cors;
 mod deployment;
+mod feed;
 mod outages;
 mod revocation;
 mod tokens;

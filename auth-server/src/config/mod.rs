@@ -12,6 +12,7 @@ mod janitor;
 mod passwords;
 mod production;
 mod rate_limits;
+mod sessions;
 mod tokens;
 
 use service_kit::env::{ConfigError, Env, invalid};
@@ -23,6 +24,7 @@ pub use janitor::JanitorSettings;
 pub use passwords::PasswordSettings;
 pub use rate_limits::{RateLimit, RateLimitSettings, parse_rate_limit};
 pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
+pub use sessions::SessionSettings;
 pub use tokens::TokenSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,7 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub rate_limits: RateLimitSettings,
     pub janitor: JanitorSettings,
+    pub sessions: SessionSettings,
 }
 
 impl Settings {
@@ -73,6 +76,7 @@ impl Settings {
             password: PasswordSettings::from_env(&env)?,
             rate_limits: RateLimitSettings::from_env(&env)?,
             janitor: JanitorSettings::from_env(&env)?,
+            sessions: SessionSettings::from_env(&env)?,
         };
         if settings.internal_api.bind == settings.http.bind && settings.http.bind.port() != 0 {
             return Err(invalid(

@@ -73,6 +73,27 @@ async fn the_feed_reads_through_its_index() {
     }
 }
 
+/// Every reason the code revokes with is one the schema admits: a new
+/// reason needs its migration too.
+#[tokio::test]
+async fn the_schema_admits_every_revocation_reason() {
+    use auth_server::db::models::RevocationReason;
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    app.login_body(&email).await;
+    for reason in RevocationReason::ALL {
+        app.execute(&format!(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = '{}', revoked_xid = 1",
+            reason.as_str()
+        ));
+    }
+    let refused = diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE sessions SET revoked_reason = 'no_such_reason'"),
+        &mut app.conn(),
+    );
+    assert!(refused.is_err(), "the constraint still refuses others");
+}
+
 #[tokio::test]
 async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
     let app = spawn_app().await;

@@ -124,3 +124,110 @@ async fn deleting_a_session_revokes_it_and_another_users_is_404() {
     );
     assert!(app.session_revoked_reason(bob_sid).is_none());
 }
+
+/// Reasons of the user's sessions, oldest first.
+fn reasons(app: &TestApp, email: &str) -> Vec<Option<String>> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Reason {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        revoked_reason: Option<String>,
+    }
+    diesel::sql_query(format!(
+        "SELECT s.revoked_reason FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.email = '{email}' ORDER BY s.created_at, s.id"
+    ))
+    .load::<Reason>(&mut app.conn())
+    .unwrap()
+    .into_iter()
+    .map(|r| r.revoked_reason)
+    .collect()
+}
+
+#[tokio::test]
+async fn a_login_past_the_cap_evicts_the_oldest_session() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "3")]).await;
+    let email = app.registered_user().await;
+    let other = app.registered_user().await;
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        logins.push(app.login_body(&email).await);
+    }
+    app.login_body(&other).await;
+    assert_eq!(reasons(&app, &email), [None, None, None], "within the cap");
+
+    let fourth = app.login_body(&email).await;
+    assert_eq!(
+        reasons(&app, &email),
+        [Some("session_evicted".to_owned()), None, None, None]
+    );
+    // The evicted session is over; the others, and the other user's, live.
+    let evicted = app.refresh_body(&logins[0].refresh_token().unwrap()).await;
+    assert_token_error(&evicted, StatusCode::UNAUTHORIZED, "invalid_grant");
+    for login in logins.iter().skip(1).chain([&fourth]) {
+        let refreshed = app.refresh_body(&login.refresh_token().unwrap()).await;
+        assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    }
+    let listed: Value = app
+        .get_sessions(&fourth.access_token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 3);
+    assert_eq!(reasons(&app, &other), [None]);
+
+    let metrics = app
+        .client
+        .get(app.internal_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"auth_session_revocations_total{reason="session_evicted"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn expired_sessions_do_not_count_against_the_cap() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "2")]).await;
+    let email = app.registered_user().await;
+    let old = app.login_body(&email).await;
+    let sid = app.validate(&old.access_token()).await.sid;
+    app.execute(&format!(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = '{sid}'"
+    ));
+    app.login_body(&email).await;
+    app.login_body(&email).await;
+    assert_eq!(reasons(&app, &email), [None, None, None]);
+}
+
+#[tokio::test]
+async fn concurrent_logins_of_one_user_stay_within_the_cap() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "3")]).await;
+    let email = app.registered_user().await;
+    let logins = (0..8).map(|_| app.login_body(&email));
+    futures_util::future::join_all(logins).await;
+    let live = reasons(&app, &email)
+        .into_iter()
+        .filter(Option::is_none)
+        .count();
+    assert_eq!(live, 3);
+    assert_eq!(reasons(&app, &email).len(), 8);
+}
+
+#[tokio::test]
+async fn zero_turns_the_cap_off() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "0")]).await;
+    let email = app.registered_user().await;
+    for _ in 0..4 {
+        app.login_body(&email).await;
+    }
+    assert_eq!(reasons(&app, &email), [None, None, None, None]);
+}

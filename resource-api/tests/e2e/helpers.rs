@@ -61,6 +61,8 @@ pub struct Options {
     /// Also serve `web/` on a port of its own, its origin allowed by both
     /// services and its `config.js` naming them.
     pub serve_web: bool,
+    /// `MAX_SESSIONS_PER_USER` of the auth server.
+    pub max_sessions_per_user: &'static str,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             access_token_ttl: "15m",
             leeway: "5s",
             serve_web: false,
+            max_sessions_per_user: "100",
         }
     }
 }
@@ -158,6 +161,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("JWT_LEEWAY", options.leeway),
         ("ALLOWED_ORIGINS", &allowed_origins),
         ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),
+        ("MAX_SESSIONS_PER_USER", options.max_sessions_per_user),
     ]);
     let (auth_port, auth_internal_port, auth) = start_auth(&auth_vars).await;
     let auth_url = format!("http://127.0.0.1:{auth_port}");

@@ -136,3 +136,37 @@ async fn revocation_propagation_over_twenty_trials() {
     );
     assert!(worst < WITHIN);
 }
+
+/// `MAX_SESSIONS_PER_USER=3`: the fourth login evicts the oldest session,
+/// and the API hears of it as of any other revocation.
+#[tokio::test]
+async fn an_evicted_session_is_refused_at_the_api_within_a_second() {
+    let mut stack = spawn_stack_with(Options {
+        max_sessions_per_user: "3",
+        ..Options::default()
+    })
+    .await;
+    if stack
+        .control("an_evicted_session_is_refused… (it sets MAX_SESSIONS_PER_USER)")
+        .is_none()
+    {
+        return;
+    }
+    let oldest = stack.login().await;
+    let second = stack.login_as(&oldest.email).await;
+    let third = stack.login_as(&oldest.email).await;
+    for login in [&oldest, &second, &third] {
+        assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
+    }
+    let fourth = stack.login_as(&oldest.email).await;
+    let took = rejected_within(&stack, &oldest.access_token).await;
+    eprintln!("an evicted session's token refused at the API after {took:?}");
+    assert_eq!(
+        stack.refresh(&oldest.refresh_token).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "nor can it be refreshed"
+    );
+    for login in [&second, &third, &fourth] {
+        assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
+    }
+}

@@ -15,6 +15,7 @@ mod browser;
 mod cors;
 mod deployment;
 mod feed;
+mod fetches;
 mod outages;
 mod revocation;
 mod tokens;

@@ -112,15 +112,18 @@ log "init: $(python3 scripts/compose_env.py "$compose" init --command)"
 
 auth_port=$(value_of auth-server AUTH_BIND | sed 's/.*://')
 api_port=$(value_of resource-api API_BIND | sed 's/.*://')
-port_free "$auth_port"
-port_free "$api_port"
+auth_internal_port=$(value_of auth-server AUTH_INTERNAL_BIND | sed 's/.*://')
+api_internal_port=$(value_of resource-api API_INTERNAL_BIND | sed 's/.*://')
+for port in "$auth_port" "$api_port" "$auth_internal_port" "$api_internal_port"; do
+    port_free "$port"
+done
 
 log "auth-server: $(value_of auth-server APP_ENV) mode on $(value_of auth-server AUTH_BIND)"
 (with_env auth-server "$bin/auth-server" serve) >"$work/auth-server.log" 2>&1 &
 pids+=($!)
 wait_healthy auth-server auth-server
 
-log "resource-api: $(value_of resource-api APP_ENV) mode on $(value_of resource-api API_BIND), AUTH_URL $(value_of resource-api AUTH_URL)"
+log "resource-api: $(value_of resource-api APP_ENV) mode on $(value_of resource-api API_BIND), AUTH_URL $(value_of resource-api AUTH_URL), AUTH_INTERNAL_URL $(value_of resource-api AUTH_INTERNAL_URL)"
 (with_env resource-api "$bin/resource-api" serve) >"$work/resource-api.log" 2>&1 &
 pids+=($!)
 wait_healthy resource-api resource-api
@@ -129,7 +132,9 @@ signing_key=$(value_of auth-server SIGNING_KEY_FILE)
 
 log "the end-to-end suite in URL mode"
 status=0
-AUTH_URL="http://127.0.0.1:$auth_port" API_URL="http://127.0.0.1:$api_port" SIGNING_KEY_FILE="$signing_key" \
+AUTH_URL="http://127.0.0.1:$auth_port" API_URL="http://127.0.0.1:$api_port" \
+AUTH_INTERNAL_URL="http://127.0.0.1:$auth_internal_port" API_INTERNAL_URL="http://127.0.0.1:$api_internal_port" \
+SIGNING_KEY_FILE="$signing_key" \
     cargo test --locked -p resource-api --test e2e -- --test-threads=2 --nocapture || status=$?
 if [ "$status" -ne 0 ]; then
     log "auth-server log (tail):"; tail -n 40 "$work/auth-server.log" >&2

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use shared_claims::feed::{FEED_PATH, Feed, is_well_formed_cursor};
-use shared_claims::fetch::{self, BodyError};
+use shared_claims::fetch::{self, FetchError};
 
 /// Largest feed answer accepted (a full page of 10 000 entries is about
 /// 1.3 MB).
@@ -77,21 +77,14 @@ impl FeedClient {
                 query.append_pair("seen", &from.seen.to_string());
             }
         }
-        let response = self
-            .client
-            .get(url)
-            .bearer_auth(self.token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| FeedError::Unreachable(e.without_url().to_string()))?;
-        if !response.status().is_success() {
-            return Err(FeedError::Status(response.status()));
-        }
-        let body = fetch::read_capped(response, MAX_FEED_BYTES)
+        let request = self.client.get(url).bearer_auth(self.token.expose_secret());
+        let body = fetch::get_capped(request, MAX_FEED_BYTES)
             .await
             .map_err(|e| match e {
-                BodyError::TooLarge(_) => FeedError::TooLarge,
-                BodyError::Read(e) => FeedError::Read(e),
+                FetchError::Unreachable(e) => FeedError::Unreachable(e),
+                FetchError::Status(status) => FeedError::Status(status),
+                FetchError::TooLarge(_) => FeedError::TooLarge,
+                FetchError::Read(e) => FeedError::Read(e),
             })?;
         let feed: Feed =
             serde_json::from_slice(&body).map_err(|e| FeedError::Parse(e.to_string()))?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::JwkSet;
 use tokio::sync::Notify;
 
-use crate::fetch::{self, BodyError};
+use crate::fetch::{self, FetchError};
 use crate::keys::KeySet;
 
 /// Largest JWKS document accepted.
@@ -46,6 +46,7 @@ impl JwksSettings {
 pub enum JwksError {
     #[error("fetching the JWKS: {0}")]
     Fetch(String),
+    /// A redirect included: never followed.
     #[error("the JWKS answer was {0}")]
     Status(reqwest::StatusCode),
     #[error("the JWKS is larger than 256 KiB")]
@@ -97,21 +98,13 @@ impl JwksCache {
     /// Fetches now and installs what it finds (see [`Self::install`]).
     pub async fn fetch(&self) -> Result<usize, JwksError> {
         *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        let response = self
-            .client
-            .get(&self.settings.url)
-            .send()
-            .await
-            .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?;
-        // A redirect too: never followed.
-        if !response.status().is_success() {
-            return Err(JwksError::Status(response.status()));
-        }
-        let body = fetch::read_capped(response, MAX_JWKS_BYTES)
+        let request = self.client.get(&self.settings.url);
+        let body = fetch::get_capped(request, MAX_JWKS_BYTES)
             .await
             .map_err(|e| match e {
-                BodyError::TooLarge(_) => JwksError::TooLarge,
-                BodyError::Read(e) => JwksError::Fetch(e),
+                FetchError::Status(status) => JwksError::Status(status),
+                FetchError::TooLarge(_) => JwksError::TooLarge,
+                FetchError::Unreachable(e) | FetchError::Read(e) => JwksError::Fetch(e),
             })?;
         let set: JwkSet =
             serde_json::from_slice(&body).map_err(|e| JwksError::Parse(e.to_string()))?;

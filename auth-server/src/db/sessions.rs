@@ -21,7 +21,8 @@ pub struct Created {
     pub evicted: Vec<Uuid>,
 }
 
-/// A new session and its first refresh token, in one transaction.
+/// A new session and its first refresh token, in one transaction, with no
+/// cap on the user's sessions.
 pub fn create(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -30,33 +31,28 @@ pub fn create(
     session_expires_at: DateTime<Utc>,
     token_expires_at: DateTime<Utc>,
 ) -> DbResult<Session> {
-    conn.transaction(|conn| {
-        insert(
-            conn,
-            user_id,
-            client,
-            token,
-            session_expires_at,
-            token_expires_at,
-        )
-    })
-    .map_err(|e: DieselError| DbError::from(e))
+    let expiry = (session_expires_at, token_expires_at);
+    create_within_cap(conn, user_id, client, token, expiry, None)?
+        .map(|created| created.session)
+        .ok_or(DbError::Query(DieselError::NotFound))
 }
 
-/// [`create`], for a login: the transaction holds the user's row, so
-/// concurrent logins of one user take turns, and with `max_live` each
-/// leaves at most that many live sessions (the newest, this one always
-/// among them), revoking the others (`session_evicted`) as every revocation
-/// is, so the feed carries them. `None` when the user no longer exists.
+/// A new session and its first refresh token, in one transaction, for a
+/// login: the transaction holds the user's row, so concurrent logins of
+/// one user take turns, and with `max_live` each leaves at most that many
+/// live sessions (the newest, this one always among them), revoking the
+/// others (`session_evicted`) as every revocation is, so the feed carries
+/// them. `expiry` is the session's, then its first token's. `None` when the
+/// user no longer exists.
 pub fn create_within_cap(
     conn: &mut PgConnection,
     user_id: Uuid,
     client: &ClientInfo,
     token: &TokenHash,
-    session_expires_at: DateTime<Utc>,
-    token_expires_at: DateTime<Utc>,
+    (session_expires_at, token_expires_at): (DateTime<Utc>, DateTime<Utc>),
     max_live: Option<NonZeroU32>,
 ) -> DbResult<Option<Created>> {
+    let now = Utc::now();
     conn.transaction(|conn| {
         let user = users::table
             .find(user_id)
@@ -67,12 +63,27 @@ pub fn create_within_cap(
         if user.is_none() {
             return Ok(None);
         }
-        let session = insert(
+        let session: Session = diesel::insert_into(sessions::table)
+            .values(&Session {
+                id: Uuid::new_v4(),
+                user_id,
+                created_at: now,
+                last_used_at: now,
+                expires_at: session_expires_at,
+                revoked_at: None,
+                revoked_reason: None,
+                user_agent: client.user_agent.clone(),
+                client_ip: client.ip.clone(),
+                revoked_xid: None,
+            })
+            .returning(Session::as_returning())
+            .get_result(conn)?;
+        tokens::insert(
             conn,
-            user_id,
-            client,
+            Uuid::new_v4(),
             token,
-            session_expires_at,
+            session.id,
+            now,
             token_expires_at,
         )?;
         let evicted = match max_live {
@@ -82,41 +93,6 @@ pub fn create_within_cap(
         Ok(Some(Created { session, evicted }))
     })
     .map_err(|e: DieselError| DbError::from(e))
-}
-
-fn insert(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    client: &ClientInfo,
-    token: &TokenHash,
-    session_expires_at: DateTime<Utc>,
-    token_expires_at: DateTime<Utc>,
-) -> QueryResult<Session> {
-    let now = Utc::now();
-    let session: Session = diesel::insert_into(sessions::table)
-        .values(&Session {
-            id: Uuid::new_v4(),
-            user_id,
-            created_at: now,
-            last_used_at: now,
-            expires_at: session_expires_at,
-            revoked_at: None,
-            revoked_reason: None,
-            user_agent: client.user_agent.clone(),
-            client_ip: client.ip.clone(),
-            revoked_xid: None,
-        })
-        .returning(Session::as_returning())
-        .get_result(conn)?;
-    tokens::insert(
-        conn,
-        Uuid::new_v4(),
-        token,
-        session.id,
-        now,
-        token_expires_at,
-    )?;
-    Ok(session)
 }
 
 /// Revokes the user's live sessions other than `newest`, past the `max - 1`

@@ -72,8 +72,7 @@ pub async fn login(
                 user_id,
                 &client,
                 &hash,
-                session_expires_at,
-                token_expires_at,
+                (session_expires_at, token_expires_at),
                 max_live,
             )
         })

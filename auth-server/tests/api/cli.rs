@@ -85,6 +85,7 @@ fn production_refuses_development_settings_naming_them() {
         &[
             ("APP_ENV", "production"),
             ("SIGNING_KEY_FILE", "/nonexistent.pem"),
+            ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-key"),
             ("INTERNAL_API_TOKEN", &"s".repeat(40)),
             ("COOKIE_SECURE", "false"),
         ],

@@ -202,14 +202,7 @@ async fn metrics_count_requests_logins_refreshes_reuse_and_revocations() {
         .unwrap();
     let _ = second;
 
-    let metrics = app
-        .client
-        .get(app.internal_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metrics.status(), StatusCode::OK);
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics().await;
     for line in [
         r#"auth_logins_total{outcome="ok"} 2"#,
         r#"auth_logins_total{outcome="failed"} 1"#,

@@ -193,6 +193,18 @@ impl TestApp {
         format!("{}{path}", self.internal_address)
     }
 
+    /// `/metrics`, from the internal listener.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.internal_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(self.url(path))

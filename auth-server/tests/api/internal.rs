@@ -154,20 +154,7 @@ async fn the_public_listener_does_not_serve_the_feed_or_metrics() {
             .unwrap();
         assert_error(public, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let metrics = app
-        .client
-        .get(app.internal_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metrics.status(), StatusCode::OK);
-    assert!(
-        metrics
-            .text()
-            .await
-            .unwrap()
-            .contains("db_pool_max_connections")
-    );
+    assert!(app.metrics().await.contains("db_pool_max_connections"));
     assert_eq!(app.feed("", DEV_TOKEN).await.status(), StatusCode::OK);
     // And the internal listener serves nothing else.
     for path in ["/auth/login", "/.well-known/jwks.json", "/healthz"] {

@@ -177,15 +177,7 @@ async fn a_login_past_the_cap_evicts_the_oldest_session() {
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 3);
     assert_eq!(reasons(&app, &other), [None]);
 
-    let metrics = app
-        .client
-        .get(app.internal_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::helpers::*;
 
@@ -42,17 +41,6 @@ async fn logout_all(stack: &Stack, access_token: &str) {
     );
 }
 
-async fn logout(stack: &Stack, login: &Login) {
-    let response = stack
-        .client
-        .post(format!("{}/auth/logout", stack.auth_url))
-        .json(&json!({ "refresh_token": login.refresh_token }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
-}
-
 /// Time from now until the API refuses the token, polled every 5 ms for at
 /// most `limit`; `None` if it never did.
 async fn refused_after(stack: &Stack, access_token: &str, limit: Duration) -> Option<Duration> {
@@ -79,7 +67,7 @@ async fn a_bulk_revocation_does_not_stall_the_feed() {
     let a_refused = refused_after(&stack, &a.access_token, Duration::from_secs(5)).await;
     eprintln!("after the bulk revocation, A's token refused after {a_refused:?}");
 
-    logout(&stack, &b).await;
+    stack.logout(&b.refresh_token).await;
     let took = refused_after(&stack, &b.access_token, Duration::from_secs(5)).await;
     eprintln!(
         "after a bulk revocation of {} sessions, another logout reached the API in {took:?} (None: not within 5 s)",
@@ -113,7 +101,7 @@ async fn a_held_open_transaction_during_a_bulk_revocation() {
     let pinned = Instant::now();
 
     logout_all(&stack, &a.access_token).await;
-    logout(&stack, &b).await;
+    stack.logout(&b.refresh_token).await;
     let took = refused_after(&stack, &b.access_token, Duration::from_secs(5)).await;
     eprintln!(
         "with xmin pinned, a logout after a bulk revocation reached the API in {took:?} (None: not within 5 s)"

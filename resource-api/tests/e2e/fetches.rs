@@ -122,8 +122,12 @@ fn feed_from(server: &Server) -> FeedClient {
     .unwrap()
 }
 
-fn produced(server: &Server) -> usize {
-    server.counters.produced.load(Ordering::SeqCst)
+/// Gives the server a moment to notice the closed connection, then checks
+/// it was not read to the end.
+async fn assert_stopped_early(server: &Server) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let produced = server.counters.produced.load(Ordering::SeqCst);
+    assert!(produced < READ_NOT_ALL, "{produced} bytes produced");
 }
 
 #[tokio::test]
@@ -132,13 +136,7 @@ async fn the_jwks_fetch_refuses_an_oversized_answer_without_reading_it_all() {
         let server = serve(answer, JWKS);
         let fetched = jwks_from(&server).fetch().await;
         assert!(matches!(fetched, Err(JwksError::TooLarge)), "{fetched:?}");
-        // Give the server a moment to notice the closed connection.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            produced(&server) < READ_NOT_ALL,
-            "stopped early: {} bytes produced",
-            produced(&server)
-        );
+        assert_stopped_early(&server).await;
     }
 }
 
@@ -148,12 +146,7 @@ async fn the_feed_read_refuses_an_oversized_answer_without_reading_it_all() {
         let server = serve(answer, FEED);
         let read = feed_from(&server).read(None, Duration::ZERO).await;
         assert!(matches!(read, Err(FeedError::TooLarge)), "{read:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            produced(&server) < READ_NOT_ALL,
-            "stopped early: {} bytes produced",
-            produced(&server)
-        );
+        assert_stopped_early(&server).await;
     }
 }
 

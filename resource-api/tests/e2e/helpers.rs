@@ -378,6 +378,18 @@ impl Stack {
         }
     }
 
+    /// Logs the session out; the auth server acknowledges with `204`.
+    pub async fn logout(&self, refresh_token: &str) {
+        let logout = self
+            .client
+            .post(format!("{}/auth/logout", self.auth_url))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.client
             .post(format!("{}/auth/refresh", self.auth_url))

@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::helpers::*;
 
@@ -22,14 +21,7 @@ async fn logout_reaches_the_api_within_a_second() {
     let stack = spawn_stack().await;
     let login = stack.login().await;
     assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
-    let logout = stack
-        .client
-        .post(format!("{}/auth/logout", stack.auth_url))
-        .json(&json!({ "refresh_token": login.refresh_token }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    stack.logout(&login.refresh_token).await;
     rejected_within(&stack, &login.access_token).await;
     let description =
         assert_unauthorized(stack.api("/api/me", Some(&login.access_token)).await, true).await;
@@ -112,14 +104,7 @@ async fn revocation_propagation_over_twenty_trials() {
     for _ in 0..20 {
         let login = stack.login_as(&first.email).await;
         assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
-        let logout = stack
-            .client
-            .post(format!("{}/auth/logout", stack.auth_url))
-            .json(&json!({ "refresh_token": login.refresh_token }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        stack.logout(&login.refresh_token).await;
         let started = std::time::Instant::now();
         while stack.me_status(&login.access_token).await != StatusCode::UNAUTHORIZED {
             assert!(started.elapsed() < WITHIN, "propagation within 1 second");

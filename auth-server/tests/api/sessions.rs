@@ -200,18 +200,71 @@ async fn expired_sessions_do_not_count_against_the_cap() {
     assert_eq!(reasons(&app, &email), [None, None, None]);
 }
 
-#[tokio::test]
-async fn concurrent_logins_of_one_user_stay_within_the_cap() {
-    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "3")]).await;
-    let email = app.registered_user().await;
-    let logins = (0..8).map(|_| app.login_body(&email));
-    futures_util::future::join_all(logins).await;
-    let live = reasons(&app, &email)
-        .into_iter()
-        .filter(Option::is_none)
-        .count();
-    assert_eq!(live, 3);
-    assert_eq!(reasons(&app, &email).len(), 8);
+/// Two logins of one user at once, with `MAX_SESSIONS_PER_USER=1`: the
+/// second waits on the user's row until the first commits, then sees its
+/// session and evicts it. Without the lock, neither would see the other's
+/// session, and both would stay live.
+#[test]
+fn concurrent_logins_of_one_user_take_turns_on_its_row() {
+    use std::num::NonZeroU32;
+
+    use auth_server::db::models::ClientInfo;
+    use auth_server::db::sessions::create_within_cap;
+    use auth_server::refresh_token::RefreshToken;
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+
+    let db = TestDatabase::create();
+    let user = uuid::Uuid::new_v4();
+    let mut first = PgConnection::establish(&db.url).unwrap();
+    first
+        .batch_execute(&format!(
+            "INSERT INTO users (id, email, password_hash) VALUES ('{user}', '{user}@example.com', 'x')"
+        ))
+        .unwrap();
+    let now = chrono::Utc::now();
+    let expiry = (
+        now + chrono::Duration::days(1),
+        now + chrono::Duration::hours(1),
+    );
+    let cap = NonZeroU32::new(1);
+    let login = move |conn: &mut PgConnection| {
+        let token = RefreshToken::generate().unwrap().hash();
+        create_within_cap(conn, user, &ClientInfo::default(), &token, expiry, cap)
+            .unwrap()
+            .unwrap()
+    };
+
+    // The first login's transaction (inside an outer one here) stays open
+    // while a second login runs.
+    let url = db.url.clone();
+    let second = first
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            login(conn);
+            let second =
+                std::thread::spawn(move || login(&mut PgConnection::establish(&url).unwrap()));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(second)
+        })
+        .unwrap();
+    let second = second.join().unwrap();
+    assert_eq!(
+        second.evicted.len(),
+        1,
+        "the second saw the first's session"
+    );
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let live = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM sessions WHERE user_id = '{user}' AND revoked_at IS NULL"
+    ))
+    .get_result::<Count>(&mut first)
+    .unwrap();
+    assert_eq!(live.n, 1);
 }
 
 #[tokio::test]

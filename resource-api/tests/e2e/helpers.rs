@@ -308,7 +308,7 @@ impl Stack {
     pub fn control(&mut self, test: &str) -> Option<&mut Control> {
         if self.control.is_none() {
             eprintln!(
-                "SKIPPED {test}: it stops or restarts a service, which a deployment under test does not allow"
+                "SKIPPED {test}: it needs the in-process services (to stop or restart one, set its settings, or reach its database), which a deployment under test does not give"
             );
         }
         self.control.as_mut()

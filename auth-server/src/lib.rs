@@ -6,6 +6,7 @@ pub mod client_key;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod feed_cursor;
 pub mod http;
 pub mod login_throttle;
 pub mod metrics;

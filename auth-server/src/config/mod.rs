@@ -12,9 +12,10 @@ mod janitor;
 mod passwords;
 mod production;
 mod rate_limits;
+mod sessions;
 mod tokens;
 
-use service_kit::env::{ConfigError, Env};
+use service_kit::env::{ConfigError, Env, invalid};
 
 pub use database::{DEFAULT_DATABASE_URL, DatabaseSettings};
 pub use http::HttpSettings;
@@ -23,6 +24,7 @@ pub use janitor::JanitorSettings;
 pub use passwords::PasswordSettings;
 pub use rate_limits::{RateLimit, RateLimitSettings, parse_rate_limit};
 pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
+pub use sessions::SessionSettings;
 pub use tokens::TokenSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,7 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub rate_limits: RateLimitSettings,
     pub janitor: JanitorSettings,
+    pub sessions: SessionSettings,
 }
 
 impl Settings {
@@ -73,7 +76,14 @@ impl Settings {
             password: PasswordSettings::from_env(&env)?,
             rate_limits: RateLimitSettings::from_env(&env)?,
             janitor: JanitorSettings::from_env(&env)?,
+            sessions: SessionSettings::from_env(&env)?,
         };
+        if settings.internal_api.bind == settings.http.bind && settings.http.bind.port() != 0 {
+            return Err(invalid(
+                "AUTH_INTERNAL_BIND",
+                "must differ from AUTH_BIND: the internal listener is never the public one",
+            ));
+        }
         if settings.is_production() {
             production::refuse_insecure(&settings)?;
         }
@@ -158,6 +168,12 @@ mod tests {
         assert_eq!(
             settings(&[("AUTH_BIND", "nowhere")]).unwrap_err().variable,
             "AUTH_BIND"
+        );
+        assert_eq!(
+            settings(&[("AUTH_INTERNAL_BIND", "127.0.0.1:8080")])
+                .unwrap_err()
+                .variable,
+            "AUTH_INTERNAL_BIND"
         );
     }
 

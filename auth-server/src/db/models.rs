@@ -42,22 +42,35 @@ pub struct RefreshTokenRow {
     pub successor_id: Option<Uuid>,
 }
 
-/// Why a session ended; stored in `sessions.revoked_reason`.
+/// Why a session ended; stored in `sessions.revoked_reason`, whose CHECK
+/// constraint must admit every one (a new reason needs a migration too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationReason {
     Logout,
     LogoutAll,
     SessionDeleted,
     ReuseDetected,
+    /// A login went past `MAX_SESSIONS_PER_USER`: the oldest live session
+    /// made room.
+    SessionEvicted,
 }
 
 impl RevocationReason {
+    pub const ALL: [Self; 5] = [
+        Self::Logout,
+        Self::LogoutAll,
+        Self::SessionDeleted,
+        Self::ReuseDetected,
+        Self::SessionEvicted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
             Self::SessionDeleted => "session_deleted",
             Self::ReuseDetected => "reuse_detected",
+            Self::SessionEvicted => "session_evicted",
         }
     }
 }

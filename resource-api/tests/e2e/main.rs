@@ -14,6 +14,8 @@ mod admin;
 mod browser;
 mod cors;
 mod deployment;
+mod feed;
+mod fetches;
 mod outages;
 mod revocation;
 mod tokens;

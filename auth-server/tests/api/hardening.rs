@@ -256,7 +256,11 @@ async fn hostile_methods_leave_metrics_and_memory_flat() {
     let server = Binary::start(&[], Stdio::null()).await;
     let client = reqwest::Client::new();
     let metrics_size = || async {
-        let response = client.get(metrics_url(&server.internal)).send().await.unwrap();
+        let response = client
+            .get(metrics_url(&server.internal))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.text().await.unwrap().len()
     };

@@ -1,13 +1,10 @@
-//! An example API protected by the auth server's access tokens, validated
-//! locally: keys from the JWKS, revocations from a background sync.
+//! An example API protected by the auth server's access tokens through
+//! `resource-guard`: the guard validates them locally (keys from the JWKS,
+//! revocations from a background sync); this crate adds only its routes,
+//! its listeners and its metrics.
 
-pub mod auth;
 pub mod config;
 pub mod error;
-pub mod feed_client;
 pub mod handlers;
 pub mod metrics;
-pub mod revocations;
 pub mod startup;
-pub mod state;
-pub mod verified;

@@ -1,6 +1,6 @@
-//! `Application::build(settings)`: background sync started, both listeners
-//! bound (the public API, and the internal one for `/metrics`), so tests
-//! start the real thing on port 0.
+//! `Application::build(settings)`: the guard started (its key refresher and
+//! revocation sync), both listeners bound (the public API, and the internal
+//! one for `/metrics`), so tests start the real thing on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -9,33 +9,24 @@ use actix_web::dev::Server;
 use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use actix_web_httpauth::middleware::HttpAuthentication;
 use anyhow::Context;
+use resource_guard::Guard;
 use service_kit::cors::{AllowedOrigins, cors, refused_preflight_as_error};
 use service_kit::http_metrics::track_requests;
 use service_kit::security_headers::security_headers;
 use service_kit::telemetry::RootSpan;
-use shared_claims::jwks::{JwksCache, JwksSettings};
-use shared_claims::{ValidationRules, Validator};
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::bearer_validator;
 use crate::config::Settings;
 use crate::handlers as h;
 use crate::metrics::Metrics;
-use crate::revocations::{Revocations, Sync};
-use crate::state::ApiState;
-use crate::verified::VerifiedTokens;
-
-/// Verified tokens remembered at most (about 400 bytes each).
-const VERIFIED_TOKENS: usize = 10_000;
 
 pub struct Application {
     port: u16,
     internal_port: u16,
     server: Server,
     internal: Server,
-    state: ApiState,
+    guard: Guard,
 }
 
 impl Application {
@@ -43,29 +34,8 @@ impl Application {
         for warning in settings.warnings() {
             tracing::warn!("{warning}");
         }
-        let jwks = JwksCache::new(JwksSettings {
-            refresh_interval: settings.jwks_refresh_interval,
-            min_refetch_interval: settings.jwks_min_refetch_interval,
-            ..JwksSettings::for_auth_url(&settings.auth_url)
-        })?;
-        jwks.spawn();
-        let revocations = Arc::new(Revocations::default());
-        let metrics = Metrics::new()?;
-        Sync {
-            revocations: Arc::clone(&revocations),
-            outcomes: metrics.syncs.clone(),
-            jwks: Arc::clone(&jwks),
-            auth_internal_url: settings.auth_internal_url.clone(),
-            token: settings.internal_api_token.clone(),
-            settings: settings.revocation.clone(),
-        }
-        .spawn()?;
-
-        let validator = Validator::new(ValidationRules {
-            issuer: settings.issuer.clone(),
-            audience: settings.audience.clone(),
-            leeway: settings.leeway,
-        });
+        let guard = Guard::start(settings.guard.clone())?;
+        let metrics = web::Data::new(Metrics::new()?);
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding API_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -73,20 +43,15 @@ impl Application {
             .with_context(|| format!("binding API_INTERNAL_BIND {}", settings.internal_bind))?;
         let internal_port = internal_listener.local_addr()?.port();
         let workers = settings.http_workers;
-        let leeway = settings.leeway;
         let production = settings.production;
-        let origins = AllowedOrigins(Arc::new(settings.allowed_origins.clone()));
-        let state = ApiState {
-            settings: Arc::new(settings),
-            validator: Arc::new(validator),
-            jwks,
-            revocations,
-            metrics,
-            verified: Arc::new(VerifiedTokens::new(VERIFIED_TOKENS, leeway)),
+        let origins = AllowedOrigins(Arc::new(settings.allowed_origins));
+        let data = web::Data::new(guard.clone());
+        let http_metrics = web::Data::new(metrics.http.clone());
+        let internal = Shared {
+            guard: data.clone(),
+            metrics: metrics.clone(),
+            http_metrics: http_metrics.clone(),
         };
-        let data = web::Data::new(state.clone());
-        let http_metrics = web::Data::new(state.metrics.http.clone());
-        let internal = (data.clone(), http_metrics.clone());
         let server = HttpServer::new(move || {
             let refused_origins = origins.clone();
             App::new()
@@ -109,12 +74,10 @@ impl Application {
                 .wrap(TracingLogger::<RootSpan>::new())
                 .app_data(data.clone())
                 .app_data(http_metrics.clone())
-                .service(
-                    web::scope("/api")
-                        .wrap(HttpAuthentication::with_fn(bearer_validator))
-                        .service(resource("/me").route(web::get().to(h::me)))
-                        .service(resource("/admin").route(web::get().to(h::admin))),
-                )
+                // The handlers take `Authenticated`: the guard, from the
+                // app data, decides before they run.
+                .service(resource("/api/me").route(web::get().to(h::me)))
+                .service(resource("/api/admin").route(web::get().to(h::admin)))
                 .service(resource("/healthz").route(web::get().to(h::healthz)))
                 .service(resource("/readyz").route(web::get().to(h::readyz)))
                 .default_service(web::to(h::not_found))
@@ -128,13 +91,13 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
-        let internal = serve_internal(internal_listener, internal.0, internal.1, production)?;
+        let internal = serve_internal(internal_listener, internal, production)?;
         Ok(Self {
             port,
             internal_port,
             server,
             internal,
-            state,
+            guard,
         })
     }
 
@@ -147,8 +110,8 @@ impl Application {
         self.internal_port
     }
 
-    pub fn state(&self) -> &ApiState {
-        &self.state
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     /// Until both listeners stop: SIGTERM stops both, and lets in-flight
@@ -160,11 +123,18 @@ impl Application {
     }
 }
 
+/// What the internal listener reads.
+#[derive(Clone)]
+struct Shared {
+    guard: web::Data<Guard>,
+    metrics: web::Data<Metrics>,
+    http_metrics: web::Data<service_kit::http_metrics::HttpMetrics>,
+}
+
 /// The internal listener: `/metrics` only, for the operator's network.
 fn serve_internal(
     listener: TcpListener,
-    data: web::Data<ApiState>,
-    http_metrics: web::Data<service_kit::http_metrics::HttpMetrics>,
+    shared: Shared,
     production: bool,
 ) -> anyhow::Result<Server> {
     Ok(HttpServer::new(move || {
@@ -172,8 +142,9 @@ fn serve_internal(
             .wrap(security_headers(production))
             .wrap(from_fn(track_requests))
             .wrap(TracingLogger::<RootSpan>::new())
-            .app_data(data.clone())
-            .app_data(http_metrics.clone())
+            .app_data(shared.guard.clone())
+            .app_data(shared.metrics.clone())
+            .app_data(shared.http_metrics.clone())
             .service(resource("/metrics").route(web::get().to(h::metrics)))
             .default_service(web::to(h::not_found))
     })

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::fetch::{self, FetchError};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use shared_claims::feed::{FEED_PATH, Feed, is_well_formed_cursor};
-use shared_claims::fetch::{self, FetchError};
 
 /// Largest feed answer accepted (a full page of 10 000 entries is about
 /// 1.3 MB).
@@ -54,13 +54,12 @@ pub struct Position {
 impl FeedClient {
     /// `internal_url` is the auth server's internal listener; `timeout`
     /// bounds a whole read, long poll included.
-    pub fn new(internal_url: &str, token: SecretString, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(internal_url: &str, token: SecretString, timeout: Duration) -> Result<Self, String> {
+        let url = format!("{}{FEED_PATH}", internal_url.trim_end_matches('/'));
         Ok(Self {
-            client: fetch::client(timeout, Duration::from_secs(2))?,
-            url: Url::parse(&format!(
-                "{}{FEED_PATH}",
-                internal_url.trim_end_matches('/')
-            ))?,
+            client: fetch::client(timeout, Duration::from_secs(2))
+                .map_err(|e| format!("building the feed's HTTP client: {e}"))?,
+            url: Url::parse(&url).map_err(|e| format!("`{url}` is not a URL: {e}"))?,
             token,
         })
     }

@@ -1,6 +1,6 @@
-//! Fetching from the auth server, for what both sides of it read over HTTP
-//! (the JWKS, the revocation feed): a client that follows no redirect, and
-//! bodies read with a cap, never whole before their size is known.
+//! Fetching from the auth server, for what the guard reads over HTTP (the
+//! JWKS, the revocation feed): a client that follows no redirect, and bodies
+//! read with a cap, never whole before their size is known.
 
 use std::time::Duration;
 

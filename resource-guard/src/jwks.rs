@@ -6,16 +6,16 @@
 //! most once per `min_refetch_interval`, so a flood of junk `kid`s cannot
 //! make it hammer the auth server. A fetch that finds the keys unchanged
 //! keeps the very same [`KeySet`] (the same `Arc`), so what was verified
-//! against it (the resource API's cache) stays valid.
+//! against it (the verified-token cache) stays valid.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
+use shared_claims::KeySet;
 use tokio::sync::Notify;
 
 use crate::fetch::{self, FetchError};
-use crate::keys::KeySet;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;

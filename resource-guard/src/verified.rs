@@ -66,15 +66,11 @@ impl VerifiedTokens {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use shared_claims::jwks::{JwksCache, JwksSettings};
+    use crate::jwks::{JwksCache, JwksSettings};
     use uuid::Uuid;
 
     use super::*;

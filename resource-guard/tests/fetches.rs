@@ -1,7 +1,8 @@
-//! What the resource API fetches from the auth server (the JWKS, the
-//! revocation feed) is read with a cap and never redirected: against a
-//! small local server that answers with a huge body, streamed or declared,
-//! or with a redirect.
+//! What the guard fetches from the auth server (the JWKS, the revocation
+//! feed) is read with a cap and never redirected: against a small local
+//! server that answers with a huge body, streamed or declared, or with a
+//! redirect.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,9 +10,9 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use resource_api::feed_client::{FeedClient, FeedError};
+use resource_guard::feed_client::{FeedClient, FeedError};
+use resource_guard::jwks::{JwksCache, JwksError, JwksSettings};
 use secrecy::SecretString;
-use shared_claims::jwks::{JwksCache, JwksError, JwksSettings};
 
 /// Far more than any cap (JWKS 256 KiB, feed 4 MiB).
 const HUGE: usize = 256 * 1024 * 1024;

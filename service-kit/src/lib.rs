@@ -4,13 +4,22 @@
 //!
 //! The token rules themselves (claims, validation, keys, the revocation
 //! feed's wire types) live in `shared-claims`, which carries no web
-//! framework: a resource server on another framework needs only that.
+//! framework. The configuration readers (`env`, `duration`) and the health
+//! probe carry none either, so `resource-guard` reads the same variables the
+//! same way without pulling in actix-web; the rest needs the `actix`
+//! feature.
 
-pub mod cors;
 pub mod duration;
 pub mod env;
-pub mod http_metrics;
 pub mod probe;
+
+#[cfg(feature = "actix")]
+pub mod cors;
+#[cfg(feature = "actix")]
+pub mod http_metrics;
+#[cfg(feature = "actix")]
 pub mod security_headers;
+#[cfg(feature = "actix")]
 pub mod shutdown;
+#[cfg(feature = "actix")]
 pub mod telemetry;

@@ -1,18 +1,17 @@
 //! What the auth server and the APIs it protects must agree on: the access
-//! token's claims, the rules that validate it, the keys it is checked with,
-//! the RFC 6750 challenge and error body, the revocation feed, and how
-//! either is fetched from the auth server.
+//! token's claims, the rules that validate it, the keys it is checked with
+//! (and how a JWKS document becomes them), the RFC 6750 challenge and error
+//! body, and the revocation feed's wire types.
 //!
-//! Both services depend on this crate so the two sides cannot drift: the auth
-//! server signs [`AccessClaims`] and checks its own Bearer endpoints with
-//! [`Validator`]; resource APIs do the same with keys fetched by [`jwks`].
-//! It carries no web framework.
+//! Both sides depend on this crate so they cannot drift: the auth server
+//! signs [`AccessClaims`] and checks its own Bearer endpoints with
+//! [`Validator`]; resource APIs do the same through `resource-guard`, which
+//! fetches the keys and the feed. It carries no web framework and does no
+//! I/O.
 
 pub mod challenge;
 mod claims;
 pub mod feed;
-pub mod fetch;
-pub mod jwks;
 mod keys;
 mod validate;
 

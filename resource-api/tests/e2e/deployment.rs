@@ -275,12 +275,12 @@ fn the_resource_api_accepts_its_production_settings_and_never_sees_the_signing_k
     assert_eq!(settings.internal_bind.port(), 9081);
     assert!(stage(&dockerfile(), "resource-api").contains("EXPOSE 8081"));
     assert_eq!(
-        settings.auth_url, "http://auth-server:8080",
+        settings.guard.auth_url, "http://auth-server:8080",
         "the auth-server service and its bound port"
     );
     let auth_internal = environment(&compose, "auth-server")["AUTH_INTERNAL_BIND"].clone();
     assert_eq!(
-        settings.auth_internal_url,
+        settings.guard.auth_internal_url,
         format!(
             "http://auth-server:{}",
             auth_internal.rsplit(':').next().unwrap()
@@ -289,7 +289,7 @@ fn the_resource_api_accepts_its_production_settings_and_never_sees_the_signing_k
     );
     // The suite in URL mode reads the same internal listeners.
     let e2e = environment(&compose, "e2e");
-    assert_eq!(e2e["AUTH_INTERNAL_URL"], settings.auth_internal_url);
+    assert_eq!(e2e["AUTH_INTERNAL_URL"], settings.guard.auth_internal_url);
     assert_eq!(
         e2e["API_INTERNAL_URL"],
         format!("http://resource-api:{}", settings.internal_bind.port())

@@ -15,7 +15,6 @@ mod browser;
 mod cors;
 mod deployment;
 mod feed;
-mod fetches;
 mod outages;
 mod revocation;
 mod tokens;

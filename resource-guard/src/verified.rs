@@ -5,7 +5,7 @@
 //! What is cached is only the outcome of the full validation routine; on a
 //! hit the entry must be for the very key set in use now (a JWKS refetch
 //! that changed the keys starts afresh; one that found them unchanged keeps
-//! the same set, see `shared_claims::jwks`), and the time rules are
+//! the same set, see `crate::jwks`), and the time rules are
 //! rechecked, because they move with the clock. Revocation and freshness
 //! are checked on every request by the caller, cached or not. Entries are
 //! keyed by the token's SHA-256, so no lookup compares a secret in variable

@@ -139,7 +139,7 @@ impl JwksCache {
         })
     }
 
-    /// Keeps the keys fresh until the process ends: at start (retrying until
+    /// Keeps the keys fresh until the task is aborted: at start (retrying until
     /// the auth server answers), every `refresh_interval`, and soon after an
     /// unknown `kid` is seen.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {

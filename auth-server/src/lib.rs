@@ -4,8 +4,10 @@
 
 pub mod config;
 pub mod db;
+pub mod email_token;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod password;
 pub mod proxies;

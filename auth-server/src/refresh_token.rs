@@ -26,11 +26,7 @@ impl RefreshToken {
     /// A token a client presented. Anything that cannot be one of ours is
     /// refused before it reaches the database.
     pub fn parse(presented: &str) -> Option<Self> {
-        let well_formed = presented.len() == TOKEN_LENGTH
-            && presented
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| Self(SecretString::from(presented.to_owned())))
+        is_well_formed(presented).then(|| Self(SecretString::from(presented.to_owned())))
     }
 
     pub fn expose(&self) -> &str {
@@ -38,8 +34,17 @@ impl RefreshToken {
     }
 
     pub fn hash(&self) -> TokenHash {
-        TokenHash(Sha256::digest(self.0.expose_secret().as_bytes()).into())
+        TokenHash::of(self.0.expose_secret())
     }
+}
+
+/// 43 base64url characters: the shape of every opaque token the server
+/// hands out (refresh and e-mail tokens alike).
+pub fn is_well_formed(presented: &str) -> bool {
+    presented.len() == TOKEN_LENGTH
+        && presented
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl fmt::Debug for RefreshToken {
@@ -53,6 +58,12 @@ impl fmt::Debug for RefreshToken {
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
+    /// SHA-256 of a token: the token carries 256 unpredictable bits, so a
+    /// fast hash is enough.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -136,6 +136,7 @@ pub fn access_claims(
         nbf: now,
         exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         email: user.email.clone(),
+        email_verified: user.email_verified,
         roles: user.roles.clone(),
     }
 }
@@ -228,6 +229,7 @@ mod tests {
             nbf: now,
             exp: now + 60,
             email: "a@example.com".into(),
+            email_verified: false,
             roles: vec![],
         };
         let token = key.sign(&claims).unwrap();
@@ -260,6 +262,7 @@ mod tests {
             nbf: now,
             exp: now + 60,
             email: "a@example.com".into(),
+            email_verified: false,
             roles: vec![],
         };
         let old_token = old.sign(&claims).unwrap();

@@ -1,5 +1,6 @@
-//! `Application::build(settings)`: everything needed to serve, bound to a
-//! listener, so tests start the real server on port 0.
+//! `Application::build(settings)`: everything needed to serve (the janitor
+//! and the mail worker included), bound to a listener, so tests start the
+//! real server on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::db;
 use crate::http::{self, handlers};
+use crate::mail::transport::Transport;
+use crate::mail::worker::MailWorker;
 use crate::password::PasswordPool;
 use crate::signing::SigningKey;
 use crate::state::AppState;
@@ -51,6 +54,16 @@ impl Application {
             metrics,
         );
         crate::service::janitor::spawn(database, janitor.interval, janitor.session_retention);
+        MailWorker {
+            database: state.database.clone(),
+            keys: Arc::clone(&state.token_keys),
+            transport: Transport::from_settings(&state.settings.mail)?,
+            mail: state.settings.mail.clone(),
+            accounts: state.settings.accounts.clone(),
+            wake: Arc::clone(&state.mail_queued),
+            metrics: Arc::clone(&state.metrics),
+        }
+        .spawn();
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port,

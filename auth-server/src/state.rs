@@ -28,9 +28,13 @@ pub struct AppState {
     pub login_limiter: Option<Arc<RateLimiter<IpAddr>>>,
     pub account_limiter: Option<Arc<RateLimiter<String>>>,
     pub refresh_limiter: Option<Arc<RateLimiter<IpAddr>>>,
+    /// Per client address on forgot-password and resend-verification.
+    pub mail_request_limiter: Option<Arc<RateLimiter<IpAddr>>>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
+    /// Woken after a request queues mail: the mail worker sends it at once.
+    pub mail_queued: Arc<Notify>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -61,6 +65,10 @@ impl AppState {
                 .rate_limits
                 .refresh
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
+            mail_request_limiter: settings
+                .rate_limits
+                .mail_requests
+                .map(|limit| Arc::new(RateLimiter::new(limit))),
             settings,
             database,
             passwords,
@@ -68,6 +76,7 @@ impl AppState {
             token_keys,
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
+            mail_queued: Arc::new(Notify::new()),
             metrics,
         }
     }

@@ -17,6 +17,7 @@ pub async fn me(claims: web::ReqData<AccessClaims>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "user_id": claims.sub,
         "email": claims.email,
+        "email_verified": claims.email_verified,
         "session_id": claims.sid,
         "roles": claims.roles,
         "expires_at": expires_at,

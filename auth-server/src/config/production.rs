@@ -1,5 +1,6 @@
 //! What production refuses, naming the setting: development keys and secrets,
-//! and a refresh cookie that could travel over plain HTTP.
+//! a refresh cookie that could travel over plain HTTP, and mail that would
+//! land in files or carry links to a development address.
 
 use secrecy::ExposeSecret;
 use service_kit::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, invalid};
@@ -38,6 +39,18 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             "must be true in production: refresh tokens must never travel over plain HTTP",
         ));
     }
+    if settings.mail.smtp_url.is_none() {
+        return Err(invalid(
+            "SMTP_URL",
+            "must be set in production: without it, reset and verification mail is only written to files",
+        ));
+    }
+    if !settings.mail.public_url_set {
+        return Err(invalid(
+            "PUBLIC_URL",
+            "must be set in production: the links in e-mails point at the web app there",
+        ));
+    }
     Ok(())
 }
 
@@ -55,6 +68,8 @@ mod tests {
         let token = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
         let refresh_key = ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key");
         let prod = ("APP_ENV", "production");
+        let smtp = ("SMTP_URL", "smtps://user:pass@smtp.example.com");
+        let public = ("PUBLIC_URL", "https://app.example.com");
         assert_eq!(
             settings(&[prod, token, refresh_key]).unwrap_err().variable,
             "SIGNING_KEY_FILE"
@@ -73,7 +88,23 @@ mod tests {
                 .variable,
             "COOKIE_SECURE"
         );
-        assert!(settings(&[prod, key, token, refresh_key]).is_ok());
+        assert_eq!(
+            settings(&[prod, key, token, refresh_key, public])
+                .unwrap_err()
+                .variable,
+            "SMTP_URL"
+        );
+        assert_eq!(
+            settings(&[prod, key, token, refresh_key, smtp])
+                .unwrap_err()
+                .variable,
+            "PUBLIC_URL"
+        );
+        assert!(settings(&[prod, key, token, refresh_key, smtp, public]).is_ok());
+        assert!(
+            settings(&[smtp]).is_ok() && settings(&[]).is_ok(),
+            "development needs neither"
+        );
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct RateLimitSettings {
     pub account: Option<RateLimit>,
     /// Per client IP on refresh. `None` turns it off.
     pub refresh: Option<RateLimit>,
+    /// Per client IP on the requests that send mail (forgot password,
+    /// resend verification): the only limit they answer `429` for.
+    pub mail_requests: Option<RateLimit>,
 }
 
 impl RateLimitSettings {
@@ -29,11 +32,12 @@ impl RateLimitSettings {
             login: rate_limit(env, "LOGIN_RATE_LIMIT", "20/1m")?,
             account: rate_limit(env, "LOGIN_ACCOUNT_RATE_LIMIT", "10/5m")?,
             refresh: rate_limit(env, "REFRESH_RATE_LIMIT", "300/1m")?,
+            mail_requests: rate_limit(env, "MAIL_REQUEST_RATE_LIMIT", "10/10m")?,
         })
     }
 }
 
-fn rate_limit<F: Fn(&str) -> Option<String>>(
+pub(super) fn rate_limit<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     variable: &'static str,
     default: &str,
@@ -98,6 +102,13 @@ mod tests {
             })
         );
         assert_eq!(limits.refresh, None);
+        assert_eq!(
+            limits.mail_requests,
+            Some(RateLimit {
+                requests: 10,
+                per: Duration::from_secs(600)
+            })
+        );
         let bad = RateLimitSettings::from_env(&Env(lookup(&[("LOGIN_ACCOUNT_RATE_LIMIT", "x")])));
         assert_eq!(bad.unwrap_err().variable, "LOGIN_ACCOUNT_RATE_LIMIT");
     }

@@ -7,10 +7,12 @@ use uuid::Uuid;
 
 use super::models::{ClientInfo, RevocationReason, Session};
 use super::schema::sessions;
+use super::audit::{self, Event, EventType};
 use super::{DbError, DbResult, revocations, tokens};
 use crate::refresh_token::TokenHash;
 
-/// A new session and its first refresh token, in one transaction.
+/// A new session, its first refresh token and the `login` event, in one
+/// transaction.
 pub fn create(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -43,6 +45,10 @@ pub fn create(
             session.id,
             now,
             token_expires_at,
+        )?;
+        audit::record(
+            conn,
+            Event::new(EventType::Login, user_id, client).in_session(session.id),
         )?;
         Ok(session)
     })
@@ -117,4 +123,22 @@ pub fn is_live(conn: &mut PgConnection, session_id: Uuid) -> DbResult<bool> {
         .first::<Uuid>(conn)
         .optional()?;
     Ok(found.is_some())
+}
+
+/// Revokes every live session of the user but `keep` (the one a password
+/// change was made from); returns how many.
+pub fn revoke_all_except(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevocationReason,
+) -> QueryResult<usize> {
+    let mut query = diesel::update(sessions::table)
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    if let Some(keep) = keep {
+        query = query.filter(sessions::id.ne(keep));
+    }
+    query.set(revocations::columns(reason)).execute(conn)
 }

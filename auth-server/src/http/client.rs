@@ -2,8 +2,11 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest};
+use tracing_actix_web::RequestId;
+
+use uuid::Uuid;
 
 use crate::db::models::ClientInfo;
 use crate::proxies::TrustedProxies;
@@ -30,5 +33,9 @@ pub fn client_info(req: &HttpRequest, proxies: &TrustedProxies) -> ClientInfo {
     ClientInfo {
         user_agent,
         ip: client_ip(req, proxies).map(|ip| ip.to_string()),
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| Uuid::from(*id)),
     }
 }

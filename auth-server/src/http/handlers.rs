@@ -21,9 +21,9 @@ use crate::rate_limit::RateLimiter;
 use crate::service::{accounts, health, refresh, sessions};
 use crate::state::AppState;
 
-type Handled = Result<HttpResponse, ApiError>;
+pub(super) type Handled = Result<HttpResponse, ApiError>;
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -34,7 +34,7 @@ fn rate_limited(wait: std::time::Duration) -> ApiError {
 }
 
 /// The per-address budget of the request's client.
-fn limit_client(
+pub(super) fn limit_client(
     limiter: Option<&RateLimiter<IpAddr>>,
     req: &HttpRequest,
     state: &AppState,
@@ -63,7 +63,13 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
     let email = normalize_email(&input.email)?;
     limit_account(&state, &email)?;
     check_password(&input.password)?;
-    let user = accounts::register(&state, email, input.password).await?;
+    let user = accounts::register(
+        &state,
+        email,
+        input.password,
+        client_info(&req, &state.settings.http.trusted_proxies),
+    )
+    .await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
 
     #[derive(Serialize)]

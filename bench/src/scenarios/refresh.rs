@@ -81,6 +81,7 @@ impl Bench<'_> {
         let client_info = ClientInfo {
             user_agent: Some(client::USER_AGENT.to_owned()),
             ip: Some("127.0.0.1".to_owned()),
+            request_id: None,
         };
         let tokens = &self.settings.tokens;
         let policy = Policy {

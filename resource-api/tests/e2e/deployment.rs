@@ -1,8 +1,10 @@
-//! docker-compose.yml and the Dockerfile, checked against the code. No Docker
-//! engine runs here, so this is what keeps them honest: the production
-//! settings they give each service must pass that service's own validation,
-//! and ports, binaries, health checks, volumes and start order must match
-//! what the code serves.
+//! docker-compose.yml, the Dockerfile and their stand-in images, checked
+//! against the code. `scripts/compose-e2e.sh` runs the stack for real in CI;
+//! these checks are the quick ones that run everywhere, `cargo test`
+//! included: the production settings compose gives each service must pass
+//! that service's own validation, and ports, binaries, health checks,
+//! volumes, start order and image variables must match what the code serves
+//! and what CI substitutes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,10 +20,13 @@ fn workspace() -> PathBuf {
 }
 
 fn compose() -> Value {
-    serde_norway::from_str(
+    let mut compose: Value = serde_norway::from_str(
         &std::fs::read_to_string(workspace().join("docker-compose.yml")).unwrap(),
     )
-    .unwrap()
+    .unwrap();
+    // `<<: *build` merge keys, as Compose applies them.
+    compose.apply_merge().unwrap();
+    compose
 }
 
 fn dockerfile() -> String {
@@ -109,11 +114,48 @@ fn with_stand_ins(mut env: HashMap<String, String>, dir: &Path) -> HashMap<Strin
     env
 }
 
+/// `host:container` port mappings of a service (none when it publishes none).
+fn published(compose: &Value, name: &str) -> Vec<String> {
+    service(compose, name)["ports"]
+        .as_sequence()
+        .map(|_| strings(&service(compose, name)["ports"]))
+        .unwrap_or_default()
+}
+
 fn published_container_ports(compose: &Value, name: &str) -> Vec<u16> {
-    strings(&service(compose, name)["ports"])
+    published(compose, name)
         .iter()
         .map(|p| p.rsplit(':').next().unwrap().parse().unwrap())
         .collect()
+}
+
+/// The port of a `host:port` bind address or URL.
+fn port_of(address: &str) -> u16 {
+    address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| panic!("a port in {address}"))
+}
+
+/// `ARG NAME=default` of the Dockerfile, with earlier arguments substituted
+/// as BuildKit does.
+fn dockerfile_arg(dockerfile: &str, name: &str) -> String {
+    let mut args: Vec<(String, String)> = Vec::new();
+    for line in dockerfile.lines() {
+        if let Some((key, value)) = line.strip_prefix("ARG ").and_then(|l| l.split_once('=')) {
+            let value = args.iter().fold(value.to_owned(), |v, (k, d)| {
+                v.replace(&format!("${{{k}}}"), d)
+            });
+            args.push((key.to_owned(), value));
+        }
+    }
+    args.into_iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("ARG {name}= in the Dockerfile"))
+        .1
 }
 
 fn depends_on(compose: &Value, name: &str, on: &str) -> String {
@@ -157,6 +199,17 @@ fn the_auth_server_accepts_its_production_settings() {
     assert_eq!(settings.http.bind.port(), 8080);
     assert!(published_container_ports(&compose, "auth-server").contains(&8080));
     assert!(stage(&dockerfile(), "auth-server").contains("EXPOSE 8080"));
+    // The internal listener (metrics, the revocation feed): bound on the
+    // stack's network for the resource API, never published.
+    let internal = port_of(&env["AUTH_INTERNAL_BIND"]);
+    assert_ne!(internal, 8080);
+    assert!(!published_container_ports(&compose, "auth-server").contains(&internal));
+
+    // Mail goes to the mail service's SMTP port; its links to the web app.
+    assert_eq!(env["SMTP_URL"], "smtp://mail:1025");
+    assert!(service(&compose, "mail").is_mapping(), "a mail service");
+    assert_eq!(env["PUBLIC_URL"], "http://localhost:3000");
+    assert!(published(&compose, "web").contains(&"3000:80".to_owned()));
 
     // The database is the postgres service's, with its credentials.
     let postgres = environment(&compose, "postgres");
@@ -216,6 +269,22 @@ fn the_resource_api_accepts_its_production_settings_and_never_sees_the_signing_k
     );
 
     let auth = environment(&compose, "auth-server");
+    // The revocation feed from the auth server's internal listener; the
+    // API's own internal listener (metrics) unpublished.
+    assert_eq!(
+        raw["AUTH_INTERNAL_URL"],
+        format!(
+            "http://auth-server:{}",
+            port_of(&auth["AUTH_INTERNAL_BIND"])
+        )
+    );
+    let internal = port_of(&raw["API_INTERNAL_BIND"]);
+    assert_ne!(internal, 8081);
+    assert!(!published_container_ports(&compose, "resource-api").contains(&internal));
+    assert_eq!(
+        raw["REVOCATION_MAX_STALENESS"], "30s",
+        "the contract's default, unless a run sets REVOCATION_MAX_STALENESS"
+    );
     for shared in [
         "JWT_ISSUER",
         "JWT_AUDIENCE",
@@ -264,6 +333,15 @@ fn services_start_in_order_and_check_their_health_with_the_right_binaries() {
         "service_completed_successfully"
     );
     assert_eq!(
+        depends_on(&compose, "auth-server", "mail"),
+        "service_healthy"
+    );
+    assert_eq!(
+        strings(&service(&compose, "mail")["healthcheck"]["test"]),
+        ["CMD", "/mailpit", "readyz"],
+        "Mailpit's own health check (the stand-in has it too)"
+    );
+    assert_eq!(
         depends_on(&compose, "resource-api", "auth-server"),
         "service_healthy"
     );
@@ -287,7 +365,7 @@ fn services_start_in_order_and_check_their_health_with_the_right_binaries() {
             "{name}: {stage}"
         );
         assert!(dockerfile.contains(&format!(
-            "install -D -m 0755 target/release/{name} /out/{name}"
+            "install -D --strip -m 0755 target/release/{name} /out/{name}"
         )));
         assert!(workspace().join(name).join("src/main.rs").exists());
         let health = format!(r#"CMD ["{binary}", "healthcheck"]"#);
@@ -310,14 +388,16 @@ fn services_start_in_order_and_check_their_health_with_the_right_binaries() {
         service(&compose, "e2e")["build"]["target"].as_str(),
         Some("e2e")
     );
-    assert!(dockerfile.contains("FROM build AS e2e"));
+    assert!(dockerfile.contains("FROM build AS e2e-build"));
+    assert!(dockerfile.contains("FROM runtime AS e2e"));
 }
 
 #[test]
 fn postgres_is_pinned_checked_and_persistent_and_the_runtime_is_small_and_unprivileged() {
     let compose = compose();
     let postgres = service(&compose, "postgres");
-    let image = postgres["image"].as_str().unwrap();
+    let image = interpolate(postgres["image"].as_str().unwrap());
+    let image = image.as_str();
     let tag = image.strip_prefix("postgres:").expect("the official image");
     assert!(
         tag.split(['.', '-']).next().unwrap().parse::<u32>().is_ok(),
@@ -339,7 +419,6 @@ fn postgres_is_pinned_checked_and_persistent_and_the_runtime_is_small_and_unpriv
         );
     }
     assert_eq!(published_container_ports(&compose, "web"), [80]);
-    assert!(strings(&service(&compose, "web")["ports"]).contains(&"3000:80".to_owned()));
     assert!(
         environment(&compose, "auth-server")["ALLOWED_ORIGINS"]
             .split(',')
@@ -347,9 +426,13 @@ fn postgres_is_pinned_checked_and_persistent_and_the_runtime_is_small_and_unpriv
     );
 
     let runtime = stage(&dockerfile(), "runtime");
+    assert_eq!(
+        runtime.lines().next().unwrap(),
+        "FROM ${DEBIAN_IMAGE} AS runtime"
+    );
     assert!(
-        runtime.lines().next().unwrap().contains("-slim"),
-        "a slim runtime: {runtime}"
+        dockerfile_arg(&dockerfile(), "DEBIAN_IMAGE").contains("-slim"),
+        "a slim runtime"
     );
     let user = runtime
         .lines()
@@ -415,27 +498,236 @@ impl Drop for TempDir {
 }
 
 #[test]
-fn the_image_build_sees_every_workspace_member() {
-    // Cargo loads the whole workspace even to build two packages: a member
-    // whose manifest the dependency stage does not copy (and stub) breaks
-    // `docker build`.
-    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
-    let members_line = manifest
-        .lines()
-        .find(|l| l.trim_start().starts_with("members"))
-        .expect("a members list");
-    let members: Vec<&str> = members_line.split('"').skip(1).step_by(2).collect();
-    assert!(members.contains(&"auth-server") && members.contains(&"resource-api"));
+fn only_the_public_ports_are_published() {
+    // Not PostgreSQL (the host may run its own on 5432), not SMTP, not the
+    // internal listeners.
+    let compose = compose();
+    let mut ports: Vec<(String, String)> = compose["services"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|name| name.as_str().unwrap())
+        .flat_map(|name| {
+            published(&compose, name)
+                .into_iter()
+                .map(move |p| (name.to_owned(), p))
+        })
+        .collect();
+    ports.sort();
+    let expected = [
+        ("auth-server", "8080:8080"),
+        ("mail", "127.0.0.1:8025:8025"),
+        ("resource-api", "8081:8081"),
+        ("web", "3000:80"),
+    ]
+    .map(|(s, p)| (s.to_owned(), p.to_owned()));
+    assert_eq!(ports, expected);
+}
+
+#[test]
+fn third_party_images_default_to_the_official_ones_and_ci_substitutes_them_by_variables() {
+    let compose = compose();
     let dockerfile = dockerfile();
-    let build = stage(&dockerfile, "build");
-    for member in members {
+    assert!(
+        !dockerfile.lines().any(|l| l.starts_with("# syntax")),
+        "a syntax line makes BuildKit pull a frontend image"
+    );
+    assert!(dockerfile.contains("FROM ${RUST_IMAGE} AS build"));
+    assert_eq!(
+        dockerfile_arg(&dockerfile, "RUST_IMAGE"),
+        format!(
+            "rust:{}-slim-bookworm",
+            dockerfile_arg(&dockerfile, "RUST_VERSION")
+        )
+    );
+    // Every build passes the base images on, defaulting to the Dockerfile's.
+    for name in ["init", "auth-server", "resource-api", "e2e"] {
+        for arg in ["RUST_IMAGE", "DEBIAN_IMAGE"] {
+            assert_eq!(
+                service(&compose, name)["build"]["args"][arg].as_str(),
+                Some(format!("${{{arg}:-{}}}", dockerfile_arg(&dockerfile, arg)).as_str()),
+                "{name}: build argument {arg}"
+            );
+        }
+    }
+    // Third-party services: `${VARIABLE:-official image}`, pinned.
+    for (name, variable, official) in [
+        ("postgres", "POSTGRES_IMAGE", "postgres:"),
+        ("web", "WEB_IMAGE", "nginx:"),
+        ("mail", "MAIL_IMAGE", "axllent/mailpit:"),
+    ] {
+        let image = service(&compose, name)["image"].as_str().unwrap();
+        let default = image
+            .strip_prefix(&format!("${{{variable}:-"))
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{name}: the image through ${variable}: {image}"));
+        assert!(default.starts_with(official), "{name}: {default}");
+        let tag = default.rsplit(':').next().unwrap();
         assert!(
-            build.contains(&format!("COPY {member}/Cargo.toml {member}/")),
-            "the build stage copies {member}/Cargo.toml"
+            tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
+            "{name}: a pinned tag: {default}"
         );
+    }
+    // CI's stand-ins: exactly those variables, local images only, the Rust
+    // one of the Dockerfile's version.
+    let stand_ins = std::fs::read_to_string(workspace().join("docker/stand-ins.env")).unwrap();
+    let set: HashMap<&str, &str> = stand_ins
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once('=').unwrap())
+        .collect();
+    let mut names: Vec<_> = set.keys().copied().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "DEBIAN_IMAGE",
+            "MAIL_IMAGE",
+            "POSTGRES_IMAGE",
+            "RUST_IMAGE",
+            "WEB_IMAGE"
+        ]
+    );
+    assert!(set.values().all(|v| v.starts_with("local/")), "{set:?}");
+    assert!(
+        set["RUST_IMAGE"].contains(&format!(
+            ":{}-",
+            dockerfile_arg(&dockerfile, "RUST_VERSION")
+        )),
+        "the Rust stand-in is the Dockerfile's RUST_VERSION"
+    );
+}
+
+/// The workspace's members, from Cargo.toml's `members = [...]` (on one
+/// line or several; `dir/*` expanded to the folders holding a Cargo.toml).
+fn workspace_members() -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let start = manifest
+        .lines()
+        .position(|l| l.trim_start().starts_with("members"))
+        .expect("a members list");
+    let rest = manifest.lines().skip(start).collect::<Vec<_>>().join("\n");
+    let list = &rest[rest.find('[').unwrap() + 1..rest.find(']').unwrap()];
+    let mut members = Vec::new();
+    for entry in list.split('"').skip(1).step_by(2) {
+        match entry.strip_suffix("/*") {
+            Some(dir) => {
+                for folder in std::fs::read_dir(workspace().join(dir)).unwrap() {
+                    let path = folder.unwrap().path();
+                    if path.join("Cargo.toml").exists() {
+                        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+                        members.push(format!("{dir}/{name}"));
+                    }
+                }
+            }
+            None => members.push(entry.to_owned()),
+        }
+    }
+    members
+}
+
+/// Whether a .dockerignore pattern leaves `path` out: `*` within a path
+/// segment, `**` across segments; a pattern naming a folder covers what is
+/// under it.
+fn ignored(pattern: &str, path: &str) -> bool {
+    fn wildcard(p: &[u8], s: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => (0..=s.len()).any(|i| wildcard(rest, &s[i..])),
+            Some((c, rest)) => s.first() == Some(c) && wildcard(rest, &s[1..]),
+        }
+    }
+    fn segments(p: &[&str], s: &[&str]) -> bool {
+        match (p.split_first(), s.split_first()) {
+            (None, _) => true,
+            (Some((&"**", rest)), _) => {
+                segments(rest, s) || (!s.is_empty() && segments(p, &s[1..]))
+            }
+            (Some(_), None) => false,
+            (Some((first, rest)), Some((name, names))) => {
+                wildcard(first.as_bytes(), name.as_bytes()) && segments(rest, names)
+            }
+        }
+    }
+    let pattern: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    segments(&pattern, &path)
+}
+
+/// Files under `dir` (relative to the workspace), build outputs aside.
+fn files_under(dir: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![workspace().join(dir)];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(workspace()).unwrap();
+                files.push(relative.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn the_image_build_sees_every_workspace_member() {
+    // Cargo loads the whole workspace even to build two packages, so the
+    // build stage copies all of it: a member added to Cargo.toml needs no
+    // change to the Dockerfile, as long as .dockerignore leaves it in.
+    let members = workspace_members();
+    assert!(members.contains(&"auth-server".to_owned()));
+    assert!(members.contains(&"resource-api".to_owned()));
+    let build = stage(&dockerfile(), "build");
+    assert!(
+        build.lines().any(|l| l == "COPY . ."),
+        "the build stage copies the workspace: {build}"
+    );
+    let patterns: Vec<String> = std::fs::read_to_string(workspace().join(".dockerignore"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .map(str::to_owned)
+        .collect();
+    let mut needed: Vec<String> = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "docker-compose.yml",
+        "Dockerfile",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    needed.extend(files_under("migrations"));
+    for member in &members {
+        let files = files_under(member);
+        assert!(files.contains(&format!("{member}/Cargo.toml")), "{member}");
+        needed.extend(files.into_iter().filter(|f| !f.ends_with(".pem")));
+    }
+    for path in &needed {
+        for pattern in &patterns {
+            assert!(
+                !ignored(pattern, path),
+                ".dockerignore's `{pattern}` leaves {path} out of the image build"
+            );
+        }
+    }
+    // And what must not reach the build context stays out of it.
+    for kept_out in [
+        "target/release/auth-server",
+        ".git/config",
+        ".env",
+        "signing.pem",
+        "auth-server/keys/signing.pem",
+    ] {
         assert!(
-            build.contains(&format!("{member}/src")),
-            "the build stage stubs {member}'s sources"
+            patterns.iter().any(|p| ignored(p, kept_out)),
+            "{kept_out} is left out of the build context"
         );
     }
 }

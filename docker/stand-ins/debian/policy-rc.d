@@ -1,0 +1,3 @@
+#!/bin/sh
+# No service starts while packages are installed in an image build.
+exit 101

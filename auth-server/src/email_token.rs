@@ -144,7 +144,9 @@ mod tests {
         let stored = EmailToken::derive(&k, Purpose::EmailVerify, id).hash();
         let recovered = EmailToken::recover(&k, Purpose::EmailVerify, id, stored.as_bytes());
         assert_eq!(recovered.unwrap().hash(), stored);
-        assert!(EmailToken::recover(&keys(), Purpose::EmailVerify, id, stored.as_bytes()).is_none());
+        assert!(
+            EmailToken::recover(&keys(), Purpose::EmailVerify, id, stored.as_bytes()).is_none()
+        );
         assert!(EmailToken::recover(&k, Purpose::PasswordReset, id, stored.as_bytes()).is_none());
     }
 

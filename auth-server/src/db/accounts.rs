@@ -32,8 +32,14 @@ pub fn register(
         let user = super::users::create(conn, email, password_hash)?;
         audit::record(conn, Event::new(EventType::Register, user.id, client))
             .map_err(DbError::from)?;
-        outbox::enqueue(conn, Purpose::EmailVerify, &user.email, Some(user.id), client)
-            .map_err(DbError::from)?;
+        outbox::enqueue(
+            conn,
+            Purpose::EmailVerify,
+            &user.email,
+            Some(user.id),
+            client,
+        )
+        .map_err(DbError::from)?;
         Ok(user)
     })
 }
@@ -120,14 +126,13 @@ pub fn reset_password(
                 .set(users::email_verified.eq(true))
                 .execute(conn)?;
         }
-        let revoked = sessions::revoke_all_except(
-            conn,
-            row.user_id,
-            None,
-            RevocationReason::PasswordReset,
-        )?;
+        let revoked =
+            sessions::revoke_all_except(conn, row.user_id, None, RevocationReason::PasswordReset)?;
         email_tokens::kill(conn, row.user_id, Purpose::PasswordReset)?;
-        audit::record(conn, Event::new(EventType::PasswordReset, row.user_id, client))?;
+        audit::record(
+            conn,
+            Event::new(EventType::PasswordReset, row.user_id, client),
+        )?;
         Ok(Some(Reset {
             user_id: row.user_id,
             revoked,
@@ -168,7 +173,10 @@ pub fn verify_email(
             return Ok(None);
         }
         email_tokens::kill(conn, row.user_id, Purpose::EmailVerify)?;
-        audit::record(conn, Event::new(EventType::EmailVerified, row.user_id, client))?;
+        audit::record(
+            conn,
+            Event::new(EventType::EmailVerified, row.user_id, client),
+        )?;
         Ok(Some(row.user_id))
     })?)
 }
@@ -187,7 +195,13 @@ pub fn request_verification(
         if user.email_verified {
             return Ok(None);
         }
-        outbox::enqueue(conn, Purpose::EmailVerify, &user.email, Some(user.id), client)?;
+        outbox::enqueue(
+            conn,
+            Purpose::EmailVerify,
+            &user.email,
+            Some(user.id),
+            client,
+        )?;
         Ok::<_, DbError>(Some(()))
     })?)
 }
@@ -246,8 +260,7 @@ pub fn mint(
             outbox::forget(conn, row.id)?;
             return Ok(Minted::Dropped("no_account"));
         };
-        if purpose == Purpose::EmailVerify && (user.email_verified || user.email != row.recipient)
-        {
+        if purpose == Purpose::EmailVerify && (user.email_verified || user.email != row.recipient) {
             outbox::drop_mail(conn, row.id, "already_verified")?;
             return Ok(Minted::Dropped("already_verified"));
         }

@@ -170,7 +170,8 @@ pub fn recent_count(
     window: Duration,
     except: Uuid,
 ) -> QueryResult<i64> {
-    let since = Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
+    let since =
+        Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
     mail_outbox::table
         .filter(
             mail_outbox::recipient

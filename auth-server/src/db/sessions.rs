@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use uuid::Uuid;
 
+use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session};
 use super::schema::sessions;
-use super::audit::{self, Event, EventType};
 use super::{DbError, DbResult, revocations, tokens};
 use crate::refresh_token::TokenHash;
 
@@ -141,4 +141,65 @@ pub fn revoke_all_except(
         query = query.filter(sessions::id.ne(keep));
     }
     query.set(revocations::columns(reason)).execute(conn)
+}
+
+/// Logout: revokes the session of a refresh token (in any state) and writes
+/// the `logout` event, together. `None` for an unknown token; otherwise the
+/// session and whether this call revoked it.
+pub fn logout(
+    conn: &mut PgConnection,
+    token: &TokenHash,
+    client: &ClientInfo,
+) -> DbResult<Option<(Session, bool)>> {
+    conn.transaction(|conn| {
+        let Some(session) = tokens::session_of(conn, token)? else {
+            return Ok(None);
+        };
+        let changed = revoke(conn, session.id, RevocationReason::Logout)?;
+        if changed {
+            audit::record(
+                conn,
+                Event::new(EventType::Logout, session.user_id, client).in_session(session.id),
+            )?;
+        }
+        Ok(Some((session, changed)))
+    })
+}
+
+/// Logout everywhere, asked from `session_id`: every live session revoked
+/// and the `logout_all` event, together; returns how many.
+pub fn logout_all(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: &ClientInfo,
+) -> DbResult<usize> {
+    conn.transaction(|conn| {
+        let count = revoke_all(conn, user_id, RevocationReason::LogoutAll)?;
+        audit::record(
+            conn,
+            Event::new(EventType::LogoutAll, user_id, client).in_session(session_id),
+        )?;
+        Ok(count)
+    })
+}
+
+/// A user ending one of their sessions, with the `session_deleted` event
+/// (about the session that ended); as [`revoke_owned`].
+pub fn delete_owned(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: &ClientInfo,
+) -> DbResult<Option<bool>> {
+    conn.transaction(|conn| {
+        let revoked = revoke_owned(conn, user_id, session_id, RevocationReason::SessionDeleted)?;
+        if revoked == Some(true) {
+            audit::record(
+                conn,
+                Event::new(EventType::SessionDeleted, user_id, client).in_session(session_id),
+            )?;
+        }
+        Ok(revoked)
+    })
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use uuid::Uuid;
 
+use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RefreshTokenRow, RevocationReason, Session, User};
 use super::schema::{refresh_tokens, sessions, users};
 use super::{DbError, DbResult, revocations};
@@ -75,6 +76,11 @@ pub fn refresh(
                 diesel::update(sessions::table.find(session.id))
                     .set(revocations::columns(RevocationReason::ReuseDetected))
                     .execute(conn)?;
+                audit::record_by_server(
+                    conn,
+                    Event::new(EventType::RefreshReuseDetected, session.user_id, client)
+                        .in_session(session.id),
+                )?;
                 Ok(RefreshOutcome::ReuseDetected {
                     user_id: session.user_id,
                     session_id: session.id,

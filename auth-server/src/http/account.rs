@@ -89,11 +89,7 @@ pub async fn reset_password(
     Ok(no_content())
 }
 
-pub async fn verify_email(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: JsonBody,
-) -> Handled {
+pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let input: VerifyEmailRequest = body.parse()?;
     verification::verify(
         &state,
@@ -148,15 +144,17 @@ pub async fn list_events(
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=events::MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::unprocessable("limit", "must be a whole number from 1 to 100"))?,
+            .ok_or_else(|| {
+                ApiError::unprocessable("limit", "must be a whole number from 1 to 100")
+            })?,
     };
-    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(raw) => Some(
-            events::decode_cursor(raw)
-                .ok_or_else(|| ApiError::unprocessable("cursor", "is not a cursor this API gave"))?,
-        ),
-    };
+    let cursor =
+        match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => Some(events::decode_cursor(raw).ok_or_else(|| {
+                ApiError::unprocessable("cursor", "is not a cursor this API gave")
+            })?),
+        };
     let page = events::list(&state.database, auth.0.sub, cursor, limit).await?;
     let views: Vec<EventView> = page
         .events

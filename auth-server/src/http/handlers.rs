@@ -139,7 +139,12 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
 
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let (token, delivery) = presented_token(&req, &body)?;
-    sessions::logout(&state, token.as_deref()).await?;
+    sessions::logout(
+        &state,
+        token.as_deref(),
+        client_info(&req, &state.settings.http.trusted_proxies),
+    )
+    .await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     if delivery == Delivery::Cookie {
@@ -148,8 +153,18 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
     Ok(response.finish())
 }
 
-pub async fn logout_all(state: web::Data<AppState>, auth: Authenticated) -> Handled {
-    sessions::logout_all(&state, auth.0.sub).await?;
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+) -> Handled {
+    sessions::logout_all(
+        &state,
+        auth.0.sub,
+        auth.0.sid,
+        client_info(&req, &state.settings.http.trusted_proxies),
+    )
+    .await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     Ok(response.finish())
@@ -185,13 +200,20 @@ pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> H
 
 pub async fn delete_session(
     state: web::Data<AppState>,
+    req: HttpRequest,
     auth: Authenticated,
     path: web::Path<String>,
 ) -> Handled {
     // Not a UUID: no session of anybody's, so the same 404.
     let session_id =
         Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound("session"))?;
-    sessions::delete(&state, auth.0.sub, session_id).await?;
+    sessions::delete(
+        &state,
+        auth.0.sub,
+        session_id,
+        client_info(&req, &state.settings.http.trusted_proxies),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -51,7 +51,9 @@ impl Transport {
             Self::Smtp { mailer, deadline } => {
                 tokio::time::timeout(*deadline, mailer.send(message))
                     .await
-                    .map_err(|_| anyhow::anyhow!("the SMTP exchange took longer than {deadline:?}"))?
+                    .map_err(|_| {
+                        anyhow::anyhow!("the SMTP exchange took longer than {deadline:?}")
+                    })?
                     .map(|_| ())
                     .map_err(|e| anyhow::anyhow!("SMTP: {e}"))
             }

@@ -80,7 +80,9 @@ impl MailWorker {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(DbError::Stopped) => return,
-                Err(e) => tracing::warn!(error = %e, "mail worker: the queue could not be read; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mail worker: the queue could not be read; will retry")
+                }
             }
             let sleep = self.until_next_due().await;
             tokio::select! {
@@ -206,7 +208,8 @@ impl MailWorker {
         token: &EmailTokenRow,
         error: &str,
     ) -> Result<Outcome, DbError> {
-        let due = Utc::now() + chrono::Duration::from_std(backoff(row.attempts)).unwrap_or_default();
+        let due =
+            Utc::now() + chrono::Duration::from_std(backoff(row.attempts)).unwrap_or_default();
         if due >= token.expires_at {
             tracing::warn!(outbox_id = %row.id, attempts = row.attempts, error, "mail given up: its link expires before another attempt");
             return self.drop_mail(row.id, "undeliverable").await;
@@ -237,10 +240,11 @@ impl MailWorker {
 /// The delay after the `attempts`-th failed attempt: 1 s, 2 s, 4 s, …, at
 /// most [`MAX_BACKOFF`].
 pub fn backoff(attempts: i32) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(16);
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
     (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,8 @@ use chrono::DateTime;
 use uuid::Uuid;
 
 use super::ServiceError;
-use crate::db::audit::{self, AuditEvent, Position};
 use crate::db::Database;
+use crate::db::audit::{self, AuditEvent, Position};
 
 /// Events per page unless asked otherwise, and the most one may ask for.
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -72,7 +72,13 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(decode_cursor(&encode_cursor(&position)), Some(position));
-        for junk in ["", "x", "!!!", &URL_SAFE_NO_PAD.encode("12.not-a-uuid"), &"a".repeat(200)] {
+        for junk in [
+            "",
+            "x",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("12.not-a-uuid"),
+            &"a".repeat(200),
+        ] {
             assert_eq!(decode_cursor(junk), None, "{junk}");
         }
     }

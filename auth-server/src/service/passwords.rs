@@ -55,7 +55,11 @@ pub async fn change(
 /// not an account has it: the answer and its timing tell nothing, and no
 /// request waits for SMTP (the mail worker finds the account, applies the
 /// per-address limits, and sends).
-pub async fn forgot(state: &AppState, email: String, client: ClientInfo) -> Result<(), ServiceError> {
+pub async fn forgot(
+    state: &AppState,
+    email: String,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
     state
         .database
         .run(move |conn| accounts::request_reset(conn, &email, &client))
@@ -71,7 +75,8 @@ pub async fn reset(
     new: SecretString,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
-    let token = EmailToken::parse(presented).ok_or(ServiceError::InvalidEmailToken(UNUSABLE_RESET_TOKEN))?;
+    let token = EmailToken::parse(presented)
+        .ok_or(ServiceError::InvalidEmailToken(UNUSABLE_RESET_TOKEN))?;
     let hash = token.hash();
     // Cheap first: junk tokens must cost no argon2 work. The transaction
     // checks again under the row lock.

@@ -11,7 +11,11 @@ use crate::state::AppState;
 const UNUSABLE_VERIFY_TOKEN: &str =
     "the verification link is invalid, has expired or was already used";
 
-pub async fn verify(state: &AppState, presented: &str, client: ClientInfo) -> Result<(), ServiceError> {
+pub async fn verify(
+    state: &AppState,
+    presented: &str,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
     let token = EmailToken::parse(presented)
         .ok_or(ServiceError::InvalidEmailToken(UNUSABLE_VERIFY_TOKEN))?;
     let hash = token.hash();
@@ -26,7 +30,11 @@ pub async fn verify(state: &AppState, presented: &str, client: ClientInfo) -> Re
 
 /// Queues another verification mail (the per-address and per-account
 /// limits apply in the mail worker, silently).
-pub async fn resend(state: &AppState, user_id: Uuid, client: ClientInfo) -> Result<(), ServiceError> {
+pub async fn resend(
+    state: &AppState,
+    user_id: Uuid,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
     state
         .database
         .run(move |conn| accounts::request_verification(conn, user_id, &client))

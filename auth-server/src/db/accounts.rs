@@ -225,6 +225,9 @@ pub enum Minted {
     Gone,
 }
 
+/// The advisory-lock namespace of minting ("mint" in ASCII).
+const MINT_LOCK: i32 = 0x6d69_6e74;
+
 /// What minting needs from the caller: the new row's id and the hash of
 /// the token derived from it (the database layer holds no key).
 pub struct NewToken {
@@ -248,6 +251,13 @@ pub fn mint(
         let Some(row) = outbox::lock_for_minting(conn, outbox_id)? else {
             return Ok(Minted::Gone);
         };
+        // Mail to one address is minted one at a time (workers send
+        // concurrently, on every replica), so the limit counts what the
+        // others minted.
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(MINT_LOCK)
+            .bind::<diesel::sql_types::Text, _>(&row.recipient)
+            .execute(conn)?;
         let user = match purpose {
             Purpose::PasswordReset => super::users::find_by_email(conn, &row.recipient)?,
             Purpose::EmailVerify => match row.user_id {

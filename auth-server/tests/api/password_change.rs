@@ -59,8 +59,8 @@ async fn a_change_keeps_this_session_and_revokes_every_other() {
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
     );
-    // The failed login with the old password is the newest; the change
-    // came after the three logins.
+    // Newest first: the old password refused, the new one accepted, the
+    // change, the three logins before it.
     let types = app.event_types(&rotated.access_token()).await;
     assert_eq!(
         types,

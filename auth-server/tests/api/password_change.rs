@@ -66,6 +66,7 @@ async fn a_change_keeps_this_session_and_revokes_every_other() {
         types,
         [
             "login_failed",
+            "login",
             "password_changed",
             "login",
             "login",

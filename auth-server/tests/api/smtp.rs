@@ -170,6 +170,26 @@ impl SmtpServer {
         }
     }
 
+    /// The first message to `address` with this subject, once it arrives
+    /// (the worker sends concurrently: arrival order is not queue order).
+    pub async fn mail_titled(&self, address: &str, subject: &str) -> Mail {
+        let started = Instant::now();
+        loop {
+            if let Some(mail) = self
+                .messages_to(address)
+                .into_iter()
+                .find(|m| m.subject() == subject)
+            {
+                return mail;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "a message to {address} titled {subject}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The one message to `address`, once it arrives.
     pub async fn mail_to(&self, address: &str) -> Mail {
         self.wait_for(address, 1, Duration::from_secs(15))

@@ -44,6 +44,10 @@ const STATE: &str = r#"
         session: field('session'),
         expires: field('expires'),
         sessions: [...document.querySelectorAll('#sessions li')].map((li) => li.dataset.sessionId),
+        resetShown: shown('reset-view'),
+        unverifiedBanner: shown('verify-banner'),
+        events: [...document.querySelectorAll('#events li')].map((li) => li.dataset.type),
+        href: window.location.href,
         log: [...document.querySelectorAll('#log li')].map((li) => li.dataset.entry).reverse(),
     };
 "#;
@@ -284,6 +288,172 @@ async fn scenario(stack: &Stack, tab: &Client) {
     tab.refresh().await.unwrap();
     wait(tab, "still logged out after logging out everywhere", |s| {
         s["loginShown"] == true && s["message"] == "Log in, or create an account."
+    })
+    .await;
+}
+
+/// Reset by e-mail, end to end: the links read from a real SMTP server's
+/// Maildir and opened in Chromium, which takes the token out of the
+/// address bar before it calls the auth server.
+#[tokio::test]
+async fn reset_by_email_in_chromium() {
+    if url_mode().is_some() {
+        eprintln!("SKIPPED reset_by_email_in_chromium: it reads the mail of in-process services");
+        return;
+    }
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let smtp = crate::smtp::SmtpServer::start();
+    let stack = spawn_stack_with(Options {
+        serve_web: true,
+        smtp_url: Some(smtp.url()),
+        ..Options::default()
+    })
+    .await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.session(&chromium).await;
+    let outcome = AssertUnwindSafe(reset_scenario(&stack, &smtp, &browser))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        report_failure(&browser).await;
+    }
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn reset_scenario(stack: &Stack, smtp: &crate::smtp::SmtpServer, tab: &Client) {
+    const NEW_PASSWORD: &str = "a brand new passphrase";
+    let web_url = stack.web_url.clone().unwrap();
+    let email = format!("reset-{}@example.com", Uuid::new_v4().simple());
+
+    // Register: until the address is verified, a banner offers to resend.
+    tab.goto(&web_url).await.unwrap();
+    wait(tab, "the login form", |s| s["loginShown"] == true).await;
+    type_into(tab, "email", &email).await;
+    type_into(tab, "password", PASSWORD).await;
+    click(tab, "#register-button").await;
+    wait(tab, "logged in, unverified", |s| {
+        s["loggedIn"] == true && s["unverifiedBanner"] == true
+    })
+    .await;
+    click(tab, "#resend-button").await;
+    wait(tab, "the resend acknowledged", |s| {
+        s["message"] == "A new link is on its way to your address."
+    })
+    .await;
+
+    // The newest verification link, opened: verified, and gone from the bar.
+    let mails = smtp.wait_for(&email, 2, Duration::from_secs(15)).await;
+    let verify_link = mails
+        .iter()
+        .rev()
+        .find(|m| m.subject() == "Confirm your e-mail address")
+        .unwrap()
+        .link("verify");
+    assert!(
+        verify_link.starts_with(&format!("{web_url}/#verify=")),
+        "{verify_link}"
+    );
+    tab.goto(&verify_link).await.unwrap();
+    let state = wait(tab, "the address verified", |s| {
+        s["loggedIn"] == true
+            && s["unverifiedBanner"] == false
+            && s["message"] == "Your e-mail address is verified."
+    })
+    .await;
+    assert_eq!(
+        state["href"],
+        format!("{web_url}/"),
+        "the token left the address bar"
+    );
+    assert!(
+        state["events"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("email_verified")),
+        "{state}"
+    );
+
+    // Log out, then forget the password.
+    click(tab, "#logout-button").await;
+    wait(tab, "logged out", |s| s["loginShown"] == true).await;
+    click(tab, "#forgot summary").await;
+    type_into(tab, "forgot-email", &email).await;
+    click(tab, "#forgot-button").await;
+    wait(tab, "the reset request acknowledged", |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("If an account has this address"))
+    })
+    .await;
+
+    // The link from the delivered message, opened in the browser.
+    let link = smtp
+        .mail_titled(&email, "Reset your password")
+        .await
+        .link("reset");
+    assert!(link.starts_with(&format!("{web_url}/#reset=")), "{link}");
+    let before_reset = stack.login_as(&email).await;
+    tab.goto(&link).await.unwrap();
+    let state = wait(tab, "the reset form", |s| s["resetShown"] == true).await;
+    assert_eq!(
+        state["href"],
+        format!("{web_url}/"),
+        "the token left the address bar"
+    );
+    let history = tab.execute("return history.length;", vec![]).await.unwrap();
+    assert!(history.as_u64().is_some());
+    type_into(tab, "reset-password", NEW_PASSWORD).await;
+    click(tab, "#reset-button").await;
+    let state = wait(tab, "the password reset", |s| {
+        s["loginShown"] == true
+            && s["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Your password is reset"))
+    })
+    .await;
+    assert_eq!(state["resetShown"], false);
+
+    // Every session ended; the new password logs in, the old one does not.
+    assert_revoked_soon(stack, &before_reset.access_token).await;
+    let old = stack
+        .client
+        .post(format!("{}/auth/login", stack.auth_url))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    type_into(tab, "email", &email).await;
+    type_into(tab, "password", NEW_PASSWORD).await;
+    click(tab, "#login-button").await;
+    let state = wait(tab, "logged in with the new password", |s| {
+        s["loggedIn"] == true
+            && s["events"]
+                .as_array()
+                .is_some_and(|e| e.contains(&json!("password_reset")))
+    })
+    .await;
+    let events = state["events"].as_array().unwrap();
+    assert!(
+        events.contains(&json!("password_reset_requested")),
+        "{state}"
+    );
+    assert_eq!(events[0], "login", "{state}");
+
+    // The link is single use: opened again, the page says so.
+    tab.goto(&link).await.unwrap();
+    type_into(tab, "reset-password", "yet another passphrase").await;
+    click(tab, "#reset-button").await;
+    wait(tab, "a used link refused", |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("The password was not reset"))
     })
     .await;
 }

@@ -54,8 +54,12 @@ pub struct Options {
     /// `JWT_LEEWAY` of both services.
     pub leeway: &'static str,
     /// Also serve `web/` on a port of its own, its origin allowed by both
-    /// services and its `config.js` naming them.
+    /// services and its `config.js` naming them (and the e-mail links
+    /// pointing at it).
     pub serve_web: bool,
+    /// `SMTP_URL` of the auth server; without it mail goes to files in a
+    /// directory of the test's own.
+    pub smtp_url: Option<String>,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             access_token_ttl: "15m",
             leeway: "5s",
             serve_web: false,
+            smtp_url: None,
         }
     }
 }
@@ -120,9 +125,11 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         .serve_web
         .then(|| TcpListener::bind("127.0.0.1:0").unwrap());
     let mut allowed_origins = WEB_ORIGIN.to_owned();
+    let mut public_url = WEB_ORIGIN.to_owned();
     if let Some(listener) = &web_listener {
         let port = listener.local_addr().unwrap().port();
-        allowed_origins.push_str(&format!(",http://127.0.0.1:{port}"));
+        public_url = format!("http://127.0.0.1:{port}");
+        allowed_origins.push_str(&format!(",{public_url}"));
     }
 
     let db = TestDatabase::create();
@@ -130,7 +137,8 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     std::fs::create_dir_all(&key_dir).unwrap();
     let key_path = key_dir.join("signing.pem");
     auth_server::signing::write_new_key(&key_path).unwrap();
-    let auth_vars = vars(&[
+    let mail_dir = key_dir.join("mail");
+    let mut auth_vars = vars(&[
         ("DATABASE_URL", &db.url),
         ("AUTH_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "2"),
@@ -144,7 +152,13 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("JWT_LEEWAY", options.leeway),
         ("ALLOWED_ORIGINS", &allowed_origins),
         ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),
+        ("PUBLIC_URL", &public_url),
+        ("MAIL_DIR", mail_dir.to_str().unwrap()),
+        ("MAIL_REQUEST_RATE_LIMIT", "0"),
     ]);
+    if let Some(url) = &options.smtp_url {
+        auth_vars.insert("SMTP_URL".to_owned(), url.clone());
+    }
     let (auth_port, auth) = start_auth(&auth_vars).await;
     let auth_url = format!("http://127.0.0.1:{auth_port}");
     let api_vars = vars(&[

@@ -188,7 +188,7 @@ pub fn request_verification(
     user_id: Uuid,
     client: &ClientInfo,
 ) -> DbResult<Option<()>> {
-    Ok(conn.transaction(|conn| {
+    conn.transaction(|conn| {
         let Some(user) = super::users::find_by_id(conn, user_id)? else {
             return Ok(None);
         };
@@ -203,7 +203,7 @@ pub fn request_verification(
             client,
         )?;
         Ok::<_, DbError>(Some(()))
-    })?)
+    })
 }
 
 /// Queues a reset mail for whatever account has the address, if any: the

@@ -74,9 +74,9 @@ fn plain(body: String) -> Body {
 /// `30 minutes`, `24 hours`, `2 days`.
 fn human(duration: Duration) -> String {
     let secs = duration.as_secs();
-    let (n, unit) = if secs >= 2 * 86_400 && secs % 86_400 == 0 {
+    let (n, unit) = if secs >= 2 * 86_400 && secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs >= 3600 && secs % 3600 == 0 {
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
         (secs / 3600, "hour")
     } else if secs >= 60 {
         (secs.div_ceil(60), "minute")

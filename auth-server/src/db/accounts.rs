@@ -62,16 +62,7 @@ pub fn change_password(
     client: &ClientInfo,
 ) -> DbResult<Option<usize>> {
     Ok(conn.transaction(|conn| {
-        let Some(email) = diesel::update(users::table.find(user_id))
-            .filter(users::password_hash.eq(checked_hash))
-            .set((
-                users::password_hash.eq(new_hash),
-                users::updated_at.eq(Utc::now()),
-            ))
-            .returning(users::email)
-            .get_result::<String>(conn)
-            .optional()?
-        else {
+        let Some(email) = set_password_hash(conn, user_id, Some(checked_hash), new_hash)? else {
             return QueryResult::Ok(None);
         };
         let revoked = sessions::revoke_all_except(
@@ -110,15 +101,7 @@ pub fn reset_password(
         let Some(row) = email_tokens::spend(conn, token, Purpose::PasswordReset)? else {
             return QueryResult::Ok(None);
         };
-        let updated = diesel::update(users::table.find(row.user_id))
-            .set((
-                users::password_hash.eq(new_hash),
-                users::updated_at.eq(Utc::now()),
-            ))
-            .returning(users::email)
-            .get_result::<String>(conn)
-            .optional()?;
-        let Some(email) = updated else {
+        let Some(email) = set_password_hash(conn, row.user_id, None, new_hash)? else {
             return Ok(None);
         };
         if email == row.email {
@@ -312,6 +295,29 @@ pub fn token_of(conn: &mut PgConnection, row: &OutboxRow) -> DbResult<Option<Ema
         Some(id) => Ok(email_tokens::find(conn, id)?),
         None => Ok(None),
     }
+}
+
+/// Stores a new password hash, only over `expected` when given (the hash
+/// the current password was checked against); the user's address, or
+/// `None` when there is no such user (or the hash changed meanwhile).
+fn set_password_hash(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    expected: Option<&str>,
+    new_hash: &str,
+) -> QueryResult<Option<String>> {
+    let mut update = diesel::update(users::table.find(user_id)).into_boxed();
+    if let Some(expected) = expected {
+        update = update.filter(users::password_hash.eq(expected));
+    }
+    update
+        .set((
+            users::password_hash.eq(new_hash),
+            users::updated_at.eq(Utc::now()),
+        ))
+        .returning(users::email)
+        .get_result::<String>(conn)
+        .optional()
 }
 
 fn add(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {

@@ -170,7 +170,7 @@ impl SmtpServer {
         }
     }
 
-    /// The first message to `address` with this subject, once it arrives
+    /// The newest message to `address` with this subject, once one arrives
     /// (the worker sends concurrently: arrival order is not queue order).
     pub async fn mail_titled(&self, address: &str, subject: &str) -> Mail {
         let started = Instant::now();
@@ -178,6 +178,7 @@ impl SmtpServer {
             if let Some(mail) = self
                 .messages_to(address)
                 .into_iter()
+                .rev()
                 .find(|m| m.subject() == subject)
             {
                 return mail;

@@ -80,14 +80,7 @@ async fn the_demo_app_in_chromium() {
     let outcome = AssertUnwindSafe(scenario(&stack, &browser))
         .catch_unwind()
         .await;
-    if outcome.is_err() {
-        report_failure(&browser).await;
-    }
-    let _ = browser.close().await;
-    drop(driver);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    finish(driver, browser, outcome).await;
     eprintln!("the_demo_app_in_chromium took {:?}", started.elapsed());
 }
 
@@ -316,14 +309,7 @@ async fn reset_by_email_in_chromium() {
     let outcome = AssertUnwindSafe(reset_scenario(&stack, &smtp, &browser))
         .catch_unwind()
         .await;
-    if outcome.is_err() {
-        report_failure(&browser).await;
-    }
-    let _ = browser.close().await;
-    drop(driver);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    finish(driver, browser, outcome).await;
 }
 
 async fn reset_scenario(stack: &Stack, smtp: &crate::smtp::SmtpServer, tab: &Client) {
@@ -456,6 +442,23 @@ async fn reset_scenario(stack: &Stack, smtp: &crate::smtp::SmtpServer, tab: &Cli
             .is_some_and(|m| m.starts_with("The password was not reset"))
     })
     .await;
+}
+
+/// After a scenario: what the page showed if it failed, then the browser
+/// and chromedriver closed, then the failure (if any) raised again.
+async fn finish(
+    driver: Driver,
+    browser: Client,
+    outcome: Result<(), Box<dyn std::any::Any + Send>>,
+) {
+    if outcome.is_err() {
+        report_failure(&browser).await;
+    }
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 fn workspace() -> PathBuf {

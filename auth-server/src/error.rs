@@ -72,6 +72,15 @@ impl ApiError {
         }
     }
 
+    /// `429` with a `Retry-After` of whole seconds, rounded up (a client
+    /// that waits as told is not refused again), at least 1.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::RateLimited {
+            retry_after_secs: whole.max(1),
+        }
+    }
+
     pub fn unavailable(cause: impl fmt::Display) -> Self {
         Self::Unavailable {
             retry_after_secs: 1,
@@ -214,6 +223,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::EmailNotVerified => Self::EmailNotVerified,
             ServiceError::AlreadyVerified => Self::AlreadyVerified,
             ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Throttled(wait) => Self::rate_limited(wait),
             ServiceError::Unavailable(cause) => Self::unavailable(cause),
             ServiceError::Contended => Self::unavailable("lock wait timed out"),
             ServiceError::Internal(cause) => Self::Internal(cause),

@@ -2,11 +2,13 @@
 //! tokens. `main.rs` only parses the command line; everything lives here so
 //! tests can start the real server.
 
+pub mod client_key;
 pub mod config;
 pub mod db;
 pub mod email_token;
 pub mod error;
 pub mod http;
+pub mod login_throttle;
 pub mod mail;
 pub mod metrics;
 pub mod password;

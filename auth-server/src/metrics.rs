@@ -32,7 +32,7 @@ impl Metrics {
         let logins = IntCounterVec::new(
             Opts::new(
                 "auth_logins_total",
-                "Login attempts by outcome (ok, failed)",
+                "Login attempts by outcome (ok, failed, throttled)",
             ),
             &["outcome"],
         )?;

@@ -27,6 +27,38 @@ impl Range {
             _ => false,
         }
     }
+
+    /// The first and last address of the range, as numbers.
+    fn span(&self) -> (u128, u128) {
+        let (bits, width) = match self.network {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
+        };
+        let all = if width == 128 {
+            u128::MAX
+        } else {
+            (1u128 << width) - 1
+        };
+        // A /128 has no host bits (and shifting a u128 by 128 overflows).
+        let host = all.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+        (bits & !host & all, (bits | host) & all)
+    }
+}
+
+/// Whether the spans cover every number from 0 to `last`.
+fn covers_all(mut spans: Vec<(u128, u128)>, last: u128) -> bool {
+    spans.sort_unstable();
+    let mut next = 0u128;
+    for (start, end) in spans {
+        if start > next {
+            return false;
+        }
+        if end >= last {
+            return true;
+        }
+        next = next.max(end + 1);
+    }
+    false
 }
 
 fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
@@ -78,6 +110,20 @@ impl TrustedProxies {
 
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|range| range.contains(ip))
+    }
+
+    /// Whether every IPv4 or every IPv6 address is trusted (`0.0.0.0/0`,
+    /// `::/0`, or ranges that add up to it): anyone could then name any
+    /// client address, and per-client limits would count nothing.
+    pub fn trusts_everyone(&self) -> bool {
+        let spans = |v4: bool| -> Vec<(u128, u128)> {
+            self.0
+                .iter()
+                .filter(|r| r.network.is_ipv4() == v4)
+                .map(Range::span)
+                .collect()
+        };
+        covers_all(spans(true), u128::from(u32::MAX)) || covers_all(spans(false), u128::MAX)
     }
 
     /// The client's address: the peer's, unless the peer is a trusted proxy,
@@ -160,8 +206,41 @@ mod tests {
                 .unwrap()
                 .trusts(ip("8.8.8.8"))
         );
-        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::/129"] {
+        for bad in [
+            "10.0.0.0/33",
+            "nope",
+            "10.0.0/8",
+            "::/129",
+            "::ffff:0.0.0.0/96",
+        ] {
             assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_that_cover_every_address_are_recognised() {
+        for everyone in [
+            "0.0.0.0/0",
+            "::/0",
+            "10.0.0.0/8, 0.0.0.0/0",
+            "0.0.0.0/1, 128.0.0.0/1",
+            "::/1, 8000::/1",
+            "0.0.0.0/2, 64.0.0.0/2, 128.0.0.0/1, fd00::/8",
+        ] {
+            let proxies = TrustedProxies::parse(everyone).unwrap();
+            assert!(proxies.trusts_everyone(), "{everyone}");
+        }
+        for some in [
+            "",
+            "10.0.0.0/8",
+            "0.0.0.0/1",
+            "0.0.0.0/1, 128.0.0.0/2, 192.0.0.0/3",
+            "::/1, 0.0.0.0/1",
+            "255.255.255.255, 0.0.0.0/1",
+            "::1/128, 2001:db8::/32",
+        ] {
+            let proxies = TrustedProxies::parse(some).unwrap();
+            assert!(!proxies.trusts_everyone(), "{some}");
         }
     }
 }

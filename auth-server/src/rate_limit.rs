@@ -1,103 +1,169 @@
-//! Per-key token buckets: login and register per client IP and per account,
-//! refresh per client IP.
+//! The per-address limits kept in memory: login and register together
+//! (`LOGIN_RATE_LIMIT`) and refresh (`REFRESH_RATE_LIMIT`), per
+//! [`ClientKey`] (an IPv4 address or an IPv6 /64).
 //!
-//! In memory, per process: with several replicas each enforces its own
-//! budget, so the effective limit is multiplied by the replica count.
+//! governor's GCRA decides (a burst of the limit's count, then one more per
+//! `per / count`); each key's state lives in a bounded `quick_cache`, so
+//! memory stays bounded whatever addresses arrive, and no lookup ever scans
+//! the keys. Past capacity the cache evicts by S3-FIFO: keys seen once go
+//! first, keys that keep coming (a client being limited) stay. An evicted
+//! key starts again with a full budget: the price of a hard bound.
+//!
+//! Per process: with several replicas each enforces its own budget. The
+//! failed-login limits that must hold across replicas are in PostgreSQL
+//! ([`crate::login_throttle`]).
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::convert::Infallible;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed, StateStore};
+use governor::{Quota, RateLimiter as Gcra};
+use quick_cache::sync::Cache;
+
+use crate::client_key::ClientKey;
 use crate::config::RateLimit;
 
-/// Buckets kept at most; past it, full (idle) buckets are dropped first.
-const MAX_TRACKED_KEYS: usize = 100_000;
+/// Clients tracked at most per limit (about 100 bytes each).
+pub const MAX_TRACKED_CLIENTS: usize = 100_000;
 
-#[derive(Debug)]
-pub struct RateLimiter<K> {
-    capacity: f64,
-    refill_per_sec: f64,
-    buckets: Mutex<HashMap<K, Bucket>>,
+/// governor's state store: one GCRA state per client, in a bounded cache.
+pub struct BoundedStates {
+    states: Arc<Cache<ClientKey, Arc<InMemoryState>>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+impl StateStore for BoundedStates {
+    type Key = ClientKey;
+
+    fn measure_and_replace<T, F, E>(&self, key: &ClientKey, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let state = match self
+            .states
+            .get_or_insert_with(key, || Ok::<_, Infallible>(Arc::default()))
+        {
+            Ok(state) => state,
+            Err(never) => match never {},
+        };
+        state.measure_and_replace(&NotKeyed::NonKey, f)
+    }
 }
 
-impl<K: Hash + Eq> RateLimiter<K> {
+pub struct RateLimiter<C: Clock = MonotonicClock> {
+    gcra: Gcra<ClientKey, BoundedStates, C, NoOpMiddleware<C::Instant>>,
+    states: Arc<Cache<ClientKey, Arc<InMemoryState>>>,
+}
+
+impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
-        let capacity = f64::from(limit.requests);
+        Self::with_clock(limit, MAX_TRACKED_CLIENTS, MonotonicClock)
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    pub fn with_clock(limit: RateLimit, capacity: usize, clock: C) -> Self {
+        let burst = NonZeroU32::new(limit.requests).unwrap_or(NonZeroU32::MIN);
+        // Configuration refuses an empty window, so the period is positive
+        // but for absurd rates (more than one per nanosecond).
+        let period = (limit.per / burst.get()).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(burst))
+            .allow_burst(burst);
+        let states = Arc::new(Cache::new(capacity));
+        let store = BoundedStates {
+            states: Arc::clone(&states),
+        };
         Self {
-            capacity,
-            refill_per_sec: capacity / limit.per.as_secs_f64(),
-            buckets: Mutex::new(HashMap::new()),
+            gcra: Gcra::new(quota, store, clock),
+            states,
         }
     }
 
     /// `Ok` when the request may go on; otherwise how long until it could.
-    pub fn check(&self, key: K) -> Result<(), Duration> {
-        self.check_at(key, Instant::now())
+    pub fn check(&self, client: ClientKey) -> Result<(), Duration> {
+        self.gcra
+            .check_key(&client)
+            .map_err(|not_until| not_until.wait_time_from(self.gcra.clock().now()))
     }
 
-    fn check_at(&self, key: K, now: Instant) -> Result<(), Duration> {
-        // A poisoned lock only means another thread panicked mid-update of a
-        // counter; the map is still usable.
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() >= MAX_TRACKED_KEYS && !buckets.contains_key(&key) {
-            self.forget_idle(&mut buckets, now);
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: self.capacity,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.refill_per_sec).min(self.capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.refill_per_sec,
-            ))
-        }
-    }
-
-    fn forget_idle(&self, buckets: &mut HashMap<K, Bucket>, now: Instant) {
-        let refill = self.refill_per_sec;
-        let capacity = self.capacity;
-        buckets.retain(|_, b| {
-            b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * refill < capacity
-        });
+    /// How many clients are tracked now.
+    pub fn tracked(&self) -> usize {
+        self.states.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
+    use governor::clock::FakeRelativeClock;
 
     use super::*;
 
+    fn client(s: &str) -> ClientKey {
+        ClientKey::of(s.parse().unwrap())
+    }
+
+    fn limiter(
+        requests: u32,
+        per_secs: u64,
+        capacity: usize,
+    ) -> (RateLimiter<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        let limit = RateLimit {
+            requests,
+            per: Duration::from_secs(per_secs),
+        };
+        (
+            RateLimiter::with_clock(limit, capacity, clock.clone()),
+            clock,
+        )
+    }
+
     #[test]
     fn allows_the_budget_then_refuses_until_refilled() {
-        let limiter = RateLimiter::new(RateLimit {
-            requests: 2,
-            per: Duration::from_secs(60),
-        });
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        let other: IpAddr = [10, 0, 0, 2].into();
-        let t0 = Instant::now();
-        assert!(limiter.check_at(ip, t0).is_ok());
-        assert!(limiter.check_at(ip, t0).is_ok());
-        let wait = limiter.check_at(ip, t0).unwrap_err();
-        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
-        assert!(limiter.check_at(other, t0).is_ok(), "keys are independent");
-        assert!(limiter.check_at(ip, t0 + Duration::from_secs(30)).is_ok());
+        let (limiter, clock) = limiter(2, 60, 1000);
+        let ip = client("10.0.0.1");
+        assert!(limiter.check(ip).is_ok());
+        assert!(limiter.check(ip).is_ok());
+        let wait = limiter.check(ip).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(
+            limiter.check(client("10.0.0.2")).is_ok(),
+            "keys are independent"
+        );
+        clock.advance(Duration::from_secs(30));
+        assert!(limiter.check(ip).is_ok());
+    }
+
+    #[test]
+    fn one_ipv6_64_shares_one_budget() {
+        let (limiter, _) = limiter(1, 60, 1000);
+        assert!(limiter.check(client("2001:db8:1:2::1")).is_ok());
+        assert!(limiter.check(client("2001:db8:1:2::abcd")).is_err());
+        assert!(limiter.check(client("2001:db8:1:3::1")).is_ok());
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_a_limited_client_stays_limited() {
+        let (limiter, _) = limiter(1, 3600, 1000);
+        let hammering = client("192.0.2.1");
+        assert!(limiter.check(hammering).is_ok());
+        for i in 0..20_000u32 {
+            let passer_by = ClientKey::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into());
+            let _ = limiter.check(passer_by);
+            // The limited client keeps coming back, as an attacker does.
+            if i % 10 == 0 {
+                assert!(limiter.check(hammering).is_err(), "after {i} others");
+            }
+        }
+        let tracked = limiter.tracked();
+        assert!(tracked <= 1100, "{tracked} keys held");
     }
 }

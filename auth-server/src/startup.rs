@@ -4,6 +4,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::{Method, header};
@@ -14,12 +15,14 @@ use secrecy::ExposeSecret;
 use service_kit::cors::{AllowedOrigins, cors, refused_preflight_as_error};
 use service_kit::http_metrics::track_requests;
 use service_kit::security_headers::security_headers;
-use service_kit::telemetry::RootSpan;
+use service_kit::telemetry::{ClientAddress, RootSpan};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db;
+use crate::db::sweep::Retention;
 use crate::http::{self, handlers};
+use crate::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
 use crate::mail::transport::Transport;
 use crate::mail::worker::MailWorker;
 use crate::password::PasswordPool;
@@ -35,6 +38,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        for warning in settings.warnings() {
+            tracing::warn!("{warning}");
+        }
         let signing = load_signing_key(&settings)?;
         let token_keys = load_token_keys(&settings)?;
         prepare_database(&settings).await?;
@@ -43,7 +49,8 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind)
             .with_context(|| format!("binding AUTH_BIND {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
-        let janitor = settings.janitor.clone();
+        let retention = retention(&settings);
+        let sweep_interval = settings.janitor.interval;
         let metrics = crate::metrics::Metrics::new()?;
         let state = AppState::new(
             Arc::new(settings),
@@ -53,7 +60,6 @@ impl Application {
             Arc::new(token_keys),
             metrics,
         );
-        crate::service::janitor::spawn(database, janitor.interval, janitor.session_retention);
         MailWorker {
             database: state.database.clone(),
             keys: Arc::clone(&state.token_keys),
@@ -64,6 +70,7 @@ impl Application {
             metrics: Arc::clone(&state.metrics),
         }
         .spawn();
+        crate::service::janitor::spawn(database, sweep_interval, retention);
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port,
@@ -87,6 +94,20 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// How long the janitor keeps what it sweeps.
+fn retention(settings: &Settings) -> Retention {
+    Retention {
+        sessions: settings.janitor.session_retention,
+        // The longest a bucket keeps its count without a failure; with the
+        // throttle off, none is of any use.
+        failure_buckets: settings
+            .rate_limits
+            .account
+            .map_or(Duration::ZERO, |limit| limit.per.max(STRANGERS_MEMORY)),
+        known_login_clients: KNOWN_CLIENT_LIFETIME,
     }
 }
 
@@ -152,6 +173,10 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let client_timeout = state.settings.http.client_timeout;
     let production = state.settings.is_production();
     let http_metrics = web::Data::new(state.metrics.http.clone());
+    // The request log names the client as the rate limits see it: behind
+    // trusted proxies only.
+    let proxies = state.settings.http.trusted_proxies.clone();
+    let client_address = ClientAddress::new(move |req| http::client::client_ip(req, &proxies));
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let refused_origins = origins.get_ref().clone();
@@ -174,6 +199,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .wrap(TracingLogger::<RootSpan>::new())
             .app_data(state.clone())
             .app_data(http_metrics.clone())
+            .app_data(client_address.clone())
             .app_data(origins.clone())
             .configure(http::routes)
             .default_service(web::to(handlers::not_found))

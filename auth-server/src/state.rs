@@ -1,6 +1,5 @@
 //! What every request handler shares, built once at start.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use shared_claims::{ValidationRules, Validator};
@@ -25,11 +24,13 @@ pub struct AppState {
     /// Derives what the server must produce again without storing it.
     pub token_keys: Arc<TokenKeys>,
     pub validator: Arc<Validator>,
-    pub login_limiter: Option<Arc<RateLimiter<IpAddr>>>,
-    pub account_limiter: Option<Arc<RateLimiter<String>>>,
-    pub refresh_limiter: Option<Arc<RateLimiter<IpAddr>>>,
-    /// Per client address on forgot-password and resend-verification.
-    pub mail_request_limiter: Option<Arc<RateLimiter<IpAddr>>>,
+    /// Per client (IPv4 address or IPv6 /64), login and register together.
+    /// Failed logins per account are counted in PostgreSQL instead
+    /// ([`crate::login_throttle`]).
+    pub login_limiter: Option<Arc<RateLimiter>>,
+    pub refresh_limiter: Option<Arc<RateLimiter>>,
+    /// Per client on forgot-password and resend-verification.
+    pub mail_request_limiter: Option<Arc<RateLimiter>>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
@@ -56,10 +57,6 @@ impl AppState {
             login_limiter: settings
                 .rate_limits
                 .login
-                .map(|limit| Arc::new(RateLimiter::new(limit))),
-            account_limiter: settings
-                .rate_limits
-                .account
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
             refresh_limiter: settings
                 .rate_limits

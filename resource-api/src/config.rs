@@ -4,7 +4,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use service_kit::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, Env, invalid};
+use service_kit::env::{
+    ConfigError, DEFAULT_ALLOWED_ORIGINS, DEVELOPMENT_INTERNAL_TOKEN, Env, invalid,
+};
+
+/// Fewest characters of `INTERNAL_API_TOKEN` production accepts (the auth
+/// server asks the same).
+const MIN_INTERNAL_TOKEN_CHARS: usize = 32;
+
+/// The longest `JWT_LEEWAY` production accepts: clock skew is seconds.
+const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -64,7 +73,7 @@ impl Settings {
             issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
             audience: env.string("JWT_AUDIENCE", "resource-api"),
             leeway: env.duration("JWT_LEEWAY", "5s")?,
-            allowed_origins: env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?,
+            allowed_origins: env.origins("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS)?,
             internal_api_token: SecretString::from(
                 env.secret("INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN_FILE")?
                     .unwrap_or_else(|| DEVELOPMENT_INTERNAL_TOKEN.to_owned()),
@@ -92,13 +101,54 @@ impl Settings {
         if settings.jwks_refresh_interval < Duration::from_secs(1) {
             return Err(invalid("JWKS_REFRESH_INTERVAL", "must be at least 1s"));
         }
-        if production && settings.internal_api_token.expose_secret() == DEVELOPMENT_INTERNAL_TOKEN {
+        if production {
+            settings.refuse_insecure()?;
+        }
+        Ok(settings)
+    }
+
+    /// What production refuses, naming the setting.
+    fn refuse_insecure(&self) -> Result<(), ConfigError> {
+        let token = self.internal_api_token.expose_secret();
+        if token == DEVELOPMENT_INTERNAL_TOKEN {
             return Err(invalid(
                 "INTERNAL_API_TOKEN",
                 "must be set in production: the development value is public",
             ));
         }
-        Ok(settings)
+        if token.chars().count() < MIN_INTERNAL_TOKEN_CHARS {
+            return Err(invalid(
+                "INTERNAL_API_TOKEN",
+                "must be at least 32 characters in production",
+            ));
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(invalid(
+                "JWT_LEEWAY",
+                "must be at most 60s in production: longer keeps expired tokens alive",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What is accepted but worth a line in the log at start (production).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.production {
+            return warnings;
+        }
+        if self.auth_url.starts_with("http://") {
+            warnings.push(format!(
+                "AUTH_URL is plain HTTP ({}): the JWKS it serves decides which tokens are accepted, so fetch it over https:// unless the network path is private",
+                self.auth_url
+            ));
+        }
+        if self.allowed_origins == [DEFAULT_ALLOWED_ORIGINS] {
+            warnings.push(format!(
+                "ALLOWED_ORIGINS is the development default ({DEFAULT_ALLOWED_ORIGINS}): set your frontends' origins"
+            ));
+        }
+        warnings
     }
 }
 
@@ -125,6 +175,51 @@ mod tests {
         assert_eq!(s.revocation.max_staleness, Duration::from_secs(30));
         assert!(!s.revocation.fail_open);
         assert_eq!(s.leeway, Duration::from_secs(5));
+    }
+
+    const TOKEN: (&str, &str) = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn production_refuses_a_short_internal_token() {
+        let prod = ("APP_ENV", "production");
+        let short = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcde");
+        assert_eq!(
+            settings(&[prod, short]).unwrap_err().variable,
+            "INTERNAL_API_TOKEN"
+        );
+        assert!(settings(&[short]).is_ok(), "development accepts it");
+        assert!(settings(&[prod, TOKEN]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_a_leeway_over_a_minute() {
+        let prod = ("APP_ENV", "production");
+        assert_eq!(
+            settings(&[prod, TOKEN, ("JWT_LEEWAY", "61s")])
+                .unwrap_err()
+                .variable,
+            "JWT_LEEWAY"
+        );
+        assert!(settings(&[prod, TOKEN, ("JWT_LEEWAY", "60s")]).is_ok());
+        assert!(settings(&[("JWT_LEEWAY", "5m")]).is_ok(), "development");
+    }
+
+    #[test]
+    fn production_warns_of_plain_http_and_the_default_origins() {
+        let prod = ("APP_ENV", "production");
+        let warnings = settings(&[prod, TOKEN]).unwrap().warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("AUTH_URL"), "{warnings:?}");
+        assert!(warnings[1].starts_with("ALLOWED_ORIGINS"), "{warnings:?}");
+        let careful = settings(&[
+            prod,
+            TOKEN,
+            ("AUTH_URL", "https://auth.example.com"),
+            ("ALLOWED_ORIGINS", "https://app.example.com"),
+        ])
+        .unwrap();
+        assert!(careful.warnings().is_empty());
+        assert!(settings(&[]).unwrap().warnings().is_empty(), "development");
     }
 
     #[test]

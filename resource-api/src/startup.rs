@@ -37,6 +37,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        for warning in settings.warnings() {
+            tracing::warn!("{warning}");
+        }
         let jwks = JwksCache::new(JwksSettings {
             refresh_interval: settings.jwks_refresh_interval,
             min_refetch_interval: settings.jwks_min_refetch_interval,

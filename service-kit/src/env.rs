@@ -9,6 +9,10 @@ use crate::duration::parse_duration;
 /// revocation sync. Public, so refused in production.
 pub const DEVELOPMENT_INTERNAL_TOKEN: &str = "development-internal-token-not-for-production";
 
+/// `ALLOWED_ORIGINS` when unset, on both services: the demo app in
+/// development (production warns about it).
+pub const DEFAULT_ALLOWED_ORIGINS: &str = "http://localhost:3000";
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {variable}: {message}")]
 pub struct ConfigError {

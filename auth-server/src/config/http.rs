@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_kit::env::{ConfigError, Env, invalid};
+use service_kit::env::{ConfigError, DEFAULT_ALLOWED_ORIGINS, Env, invalid};
 
 use crate::proxies::TrustedProxies;
 
@@ -42,7 +42,7 @@ impl HttpSettings {
             workers,
             client_timeout,
             cookie_secure: env.flag("COOKIE_SECURE", true)?,
-            allowed_origins: env.origins("ALLOWED_ORIGINS", "http://localhost:3000")?,
+            allowed_origins: env.origins("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS)?,
             trusted_proxies: TrustedProxies::parse(&env.string("TRUSTED_PROXIES", ""))
                 .map_err(|m| invalid("TRUSTED_PROXIES", m))?,
         })

@@ -91,6 +91,15 @@ impl Settings {
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }
+
+    /// What is accepted but worth a line in the log at start (production).
+    pub fn warnings(&self) -> Vec<String> {
+        if self.is_production() {
+            production::warnings(self)
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// The machine's threads: the default for the HTTP and password workers.

@@ -1,11 +1,19 @@
 //! What production refuses, naming the setting: development keys and secrets,
-//! a refresh cookie that could travel over plain HTTP, and mail that would
-//! land in files or carry links to a development address.
+//! a refresh cookie that could travel over plain HTTP, password hashing
+//! weaker than OWASP's minimum, proxies trusted to name any client, time
+//! allowances long enough to matter, and mail that would land in files or
+//! carry links to a development address. And what it only warns about.
+
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use service_kit::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, invalid};
+use service_kit::env::{ConfigError, DEFAULT_ALLOWED_ORIGINS, DEVELOPMENT_INTERNAL_TOKEN, invalid};
 
-use super::Settings;
+use super::{PasswordSettings, Settings};
+
+/// The longest `REFRESH_REUSE_GRACE` and `JWT_LEEWAY` production accepts:
+/// a grace is for a lost answer and a leeway for clock skew, both seconds.
+pub const MAX_ALLOWANCE: Duration = Duration::from_secs(60);
 
 pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
     if settings.tokens.signing_key_file.is_none() {
@@ -39,6 +47,24 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             "must be true in production: refresh tokens must never travel over plain HTTP",
         ));
     }
+    refuse_weak_hashing(&settings.password)?;
+    if settings.http.trusted_proxies.trusts_everyone() {
+        return Err(invalid(
+            "TRUSTED_PROXIES",
+            "must not cover every address in production: anyone could then choose the client address that rate limits and sessions record (list your proxies' addresses)",
+        ));
+    }
+    for (variable, value) in [
+        ("REFRESH_REUSE_GRACE", settings.tokens.reuse_grace),
+        ("JWT_LEEWAY", settings.tokens.leeway),
+    ] {
+        if value > MAX_ALLOWANCE {
+            return Err(invalid(
+                variable,
+                "must be at most 60s in production: longer only widens the window for a stolen token",
+            ));
+        }
+    }
     if settings.mail.smtp_url.is_none() {
         return Err(invalid(
             "SMTP_URL",
@@ -52,6 +78,43 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// OWASP's argon2id table: the least memory (KiB) for a number of passes,
+/// one lane.
+pub fn owasp_minimum_memory_kib(iterations: u32) -> u32 {
+    match iterations {
+        0 | 1 => 47_104,
+        2 => 19_456,
+        3 => 12_288,
+        4 => 9_216,
+        _ => 7_168,
+    }
+}
+
+fn refuse_weak_hashing(password: &PasswordSettings) -> Result<(), ConfigError> {
+    let minimum = owasp_minimum_memory_kib(password.iterations);
+    if password.memory_kib < minimum {
+        return Err(invalid(
+            "ARGON2_MEMORY_KIB",
+            format!(
+                "must be at least {minimum} KiB in production with ARGON2_ITERATIONS={} (OWASP's argon2id minimum: m=47104 t=1, m=19456 t=2, m=12288 t=3, m=9216 t=4, m=7168 t=5)",
+                password.iterations
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What production accepts but should not stay that way, for the log.
+pub(super) fn warnings(settings: &Settings) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if settings.http.allowed_origins == [DEFAULT_ALLOWED_ORIGINS] {
+        warnings.push(format!(
+            "ALLOWED_ORIGINS is the development default ({DEFAULT_ALLOWED_ORIGINS}): set your frontends' origins"
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -105,6 +168,100 @@ mod tests {
             settings(&[smtp]).is_ok() && settings(&[]).is_ok(),
             "development needs neither"
         );
+    }
+
+    /// Production settings that pass, with `extra` changed.
+    fn production(
+        extra: &[(&'static str, &'static str)],
+    ) -> Result<Settings, service_kit::env::ConfigError> {
+        let mut vars = vec![
+            ("APP_ENV", "production"),
+            ("SIGNING_KEY_FILE", "/keys/signing.pem"),
+            ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef"),
+            ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key"),
+        ];
+        vars.extend_from_slice(extra);
+        settings(&vars)
+    }
+
+    #[test]
+    fn argon2_below_owasps_table_is_refused_in_production_only() {
+        for (memory, iterations) in [
+            ("47103", "1"),
+            ("19455", "2"),
+            ("12287", "3"),
+            ("9215", "4"),
+            ("7167", "5"),
+            ("7167", "9"),
+        ] {
+            let weak = [
+                ("ARGON2_MEMORY_KIB", memory),
+                ("ARGON2_ITERATIONS", iterations),
+            ];
+            assert_eq!(
+                production(&weak).unwrap_err().variable,
+                "ARGON2_MEMORY_KIB",
+                "m={memory} t={iterations}"
+            );
+            assert!(
+                settings(&weak).is_ok(),
+                "development accepts m={memory} t={iterations}"
+            );
+        }
+        for (memory, iterations) in [
+            ("47104", "1"),
+            ("19456", "2"),
+            ("12288", "3"),
+            ("9216", "4"),
+            ("7168", "5"),
+            ("65536", "3"),
+        ] {
+            let strong = [
+                ("ARGON2_MEMORY_KIB", memory),
+                ("ARGON2_ITERATIONS", iterations),
+            ];
+            assert!(production(&strong).is_ok(), "m={memory} t={iterations}");
+        }
+    }
+
+    #[test]
+    fn proxies_trusted_to_name_any_client_are_refused_in_production() {
+        for everyone in ["0.0.0.0/0", "::/0", "10.0.0.0/8, 0.0.0.0/1, 128.0.0.0/1"] {
+            let proxies = [("TRUSTED_PROXIES", everyone)];
+            assert_eq!(
+                production(&proxies).unwrap_err().variable,
+                "TRUSTED_PROXIES",
+                "{everyone}"
+            );
+            assert!(settings(&proxies).is_ok());
+        }
+        assert!(production(&[("TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8")]).is_ok());
+    }
+
+    #[test]
+    fn a_grace_or_leeway_over_a_minute_is_refused_in_production() {
+        for variable in ["REFRESH_REUSE_GRACE", "JWT_LEEWAY"] {
+            assert_eq!(
+                production(&[(variable, "61s")]).unwrap_err().variable,
+                variable
+            );
+            assert!(production(&[(variable, "60s")]).is_ok());
+            assert!(
+                settings(&[(variable, "5m")]).is_ok(),
+                "development accepts {variable}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_origins_are_a_warning_in_production() {
+        let default = production(&[]).unwrap();
+        let warnings = default.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("ALLOWED_ORIGINS"), "{warnings:?}");
+        let set = production(&[("ALLOWED_ORIGINS", "https://app.example.com")]).unwrap();
+        assert!(set.warnings().is_empty());
+        assert!(settings(&[]).unwrap().warnings().is_empty(), "development");
     }
 
     #[test]

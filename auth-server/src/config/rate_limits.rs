@@ -1,10 +1,14 @@
-//! Rate limits: per client address on login, register and refresh, and per
-//! account on login and register.
+//! Rate limits: per client address on login, register, refresh and the
+//! requests that send mail (in memory), and failed logins per account and
+//! client (in PostgreSQL; see `crate::login_throttle`).
 
 use std::time::Duration;
 
 use service_kit::duration::parse_duration;
 use service_kit::env::{ConfigError, Env, invalid};
+
+/// The longest window `LOGIN_ACCOUNT_RATE_LIMIT` may have.
+const MAX_ACCOUNT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -16,8 +20,9 @@ pub struct RateLimit {
 pub struct RateLimitSettings {
     /// Per client IP, shared by login and register. `None` turns it off.
     pub login: Option<RateLimit>,
-    /// Per account (normalised email), shared by login and register: slows
-    /// guessing one account's password from many addresses.
+    /// Failed logins: N per account and client, then W; past N for an
+    /// account, clients it does not know wait a doubling delay (at most W).
+    /// `None` turns it off.
     pub account: Option<RateLimit>,
     /// Per client IP on refresh. `None` turns it off.
     pub refresh: Option<RateLimit>,
@@ -28,9 +33,18 @@ pub struct RateLimitSettings {
 
 impl RateLimitSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let account = rate_limit(env, "LOGIN_ACCOUNT_RATE_LIMIT", "10/5m")?;
+        // Whatever the failures, nobody waits longer than the window: keep
+        // it short enough that the throttle never amounts to a lockout.
+        if account.is_some_and(|limit| limit.per > MAX_ACCOUNT_WINDOW) {
+            return Err(invalid(
+                "LOGIN_ACCOUNT_RATE_LIMIT",
+                "the window must be at most 24h: the throttle slows guessing, it must never lock an owner out for long",
+            ));
+        }
         Ok(Self {
             login: rate_limit(env, "LOGIN_RATE_LIMIT", "20/1m")?,
-            account: rate_limit(env, "LOGIN_ACCOUNT_RATE_LIMIT", "10/5m")?,
+            account,
             refresh: rate_limit(env, "REFRESH_RATE_LIMIT", "300/1m")?,
             mail_requests: rate_limit(env, "MAIL_REQUEST_RATE_LIMIT", "10/10m")?,
         })
@@ -109,7 +123,10 @@ mod tests {
                 per: Duration::from_secs(600)
             })
         );
-        let bad = RateLimitSettings::from_env(&Env(lookup(&[("LOGIN_ACCOUNT_RATE_LIMIT", "x")])));
-        assert_eq!(bad.unwrap_err().variable, "LOGIN_ACCOUNT_RATE_LIMIT");
+        for bad in ["x", "10/2d"] {
+            let bad =
+                RateLimitSettings::from_env(&Env(lookup(&[("LOGIN_ACCOUNT_RATE_LIMIT", bad)])));
+            assert_eq!(bad.unwrap_err().variable, "LOGIN_ACCOUNT_RATE_LIMIT");
+        }
     }
 }

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod email_tokens;
+pub mod login_throttle;
 pub mod models;
 pub mod outbox;
 mod pool;

@@ -16,6 +16,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    failure_buckets (scope, key) {
+        scope -> Text,
+        key -> Text,
+        failures -> Int4,
+        window_start -> Timestamptz,
+        last_failure_at -> Timestamptz,
+        previous_failure_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     email_tokens (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -45,6 +56,14 @@ diesel::table! {
         sent_at -> Nullable<Timestamptz>,
         dropped_at -> Nullable<Timestamptz>,
         dropped_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    known_login_clients (account_key, client_key) {
+        account_key -> Bytea,
+        client_key -> Text,
+        last_success_at -> Timestamptz,
     }
 }
 
@@ -96,6 +115,8 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     email_tokens,
+    failure_buckets,
+    known_login_clients,
     mail_outbox,
     refresh_tokens,
     sessions,

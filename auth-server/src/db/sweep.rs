@@ -1,6 +1,8 @@
 //! The janitor's deletions: refresh tokens past their expiry (a replay of one
-//! is then simply unknown, which it would be refused as anyway) and sessions
-//! past retention, so the tables do not grow without bound.
+//! is then simply unknown, which it would be refused as anyway), sessions
+//! past retention, failed-login buckets whose window has passed (they would
+//! start over anyway) and login clients not seen for long, so the tables do
+//! not grow without bound.
 
 use std::time::Duration;
 
@@ -17,16 +19,31 @@ const BATCH: usize = 5_000;
 pub struct Swept {
     pub refresh_tokens: usize,
     pub sessions: usize,
+    pub failure_buckets: usize,
+    pub known_login_clients: usize,
 }
 
-/// Deletes refresh tokens past their expiry and sessions that ended (expired
-/// or revoked) more than `session_retention` ago.
-pub fn expired(conn: &mut PgConnection, session_retention: Duration) -> DbResult<Swept> {
+/// How long what the janitor deletes stays useful.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Sessions, after they expire or are revoked.
+    pub sessions: Duration,
+    /// Failed-login buckets, after their last failure.
+    pub failure_buckets: Duration,
+    /// Login clients, after their last success.
+    pub known_login_clients: Duration,
+}
+
+/// Deletes refresh tokens past their expiry, and what has outlived its
+/// [`Retention`].
+pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept> {
     let now = Utc::now();
-    let horizon = chrono::Duration::from_std(session_retention)
-        .ok()
-        .and_then(|r| now.checked_sub_signed(r))
-        .unwrap_or(now);
+    let before = |retention: Duration| {
+        chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| now.checked_sub_signed(r))
+            .unwrap_or(now)
+    };
     // Batched through a LIMITed subquery: short statements, short locks.
     let tokens = format!(
         "DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT {BATCH})"
@@ -36,9 +53,21 @@ pub fn expired(conn: &mut PgConnection, session_retention: Duration) -> DbResult
     let sessions = format!(
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1 LIMIT {BATCH})"
     );
+    let buckets = format!(
+        "DELETE FROM failure_buckets WHERE (scope, key) IN (SELECT scope, key FROM failure_buckets WHERE last_failure_at <= $1 LIMIT {BATCH})"
+    );
+    let clients = format!(
+        "DELETE FROM known_login_clients WHERE (account_key, client_key) IN (SELECT account_key, client_key FROM known_login_clients WHERE last_success_at <= $1 LIMIT {BATCH})"
+    );
     Ok(Swept {
         refresh_tokens: delete_in_batches(conn, &tokens, now)?,
-        sessions: delete_in_batches(conn, &sessions, horizon)?,
+        sessions: delete_in_batches(conn, &sessions, before(retention.sessions))?,
+        failure_buckets: delete_in_batches(conn, &buckets, before(retention.failure_buckets))?,
+        known_login_clients: delete_in_batches(
+            conn,
+            &clients,
+            before(retention.known_login_clients),
+        )?,
     })
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::bearer::Authenticated;
 use super::body::JsonBody;
-use super::client::client_info;
+use super::client::{client_info, client_ip};
 use super::delivery::no_store;
 use super::handlers::{Handled, limit_client, rfc3339};
 use super::input::{
@@ -39,7 +39,8 @@ pub async fn change_password(
 ) -> Handled {
     // Guessing the current password with a stolen access token is guessing
     // a password: the login budget applies.
-    limit_client(state.login_limiter.as_deref(), &req, &state)?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    limit_client(state.login_limiter.as_deref(), client)?;
     let input: ChangePasswordRequest = body.parse()?;
     check_password_field("current_password", &input.current_password)?;
     check_password_field("new_password", &input.new_password)?;
@@ -49,7 +50,7 @@ pub async fn change_password(
         auth.0.sid,
         input.current_password,
         input.new_password,
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client),
     )
     .await?;
     Ok(no_content())
@@ -60,15 +61,11 @@ pub async fn forgot_password(
     req: HttpRequest,
     body: JsonBody,
 ) -> Handled {
-    limit_client(state.mail_request_limiter.as_deref(), &req, &state)?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    limit_client(state.mail_request_limiter.as_deref(), client)?;
     let input: ForgotPasswordRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
-    passwords::forgot(
-        &state,
-        email,
-        client_info(&req, &state.settings.http.trusted_proxies),
-    )
-    .await?;
+    passwords::forgot(&state, email, client_info(&req, client)).await?;
     Ok(accepted())
 }
 
@@ -83,7 +80,7 @@ pub async fn reset_password(
         &state,
         input.token.expose_secret(),
         input.new_password,
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
     )
     .await?;
     Ok(no_content())
@@ -94,7 +91,7 @@ pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: Js
     verification::verify(
         &state,
         input.token.expose_secret(),
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
     )
     .await?;
     Ok(no_content())
@@ -105,13 +102,9 @@ pub async fn resend_verification(
     req: HttpRequest,
     auth: Authenticated,
 ) -> Handled {
-    limit_client(state.mail_request_limiter.as_deref(), &req, &state)?;
-    verification::resend(
-        &state,
-        auth.0.sub,
-        client_info(&req, &state.settings.http.trusted_proxies),
-    )
-    .await?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    limit_client(state.mail_request_limiter.as_deref(), client)?;
+    verification::resend(&state, auth.0.sub, client_info(&req, client)).await?;
     Ok(accepted())
 }
 

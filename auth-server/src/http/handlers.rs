@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use service_kit::telemetry::record_identity;
 
+use crate::client_key::ClientKey;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
 use crate::service::{accounts, health, refresh, sessions};
@@ -27,49 +28,30 @@ pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn rate_limited(wait: std::time::Duration) -> ApiError {
-    ApiError::RateLimited {
-        retry_after_secs: wait.as_secs().max(1),
-    }
-}
-
-/// The per-address budget of the request's client.
+/// The per-client budget (an IPv4 address or an IPv6 /64) of an in-memory
+/// limit.
 pub(super) fn limit_client(
-    limiter: Option<&RateLimiter<IpAddr>>,
-    req: &HttpRequest,
-    state: &AppState,
+    limiter: Option<&RateLimiter>,
+    client: Option<IpAddr>,
 ) -> Result<(), ApiError> {
-    match (
-        limiter,
-        client_ip(req, &state.settings.http.trusted_proxies),
-    ) {
-        (Some(limiter), Some(ip)) => limiter.check(ip).map_err(rate_limited),
+    match (limiter, client) {
+        (Some(limiter), Some(ip)) => limiter
+            .check(ClientKey::of(ip))
+            .map_err(ApiError::rate_limited),
         _ => Ok(()),
     }
 }
 
-/// The per-account budget, known once the email is parsed. Unknown emails
-/// are limited alike, so the limit tells nothing about which exist.
-fn limit_account(state: &AppState, email: &str) -> Result<(), ApiError> {
-    match state.account_limiter.as_deref() {
-        Some(limiter) => limiter.check(email.to_owned()).map_err(rate_limited),
-        None => Ok(()),
-    }
-}
-
+/// Registration has the per-client limit only: it already tells whether an
+/// address has an account (`409 email_taken`), so a per-account limit would
+/// hide nothing and only let strangers block a sign-up.
 pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    limit_client(state.login_limiter.as_deref(), &req, &state)?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    limit_client(state.login_limiter.as_deref(), client)?;
     let input: RegisterRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
-    limit_account(&state, &email)?;
     check_password(&input.password)?;
-    let user = accounts::register(
-        &state,
-        email,
-        input.password,
-        client_info(&req, &state.settings.http.trusted_proxies),
-    )
-    .await?;
+    let user = accounts::register(&state, email, input.password, client_info(&req, client)).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
 
     #[derive(Serialize)]
@@ -84,17 +66,18 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
 }
 
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    limit_client(state.login_limiter.as_deref(), &req, &state)?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    limit_client(state.login_limiter.as_deref(), client)?;
     let input: LoginRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
-    limit_account(&state, &email)?;
     check_password(&input.password)?;
     let delivery = input.refresh_token_delivery.unwrap_or(Delivery::Cookie);
     let issued = accounts::login(
         &state,
         email,
         input.password,
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client),
+        client.map(ClientKey::of),
     )
     .await?;
     record_identity(issued.user_id, issued.session_id);
@@ -107,25 +90,22 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
 }
 
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    limit_client(state.refresh_limiter.as_deref(), &req, &state)?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    limit_client(state.refresh_limiter.as_deref(), client)?;
     let (token, delivery) = presented_token(&req, &body)?;
     let secure = state.settings.http.cookie_secure;
-    match refresh::refresh(
-        &state,
-        token.as_deref(),
-        client_info(&req, &state.settings.http.trusted_proxies),
-    )
-    .await
-    {
+    match refresh::refresh(&state, token.as_deref(), client_info(&req, client)).await {
         Ok(issued) => Ok(token_response(
             &issued,
             delivery,
             state.settings.tokens.access_ttl.as_secs(),
             secure,
         )),
-        // Only a refusal that ended the session clears the cookie: a lost
-        // race or a grace answer must not wipe the winner's fresh token.
-        Err(refused) if refused.session_ended && delivery == Delivery::Cookie => {
+        // Only the refusal that itself revoked the session (reuse after the
+        // grace) clears the cookie: a lost race, a grace answer or a late
+        // refusal for a session already over must not wipe a cookie that a
+        // newer rotation or login has set meanwhile.
+        Err(refused) if refused.revoked_session && delivery == Delivery::Cookie => {
             let error = ApiError::from(refused.error);
             let mut response = actix_web::ResponseError::error_response(&error);
             response
@@ -142,7 +122,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
     sessions::logout(
         &state,
         token.as_deref(),
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
     )
     .await?;
     let mut response = HttpResponse::NoContent();
@@ -162,7 +142,7 @@ pub async fn logout_all(
         &state,
         auth.0.sub,
         auth.0.sid,
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
     )
     .await?;
     let mut response = HttpResponse::NoContent();
@@ -211,7 +191,7 @@ pub async fn delete_session(
         &state,
         auth.0.sub,
         session_id,
-        client_info(&req, &state.settings.http.trusted_proxies),
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::body::JsonBody;
-use super::delivery::{COOKIE_NAME, Delivery};
+use super::cookies::refresh_cookie;
+use super::delivery::Delivery;
 use crate::error::ApiError;
 
 pub const MAX_EMAIL_LENGTH: usize = 254;
@@ -57,7 +58,8 @@ pub struct RefreshRequest {
 }
 
 /// The refresh token a request presents, and how it came: a token in the
-/// JSON body wins, and any cookie is then ignored.
+/// JSON body wins, and every cookie is then ignored (duplicates included);
+/// otherwise the one `refresh_token` cookie, and more than one is a `400`.
 pub fn presented_token(
     req: &HttpRequest,
     body: &JsonBody,
@@ -70,10 +72,7 @@ pub fn presented_token(
     if let Some(token) = from_body.refresh_token {
         return Ok((Some(token.expose_secret().to_owned()), Delivery::Body));
     }
-    Ok((
-        req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()),
-        Delivery::Cookie,
-    ))
+    Ok((refresh_cookie(req)?, Delivery::Cookie))
 }
 
 /// Trimmed and lower-cased; refused unless it looks like an address.

@@ -4,6 +4,7 @@ pub mod account;
 pub mod bearer;
 pub mod body;
 pub mod client;
+pub mod cookies;
 pub mod delivery;
 pub mod handlers;
 pub mod input;

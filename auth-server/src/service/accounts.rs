@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::ServiceError;
 use super::issue::{Issued, new_refresh_token};
+use super::{ServiceError, login_throttle};
+use crate::client_key::ClientKey;
 use crate::db;
 use crate::db::models::{ClientInfo, User};
 use crate::db::users::CreateUserError;
@@ -34,13 +35,18 @@ pub async fn register(
 }
 
 /// A new session for a correct password. An unknown email and a wrong
-/// password fail alike, after the same work.
+/// password fail alike, after the same work, and are throttled alike
+/// ([`login_throttle`]); the email must already be normalised.
 pub async fn login(
     state: &AppState,
     email: String,
     password: SecretString,
     client: ClientInfo,
+    client_key: Option<ClientKey>,
 ) -> Result<Issued, ServiceError> {
+    let throttle = login_throttle::admit(state, &email, client_key)
+        .await
+        .inspect_err(|e| count_throttled(state, e))?;
     let user = state
         .database
         .run(move |conn| db::users::find_by_email(conn, &email))
@@ -53,12 +59,24 @@ pub async fn login(
     let user = match user {
         Some(user) if verified => user,
         user => {
-            state.metrics.logins.with_label_values(&["failed"]).inc();
             tracing::info!(audit = "login_failed", "login failed");
+            if let Some(throttle) = throttle {
+                throttle
+                    .failed(state)
+                    .await
+                    .inspect_err(|e| count_throttled(state, e))?;
+            }
+            state.metrics.logins.with_label_values(&["failed"]).inc();
             record_failure(state, user.map(|u| u.id), client).await?;
             return Err(ServiceError::InvalidCredentials);
         }
     };
+    if let Some(throttle) = throttle {
+        throttle
+            .succeeded(state)
+            .await
+            .inspect_err(|e| count_throttled(state, e))?;
+    }
     // Only after the password is known to be right: a wrong one must say
     // nothing about the address.
     if state.settings.accounts.require_verified_email && !user.email_verified {
@@ -105,6 +123,12 @@ async fn record_failure(
         state.metrics.login_failures_unrecorded.inc();
     }
     Ok(())
+}
+
+fn count_throttled(state: &AppState, error: &ServiceError) {
+    if matches!(error, ServiceError::Throttled(_)) {
+        state.metrics.logins.with_label_values(&["throttled"]).inc();
+    }
 }
 
 fn add(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {

@@ -3,24 +3,26 @@
 
 use std::time::Duration;
 
-use crate::db::sweep::{self, Swept};
+use crate::db::sweep::{self, Retention, Swept};
 use crate::db::{Database, DbError};
 
 /// Sweeps every `interval` on the blocking pool until the process ends.
-pub fn spawn(database: Database, interval: Duration, session_retention: Duration) {
+pub fn spawn(database: Database, interval: Duration, retention: Retention) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             let result = database
-                .run(move |conn| sweep::expired(conn, session_retention))
+                .run(move |conn| sweep::expired(conn, &retention))
                 .await;
             match result {
                 Ok(swept) if swept != Swept::default() => {
                     tracing::info!(
                         refresh_tokens = swept.refresh_tokens,
                         sessions = swept.sessions,
+                        failure_buckets = swept.failure_buckets,
+                        known_login_clients = swept.known_login_clients,
                         "janitor swept expired rows"
                     );
                 }

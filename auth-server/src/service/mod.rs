@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 mod issue;
 pub mod janitor;
+pub mod login_throttle;
 pub mod passwords;
 pub mod refresh;
 pub mod revocation_feed;
@@ -46,6 +47,9 @@ pub enum ServiceError {
     AlreadyVerified,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Too many failed logins for this account; retry after this long.
+    #[error("too many failed logins; retry after {0:?}")]
+    Throttled(std::time::Duration),
     /// The database or another dependency is down or saturated; retry soon.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -9,23 +9,23 @@ use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::db::tokens::RefreshOutcome;
 use crate::refresh_token::RefreshToken;
-use crate::rotation::Rejection;
 use crate::state::AppState;
 
-/// Why a refresh was refused, and whether the refusal ended the session
-/// (only then may a cookie be cleared: a refusal that ends nothing must not
-/// wipe a token another request just received).
+/// Why a refresh was refused, and whether this very refusal revoked the
+/// session (reuse after the grace). Only then may a cookie be cleared: a
+/// refusal for a session that had already ended may come late, after the
+/// browser has logged in again, and must not wipe the new cookie.
 #[derive(Debug)]
 pub struct RefreshRefused {
     pub error: ServiceError,
-    pub session_ended: bool,
+    pub revoked_session: bool,
 }
 
 impl From<ServiceError> for RefreshRefused {
     fn from(error: ServiceError) -> Self {
         Self {
             error,
-            session_ended: false,
+            revoked_session: false,
         }
     }
 }
@@ -95,7 +95,7 @@ pub async fn refresh(
                 error: ServiceError::InvalidGrant(
                     "the refresh token was already used; the session has been revoked",
                 ),
-                session_ended: true,
+                revoked_session: true,
             })
         }
         RefreshOutcome::Rejected {
@@ -108,13 +108,7 @@ pub async fn refresh(
                 .with_label_values(&["rejected"])
                 .inc();
             tracing::info!(%session_id, ?rejection, "refresh rejected");
-            Err(RefreshRefused {
-                error: ServiceError::InvalidGrant(rejection.description()),
-                session_ended: matches!(
-                    rejection,
-                    Rejection::SessionRevoked | Rejection::SessionExpired
-                ),
-            })
+            Err(ServiceError::InvalidGrant(rejection.description()).into())
         }
         RefreshOutcome::Unknown => {
             state

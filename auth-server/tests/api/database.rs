@@ -1,4 +1,3 @@
-use auth_server::db::sweep;
 use diesel_migrations::MigrationHarness;
 
 use crate::helpers::*;
@@ -26,6 +25,10 @@ async fn every_query_has_an_index() {
         "sessions_user_live_idx",
         "sessions_revoked_at_idx",
         "sessions_expires_at_idx",
+        "failure_buckets_pkey",
+        "failure_buckets_last_failure_at_idx",
+        "known_login_clients_pkey",
+        "known_login_clients_last_success_at_idx",
     ] {
         assert_eq!(
             app.count(&format!(
@@ -53,16 +56,7 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
         "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' \
          WHERE session_id = (SELECT id FROM sessions ORDER BY created_at DESC OFFSET 1 LIMIT 1)",
     );
-    let pool = app.pool.clone();
-    let swept = tokio::task::spawn_blocking(move || {
-        sweep::expired(
-            &mut pool.get().unwrap(),
-            std::time::Duration::from_secs(7 * 86_400),
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let swept = app.sweep().await;
     assert_eq!(swept.sessions, 1);
     assert_eq!(
         swept.refresh_tokens, 1,

@@ -102,39 +102,89 @@ async fn slow_clients_are_cut_off() {
     );
 }
 
+/// The real binary, started on a free port of its own and ready.
+struct Binary {
+    process: std::process::Child,
+    base: String,
+    // Last: dropped after the process is gone.
+    _db: TestDatabase,
+}
+
+impl Binary {
+    async fn start(env: &[(&str, &str)], stdout: Stdio) -> Self {
+        let db = TestDatabase::create();
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let bind = format!("127.0.0.1:{port}");
+        let process = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .arg("serve")
+            .env_clear()
+            .envs([
+                ("DATABASE_URL", db.url.as_str()),
+                ("AUTH_BIND", bind.as_str()),
+                ("HTTP_WORKERS", "1"),
+                ("RUST_LOG", "warn"),
+                ("NO_COLOR", "1"),
+            ])
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://{bind}");
+        let client = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..100 {
+            if matches!(client.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == StatusCode::OK)
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "the server started");
+        Self {
+            process,
+            base,
+            _db: db,
+        }
+    }
+
+    fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// Resident memory, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+/// Never left running, whatever the test did.
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
-    let db = TestDatabase::create();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let bind = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_auth-server"))
-        .arg("serve")
-        .env_clear()
-        .envs([
-            ("DATABASE_URL", db.url.as_str()),
-            ("AUTH_BIND", bind.as_str()),
-            ("HTTP_WORKERS", "1"),
-            ("RUST_LOG", "warn"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://{bind}");
+    let mut server = Binary::start(&[], Stdio::null()).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if matches!(client.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == StatusCode::OK)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server started");
 
     // An in-flight request: a long poll held for 2 s.
     let cursor: serde_json::Value = client
@@ -155,11 +205,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .send();
     let terminate = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let killed = Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        server.terminate();
     };
     let (held, ()) = tokio::join!(held, terminate);
     assert_eq!(
@@ -167,7 +213,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         StatusCode::OK,
         "the in-flight request finished"
     );
-    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || server.process.wait().unwrap())
         .await
         .unwrap();
     assert!(status.success(), "a clean exit: {status:?}");
@@ -175,6 +221,99 @@ async fn sigterm_lets_in_flight_requests_finish() {
         client.get(format!("{base}/healthz")).send().await.is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test]
+async fn hostile_methods_leave_metrics_and_memory_flat() {
+    // Made-up 2 KB methods, each new, at a route and at no route: actix
+    // accepts any token as a method.
+    fn hostile(address: &str, requests: std::ops::Range<usize>) {
+        for i in requests {
+            let method = format!("M{i:07}{}", "X".repeat(2040));
+            let path = if i % 2 == 0 {
+                "/auth/login".to_owned()
+            } else {
+                format!("/nowhere/{i}")
+            };
+            let answer = raw_request(
+                address,
+                &format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                b"",
+                Duration::ZERO,
+            );
+            assert!(
+                answer.starts_with("HTTP/1.1 404") || answer.starts_with("HTTP/1.1 405"),
+                "{answer}"
+            );
+        }
+    }
+    let server = Binary::start(&[], Stdio::null()).await;
+    let client = reqwest::Client::new();
+    let metrics_size = || async {
+        let response = client.get(metrics_url(&server.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap().len()
+    };
+    let address = server.base.clone();
+    let warm = address.clone();
+    tokio::task::spawn_blocking(move || hostile(&warm, 0..200))
+        .await
+        .unwrap();
+    // Once, so that /metrics's own series exist before measuring.
+    metrics_size().await;
+    let (metrics_before, rss_before) = (metrics_size().await, server.rss_kib());
+    tokio::task::spawn_blocking(move || hostile(&address, 200..2200))
+        .await
+        .unwrap();
+    let (metrics_after, rss_after) = (metrics_size().await, server.rss_kib());
+    eprintln!(
+        "after 200 and 2200 hostile requests: /metrics {metrics_before} and {metrics_after} bytes, resident memory {rss_before} and {rss_after} KiB"
+    );
+    // The counts grow by a digit or so; no series is added.
+    assert!(
+        metrics_after < metrics_before + 256,
+        "{metrics_before} → {metrics_after}"
+    );
+    assert!(
+        rss_after < rss_before + 4096,
+        "{rss_before} KiB → {rss_after} KiB"
+    );
+    server.terminate();
+}
+
+#[tokio::test]
+async fn the_request_log_names_the_peer_not_a_forged_forwarded_for() {
+    // The tests' address is not among the trusted proxies, so what it
+    // claims in X-Forwarded-For is believed nowhere: not in the log either.
+    let mut server = Binary::start(
+        &[("RUST_LOG", "info"), ("TRUSTED_PROXIES", "10.0.0.0/8")],
+        Stdio::piped(),
+    )
+    .await;
+    let mut stdout = server.process.stdout.take().unwrap();
+    let failed = reqwest::Client::new()
+        .post(format!("{}/auth/login", server.base))
+        .header("X-Forwarded-For", "6.6.6.6")
+        .json(&json!({ "email": unique_email(), "password": "not the password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    server.terminate();
+    // Until the process has exited and closed its end.
+    let log = tokio::task::spawn_blocking(move || {
+        let mut log = String::new();
+        stdout.read_to_string(&mut log).unwrap();
+        log
+    })
+    .await
+    .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("login_failed"))
+        .unwrap_or_else(|| panic!("no login_failed line in:\n{log}"));
+    assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
+    assert!(!log.contains("6.6.6.6"), "{log}");
 }
 
 #[tokio::test]
@@ -199,7 +338,7 @@ async fn metrics_count_requests_logins_refreshes_reuse_and_revocations() {
         .unwrap();
     let _ = second;
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = app.client.get(app.metrics_url()).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
     let text = metrics.text().await.unwrap();
     for line in [

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub validator: Validator,
     /// `MAIL_DIR`, removed with the app.
     pub mail_dir: TempDir,
+    /// The settings it was started with, for starting another instance.
+    pub vars: HashMap<String, String>,
     // Last: the server's connections go before the database is dropped.
     pub db: TestDatabase,
 }
@@ -87,11 +89,8 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
+    let (address, app) = start_instance(&vars).await;
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
-    let app = Application::build(settings.clone())
-        .await
-        .expect("the server starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
     let pool = app.state().database.pool().clone();
     let validator = Validator::new(ValidationRules {
         issuer: settings.tokens.issuer.clone(),
@@ -111,6 +110,7 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
         pool,
         validator,
         mail_dir: TempDir(PathBuf::from(&vars["MAIL_DIR"])),
+        vars,
         db,
     }
 }
@@ -122,6 +122,14 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+async fn start_instance(vars: &HashMap<String, String>) -> (String, Application) {
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
+    let app = Application::build(settings)
+        .await
+        .expect("the server starts");
+    (format!("http://127.0.0.1:{}", app.port()), app)
 }
 
 /// A parsed token response.
@@ -204,6 +212,12 @@ pub fn set_cookie(headers: &HeaderMap) -> Option<SetCookie> {
     })
 }
 
+/// Where the server at `address` serves `/metrics` (the public listener,
+/// until it moves to an internal one).
+pub fn metrics_url(address: &str) -> String {
+    format!("{address}/metrics")
+}
+
 pub fn unique_email() -> String {
     format!("user-{}@example.com", Uuid::new_v4().simple())
 }
@@ -211,6 +225,82 @@ pub fn unique_email() -> String {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        metrics_url(&self.address)
+    }
+
+    /// Another server on the same database and settings, as a second
+    /// replica behind a load balancer; returns its address.
+    pub async fn another_instance(&self) -> String {
+        let (address, app) = start_instance(&self.vars).await;
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+
+    /// A registration from `client` as the tests' own trusted proxy
+    /// forwards it (`TRUSTED_PROXIES=127.0.0.1`).
+    pub async fn register_from(&self, email: &str, client: &str) -> Response {
+        self.client
+            .post(self.url("/auth/register"))
+            .header("X-Forwarded-For", client)
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// One sweep of the janitor, with the default retentions.
+    pub async fn sweep(&self) -> auth_server::db::sweep::Swept {
+        use auth_server::db::sweep::{Retention, expired};
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            expired(
+                &mut pool.get().unwrap(),
+                &Retention {
+                    sessions: Duration::from_secs(7 * 86_400),
+                    failure_buckets: Duration::from_secs(24 * 3600),
+                    known_login_clients: Duration::from_secs(30 * 86_400),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    }
+
+    /// A login from `client` as the tests' own trusted proxy forwards it
+    /// (`TRUSTED_PROXIES=127.0.0.1`); `cookie` is a `Cookie` header to send.
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+        cookie: Option<&str>,
+    ) -> Response {
+        self.login_at(&self.address, email, password, client, cookie)
+            .await
+    }
+
+    /// [`Self::login_from`], to the server at `address` (another instance).
+    pub async fn login_at(
+        &self,
+        address: &str,
+        email: &str,
+        password: &str,
+        client: &str,
+        cookie: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(format!("{address}/auth/login"))
+            .header("X-Forwarded-For", client)
+            .json(&json!({ "email": email, "password": password }));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send().await.unwrap()
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

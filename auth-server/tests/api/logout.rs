@@ -82,14 +82,70 @@ async fn logout_with_a_cookie_clears_it() {
 }
 
 #[tokio::test]
-async fn a_revoked_session_refusal_clears_the_cookie() {
+async fn a_refusal_for_a_session_already_ended_keeps_the_cookie() {
+    // A late 401 for an old session must not wipe the cookie of a login
+    // made since: only the refresh that itself revokes clears it.
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let revoked = app.login_cookie(&email).await.cookie().unwrap();
+    app.execute("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout', revoked_xid = pg_current_xact_id()::text::bigint");
+    let refused = app.refresh_cookie(&revoked.value).await;
+    assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert!(refused.headers.get("set-cookie").is_none(), "revoked");
+
+    let expired = app.login_cookie(&email).await.cookie().unwrap();
+    app.execute(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE revoked_at IS NULL",
+    );
+    let refused = app.refresh_cookie(&expired.value).await;
+    assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert!(
+        refused.headers.get("set-cookie").is_none(),
+        "past its lifetime"
+    );
+}
+
+#[tokio::test]
+async fn logout_with_two_refresh_cookies_is_refused_and_revokes_nothing() {
     let app = spawn_app().await;
     let email = app.registered_user().await;
     let cookie = app.login_cookie(&email).await.cookie().unwrap();
-    app.execute("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout', revoked_xid = pg_current_xact_id()::text::bigint");
-    let refused = app.refresh_cookie(&cookie.value).await;
-    assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
-    assert_eq!(refused.cookie().unwrap().max_age(), 0);
+    let planted = app.login_cookie(&email).await.cookie().unwrap();
+    let response = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("Cookie", format!("refresh_token={}", planted.value))
+        .header(
+            "Cookie",
+            format!("theme=dark; refresh_token={}", cookie.value),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("set-cookie").is_none());
+    let description = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(description.starts_with("refresh_token"), "{description}");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
+        2
+    );
+    // A token in the body puts the request in body mode: cookies ignored.
+    let response = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header(
+            "Cookie",
+            format!("refresh_token=a; refresh_token={}", cookie.value),
+        )
+        .json(&json!({ "refresh_token": cookie.value }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
+        1
+    );
 }
 
 #[tokio::test]

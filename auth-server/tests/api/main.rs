@@ -25,4 +25,5 @@ mod refresh;
 mod register;
 mod rotation_properties;
 mod sessions;
+mod throttle;
 mod verification;

@@ -406,3 +406,50 @@ async fn refresh_is_rate_limited_per_client_ip() {
     assert_token_error(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert!(limited.headers.get("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn a_refresh_with_two_refresh_cookies_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let cookie = app.login_cookie(&email).await.cookie().unwrap();
+    // A sibling subdomain planted a second one with a longer Path.
+    let planted = "refresh_token=planted-by-a-sibling-subdomain";
+    for cookies in [
+        vec![format!("{planted}; refresh_token={}", cookie.value)],
+        vec![
+            planted.to_owned(),
+            format!("refresh_token={}", cookie.value),
+        ],
+        vec![
+            format!("refresh_token={}", cookie.value),
+            format!("refresh_token={}", cookie.value),
+        ],
+    ] {
+        let mut request = app.client.post(app.url("/auth/refresh"));
+        for line in &cookies {
+            request = request.header("Cookie", line);
+        }
+        let refused = Tokens::read(request.send().await.unwrap()).await;
+        assert_token_error(&refused, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(refused.headers.get("set-cookie").is_none(), "{cookies:?}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NOT NULL"),
+        0,
+        "nothing was rotated"
+    );
+    let rotated = app.refresh_cookie(&cookie.value).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+
+    // In body mode the cookies, duplicates included, are ignored.
+    let body_token = app.login_body(&email).await.refresh_token().unwrap();
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("Cookie", format!("{planted}; refresh_token=x"))
+        .json(&json!({ "refresh_token": body_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -126,3 +126,64 @@ async fn metrics_show_requests_and_the_revocation_state() {
     assert!((0.0..30.0).contains(&age), "{age}");
     assert!(metric(&text, r#"revocation_syncs_total{outcome="ok"}"#) >= 1.0);
 }
+
+/// Requests with made-up 2 KB methods (actix accepts any token as one),
+/// each new, straight over TCP.
+fn hostile_methods(api_url: &str, requests: std::ops::Range<usize>) {
+    use std::io::{Read, Write};
+    let address = api_url.trim_start_matches("http://");
+    for i in requests {
+        let method = format!("M{i:07}{}", "X".repeat(2040));
+        let path = if i % 2 == 0 { "/api/me" } else { "/nowhere" };
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        assert!(
+            answer.starts_with(b"HTTP/1.1 4"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_methods_add_no_metrics_series() {
+    let stack = spawn_stack().await;
+    let api_url = stack.api_url.clone();
+    // Only the made-up methods' series: a deployment under test may be
+    // serving others meanwhile.
+    let hostile = |text: &str| -> (usize, usize) {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(r#"method="other""#))
+            .collect();
+        (lines.len(), lines.iter().map(|l| l.len()).sum())
+    };
+    let warm = api_url.clone();
+    tokio::task::spawn_blocking(move || hostile_methods(&warm, 0..10))
+        .await
+        .unwrap();
+    // Once, so that /metrics's own series exist before measuring.
+    stack.api("/metrics", None).await;
+    let before = stack.api("/metrics", None).await.text().await.unwrap();
+    tokio::task::spawn_blocking(move || hostile_methods(&api_url, 10..310))
+        .await
+        .unwrap();
+    let after = stack.api("/metrics", None).await.text().await.unwrap();
+    let ((series_before, bytes_before), (series_after, bytes_after)) =
+        (hostile(&before), hostile(&after));
+    assert!(series_before > 0, "{before}");
+    assert_eq!(series_after, series_before, "{after}");
+    assert!(
+        bytes_after < bytes_before + 256,
+        "{bytes_before} → {bytes_after} bytes"
+    );
+}

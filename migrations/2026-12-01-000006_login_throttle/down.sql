@@ -1,0 +1,2 @@
+DROP TABLE known_login_clients;
+DROP TABLE failure_buckets;

@@ -179,6 +179,8 @@ mod tests {
             ("SIGNING_KEY_FILE", "/keys/signing.pem"),
             ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef"),
             ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key"),
+            ("SMTP_URL", "smtps://user:pass@smtp.example.com"),
+            ("PUBLIC_URL", "https://app.example.com"),
         ];
         vars.extend_from_slice(extra);
         settings(&vars)

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod email_token;
 pub mod error;
+pub mod feed_cursor;
 pub mod http;
 pub mod login_throttle;
 pub mod mail;

@@ -146,7 +146,11 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
-        tracing::info!(port = app.port(), "auth-server listening");
+        tracing::info!(
+            port = app.port(),
+            internal_port = app.internal_port(),
+            "auth-server listening"
+        );
         app.run_until_stopped().await.context("serving")
     })
 }

@@ -1,12 +1,13 @@
-//! `Application::build(settings)`: everything needed to serve (the janitor
-//! and the mail worker included), bound to a listener, so tests start the
-//! real server on port 0.
+//! `Application::build(settings)`: everything needed to serve, bound to its
+//! two listeners (the public API, and the internal one for the revocation
+//! feed and `/metrics`), with the janitor and the mail worker running, so tests start the real
+//! server on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -32,8 +33,23 @@ use crate::token_keys::TokenKeys;
 
 pub struct Application {
     port: u16,
+    internal_port: u16,
     server: Server,
+    internal: Server,
     state: AppState,
+}
+
+/// Stops both listeners.
+#[derive(Clone)]
+pub struct Handle {
+    public: ServerHandle,
+    internal: ServerHandle,
+}
+
+impl Handle {
+    pub async fn stop(&self, graceful: bool) {
+        futures_util::future::join(self.public.stop(graceful), self.internal.stop(graceful)).await;
+    }
 }
 
 impl Application {
@@ -49,6 +65,10 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind)
             .with_context(|| format!("binding AUTH_BIND {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
+        let internal_bind = settings.internal_api.bind;
+        let internal_listener = TcpListener::bind(internal_bind)
+            .with_context(|| format!("binding AUTH_INTERNAL_BIND {internal_bind}"))?;
+        let internal_port = internal_listener.local_addr()?.port();
         let retention = retention(&settings);
         let sweep_interval = settings.janitor.interval;
         let metrics = crate::metrics::Metrics::new()?;
@@ -72,9 +92,12 @@ impl Application {
         .spawn();
         crate::service::janitor::spawn(database, sweep_interval, retention);
         let server = serve(listener, state.clone())?;
+        let internal = serve_internal(internal_listener, state.clone())?;
         Ok(Self {
             port,
+            internal_port,
             server,
+            internal,
             state,
         })
     }
@@ -83,17 +106,29 @@ impl Application {
         self.port
     }
 
+    /// The internal listener's port (the revocation feed, `/metrics`).
+    pub fn internal_port(&self) -> u16 {
+        self.internal_port
+    }
+
     /// Stops the server from outside (tests restart it this way).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> Handle {
+        Handle {
+            public: self.server.handle(),
+            internal: self.internal.handle(),
+        }
     }
 
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
+    /// Until both listeners stop: SIGTERM stops both, and lets in-flight
+    /// requests on either finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        service_kit::shutdown::stop_on_signals(vec![self.server.handle(), self.internal.handle()]);
+        futures_util::future::try_join(self.server, self.internal).await?;
+        Ok(())
     }
 }
 
@@ -211,6 +246,37 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     // SIGTERM: stop accepting, let in-flight requests (long polls included,
     // at most 25 s) finish.
     .shutdown_timeout(30)
+    // Signals stop both listeners together (`run_until_stopped`).
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The internal listener: the revocation feed and `/metrics`, for the
+/// operator's network only. No CORS: no browser has business here.
+fn serve_internal(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let production = state.settings.is_production();
+    let client_timeout = state.settings.http.client_timeout;
+    let http_metrics = web::Data::new(state.metrics.http.clone());
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(security_headers(production))
+            .wrap(from_fn(track_requests))
+            .wrap(TracingLogger::<RootSpan>::new())
+            .app_data(state.clone())
+            .app_data(http_metrics.clone())
+            .configure(http::internal_routes)
+            .default_service(web::to(handlers::not_found))
+    })
+    // Long polls wait on timers, not threads: one worker holds them all.
+    .workers(1)
+    .client_request_timeout(client_timeout)
+    // SIGTERM: in-flight long polls (at most 25 s) finish.
+    .shutdown_timeout(30)
+    // Signals stop both listeners together (`run_until_stopped`).
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

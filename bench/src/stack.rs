@@ -253,12 +253,20 @@ impl Stack {
 
         let auth_port = free_port()?;
         let api_port = free_port()?;
+        // The internal listeners too: never the defaults, which another
+        // stack on this machine may hold.
+        let auth_internal_port = free_port()?;
+        let api_internal_port = free_port()?;
         let path = |p: &Path| p.to_string_lossy().into_owned();
         let mut auth_env: BTreeMap<String, String> = [
             ("APP_ENV", "development".to_owned()),
             ("RUST_LOG", "info".to_owned()),
             ("DATABASE_URL", database.url.clone()),
             ("AUTH_BIND", format!("127.0.0.1:{auth_port}")),
+            (
+                "AUTH_INTERNAL_BIND",
+                format!("127.0.0.1:{auth_internal_port}"),
+            ),
             ("SIGNING_KEY_FILE", path(&key)),
             ("INTERNAL_API_TOKEN_FILE", path(&token)),
             // The benchmark logs in and refreshes from one address, as one
@@ -275,7 +283,15 @@ impl Stack {
             ("APP_ENV", "development".to_owned()),
             ("RUST_LOG", "info".to_owned()),
             ("API_BIND", format!("127.0.0.1:{api_port}")),
+            (
+                "API_INTERNAL_BIND",
+                format!("127.0.0.1:{api_internal_port}"),
+            ),
             ("AUTH_URL", format!("http://127.0.0.1:{auth_port}")),
+            (
+                "AUTH_INTERNAL_URL",
+                format!("http://127.0.0.1:{auth_internal_port}"),
+            ),
             ("INTERNAL_API_TOKEN_FILE", path(&token)),
         ]
         .into_iter()

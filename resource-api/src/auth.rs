@@ -7,7 +7,7 @@ use actix_web::{Error, HttpMessage, web};
 use actix_web_httpauth::extractors::bearer::BearerAuth;
 use shared_claims::{AccessClaims, TokenError};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Unready};
 use crate::revocations::Freshness;
 use crate::state::ApiState;
 
@@ -33,9 +33,10 @@ pub fn authenticate(
     };
     let keys = state.jwks.keys();
     if keys.is_empty() {
-        return Err(ApiError::Unavailable(
-            "the auth server's signing keys are not loaded yet".to_owned(),
-        ));
+        return Err(ApiError::Unavailable {
+            reason: Unready::KeysNotLoaded,
+            detail: "no JWKS fetched yet".to_owned(),
+        });
     }
     let now = chrono::Utc::now().timestamp();
     let claims = match state.verified.get(token, &keys, now) {
@@ -55,11 +56,14 @@ pub fn authenticate(
         }
     };
     let revocation = &state.settings.revocation;
-    if let Freshness::Stale { why } = state.revocations.freshness(revocation.max_staleness) {
+    if let Freshness::Stale { detail } = state.revocations.freshness(revocation.max_staleness) {
         if !revocation.fail_open {
-            return Err(ApiError::Unavailable(why));
+            return Err(ApiError::Unavailable {
+                reason: Unready::RevocationsStale,
+                detail,
+            });
         }
-        tracing::warn!(%why, "accepting a token without fresh revocation state (REVOCATION_FAIL_OPEN)");
+        tracing::warn!(%detail, "accepting a token without fresh revocation state (REVOCATION_FAIL_OPEN)");
     }
     if state.revocations.is_revoked(&claims.sid) {
         return Err(invalid(TokenError::Revoked.to_string()));
@@ -76,7 +80,11 @@ pub async fn bearer_validator(
 ) -> Result<ServiceRequest, (Error, ServiceRequest)> {
     let Some(state) = req.app_data::<web::Data<ApiState>>().cloned() else {
         return Err((
-            ApiError::Unavailable("not configured".to_owned()).into(),
+            ApiError::Unavailable {
+                reason: Unready::Internal,
+                detail: "the application state is not configured".to_owned(),
+            }
+            .into(),
             req,
         ));
     };

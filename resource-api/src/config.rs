@@ -19,9 +19,13 @@ const MAX_LEEWAY: Duration = Duration::from_secs(60);
 pub struct Settings {
     pub production: bool,
     pub bind: SocketAddr,
+    /// `/metrics`, apart from the public listener.
+    pub internal_bind: SocketAddr,
     pub http_workers: usize,
-    /// Where the JWKS and the revocation feed are fetched.
+    /// The auth server's public listener, where the JWKS is fetched.
     pub auth_url: String,
+    /// The auth server's internal listener, where revocations are fetched.
+    pub auth_internal_url: String,
     pub issuer: String,
     pub audience: String,
     pub leeway: Duration,
@@ -51,16 +55,6 @@ impl Settings {
         let env = Env(lookup);
         let production = env.production()?;
         let workers_default = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let auth_url = env
-            .string("AUTH_URL", "http://127.0.0.1:8080")
-            .trim_end_matches('/')
-            .to_owned();
-        if !(auth_url.starts_with("http://") || auth_url.starts_with("https://")) {
-            return Err(invalid(
-                "AUTH_URL",
-                format!("`{auth_url}` is not an http:// or https:// URL"),
-            ));
-        }
         let settings = Self {
             production,
             bind: env.parsed(
@@ -68,8 +62,14 @@ impl Settings {
                 SocketAddr::from(([127, 0, 0, 1], 8081)),
                 "an address such as 127.0.0.1:8081",
             )?,
+            internal_bind: env.parsed(
+                "API_INTERNAL_BIND",
+                SocketAddr::from(([127, 0, 0, 1], 9081)),
+                "an address such as 127.0.0.1:9081",
+            )?,
             http_workers: env.parsed("HTTP_WORKERS", workers_default, "a whole number")?,
-            auth_url,
+            auth_url: http_url(&env, "AUTH_URL", "http://127.0.0.1:8080")?,
+            auth_internal_url: http_url(&env, "AUTH_INTERNAL_URL", "http://127.0.0.1:9080")?,
             issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
             audience: env.string("JWT_AUDIENCE", "resource-api"),
             leeway: env.duration("JWT_LEEWAY", "5s")?,
@@ -86,6 +86,12 @@ impl Settings {
             jwks_refresh_interval: env.duration("JWKS_REFRESH_INTERVAL", "5m")?,
             jwks_min_refetch_interval: env.duration("JWKS_MIN_REFETCH_INTERVAL", "2s")?,
         };
+        if settings.internal_bind == settings.bind && settings.bind.port() != 0 {
+            return Err(invalid(
+                "API_INTERNAL_BIND",
+                "must differ from API_BIND: the internal listener is never the public one",
+            ));
+        }
         if settings.http_workers == 0 {
             return Err(invalid("HTTP_WORKERS", "must be at least 1"));
         }
@@ -152,6 +158,25 @@ impl Settings {
     }
 }
 
+/// An http:// or https:// base URL, without a trailing slash.
+fn http_url<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let url = env
+        .string(variable, default)
+        .trim_end_matches('/')
+        .to_owned();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(
+            variable,
+            format!("`{url}` is not an http:// or https:// URL"),
+        ));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -170,7 +195,9 @@ mod tests {
     fn defaults_match_the_contract() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.bind.port(), 8081);
+        assert_eq!(s.internal_bind, SocketAddr::from(([127, 0, 0, 1], 9081)));
         assert_eq!(s.auth_url, "http://127.0.0.1:8080");
+        assert_eq!(s.auth_internal_url, "http://127.0.0.1:9080");
         assert_eq!(s.revocation.sync_interval, Duration::from_secs(1));
         assert_eq!(s.revocation.max_staleness, Duration::from_secs(30));
         assert!(!s.revocation.fail_open);
@@ -231,6 +258,18 @@ mod tests {
         assert_eq!(
             settings(&[("AUTH_URL", "auth:8080")]).unwrap_err().variable,
             "AUTH_URL"
+        );
+        assert_eq!(
+            settings(&[("AUTH_INTERNAL_URL", "auth:9080")])
+                .unwrap_err()
+                .variable,
+            "AUTH_INTERNAL_URL"
+        );
+        assert_eq!(
+            settings(&[("API_INTERNAL_BIND", "127.0.0.1:8081")])
+                .unwrap_err()
+                .variable,
+            "API_INTERNAL_BIND"
         );
         assert_eq!(
             settings(&[("REVOCATION_MAX_STALENESS", "1s")])

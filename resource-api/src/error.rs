@@ -1,4 +1,6 @@
 //! The one place where the resource API's failures become HTTP answers.
+//! What a client reads is our own words; internal causes (errors from the
+//! auth server, how stale the state is) go to the log only.
 
 use std::fmt;
 
@@ -9,6 +11,24 @@ use shared_claims::challenge::{ErrorBody, bearer_challenge};
 
 const REALM: &str = "resource-api";
 
+/// Why the API cannot answer, in words that give nothing away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unready {
+    KeysNotLoaded,
+    RevocationsStale,
+    Internal,
+}
+
+impl Unready {
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::KeysNotLoaded => "the auth server's signing keys are not loaded yet",
+            Self::RevocationsStale => "revocation state is stale",
+            Self::Internal => "the service is temporarily unavailable",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     /// `token_sent` decides whether the challenge carries `error="invalid_token"`.
@@ -17,8 +37,12 @@ pub enum ApiError {
         token_sent: bool,
     },
     InsufficientScope(&'static str),
-    /// Keys not loaded, or revocation state too stale to trust.
-    Unavailable(String),
+    /// Keys not loaded, or revocation state too stale to trust: `reason` is
+    /// what the client is told, `detail` is logged.
+    Unavailable {
+        reason: Unready,
+        detail: String,
+    },
     NotFound,
     MethodNotAllowed,
 }
@@ -28,7 +52,7 @@ impl ApiError {
         match self {
             Self::InvalidToken { .. } => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable { .. } => "unavailable",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "invalid_request",
         }
@@ -38,7 +62,7 @@ impl ApiError {
         match self {
             Self::InvalidToken { description, .. } => description.clone(),
             Self::InsufficientScope(role) => format!("this resource requires the `{role}` role"),
-            Self::Unavailable(why) => why.clone(),
+            Self::Unavailable { reason, .. } => reason.words().to_owned(),
             Self::NotFound => "resource not found".to_owned(),
             Self::MethodNotAllowed => "method not allowed on this resource".to_owned(),
         }
@@ -56,13 +80,16 @@ impl ResponseError for ApiError {
         match self {
             Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Unavailable { detail, .. } = self {
+            tracing::warn!(%detail, "answering 503");
+        }
         let description = self.description();
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -75,7 +102,7 @@ impl ResponseError for ApiError {
                 let error = Some(("insufficient_scope", description.as_str()));
                 response.insert_header((header::WWW_AUTHENTICATE, bearer_challenge(REALM, error)));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable { .. } => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             Self::NotFound | Self::MethodNotAllowed => {}

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, SecondsFormat};
 use shared_claims::AccessClaims;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Unready};
 use crate::metrics::Gauges;
 use crate::revocations::Freshness;
 use crate::state::ApiState;
@@ -38,25 +38,30 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when the keys are loaded and the revocation state is fresh. With
 /// `REVOCATION_FAIL_OPEN` a stale state is reported as degraded, not unready:
-/// taking the API out of rotation would defeat failing open.
+/// taking the API out of rotation would defeat failing open. The answer is
+/// public, so it says why in fixed words only; figures are on the internal
+/// listener's `/metrics`, causes in the log.
 pub async fn readyz(state: web::Data<ApiState>) -> Handled {
     if !state.jwks.is_loaded() {
-        return Err(ApiError::Unavailable(
-            "the auth server's signing keys are not loaded yet".to_owned(),
-        ));
+        return Err(ApiError::Unavailable {
+            reason: Unready::KeysNotLoaded,
+            detail: "no JWKS fetched yet".to_owned(),
+        });
     }
     let revocation = &state.settings.revocation;
-    let sync_age_ms = state.revocations.age().map(|age| age.as_millis() as u64);
     match state.revocations.freshness(revocation.max_staleness) {
-        Freshness::Fresh => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready",
-            "revocation_sync_age_ms": sync_age_ms,
-            "revoked_sessions": state.revocations.len(),
-        }))),
-        Freshness::Stale { why } if revocation.fail_open => {
-            Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "degraded", "reason": why })))
+        Freshness::Fresh => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+        Freshness::Stale { detail } if revocation.fail_open => {
+            tracing::warn!(%detail, "ready, degraded (REVOCATION_FAIL_OPEN)");
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "status": "degraded",
+                "reason": Unready::RevocationsStale.words(),
+            })))
         }
-        Freshness::Stale { why } => Err(ApiError::Unavailable(why)),
+        Freshness::Stale { detail } => Err(ApiError::Unavailable {
+            reason: Unready::RevocationsStale,
+            detail,
+        }),
     }
 }
 
@@ -70,7 +75,10 @@ pub async fn metrics(state: web::Data<ApiState>) -> Handled {
     let text = state
         .metrics
         .render(now)
-        .map_err(|e| ApiError::Unavailable(format!("rendering metrics: {e}")))?;
+        .map_err(|e| ApiError::Unavailable {
+            reason: Unready::Internal,
+            detail: format!("rendering metrics: {e}"),
+        })?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod feed_client;
 pub mod handlers;
 pub mod metrics;
 pub mod revocations;

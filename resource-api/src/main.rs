@@ -33,7 +33,11 @@ fn main() -> ExitCode {
     service_kit::telemetry::init_tracing(settings.production);
     let served = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
-        tracing::info!(port = app.port(), "resource-api listening");
+        tracing::info!(
+            port = app.port(),
+            internal_port = app.internal_port(),
+            "resource-api listening"
+        );
         app.run_until_stopped().await?;
         anyhow::Ok(())
     });

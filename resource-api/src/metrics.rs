@@ -13,7 +13,8 @@ use service_kit::http_metrics::{HttpMetrics, render};
 pub struct Metrics {
     registry: Registry,
     pub http: HttpMetrics,
-    /// Revocation syncs by outcome (ok, failed); the sync task counts them.
+    /// Revocation feed reads by outcome (ok: caught up, a successful sync;
+    /// partial: a page of a longer read; failed); the sync task counts them.
     pub syncs: IntCounterVec,
     sync_age: Gauge,
     revoked_sessions: IntGauge,
@@ -25,7 +26,10 @@ impl Metrics {
         let registry = Registry::new();
         let http = HttpMetrics::register(&registry)?;
         let syncs = IntCounterVec::new(
-            Opts::new("revocation_syncs_total", "Revocation feed reads by outcome"),
+            Opts::new(
+                "revocation_syncs_total",
+                "Revocation feed reads by outcome (ok: caught up; partial: a page of more; failed)",
+            ),
             &["outcome"],
         )?;
         let sync_age = Gauge::new(

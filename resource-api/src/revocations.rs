@@ -4,21 +4,24 @@
 //! freshness check; nothing on it touches the network. Each revoked session
 //! is kept until no access token of it can still be valid (`forget_after`),
 //! so memory is bounded by the revocations of one access-token lifetime.
+//!
+//! The state is fresh as of the last answer that said the reader has caught
+//! up (`more = false`): a page of a longer read adds what it brings at once,
+//! but proves nothing about what is still to come, so a feed that never
+//! catches up ends, as it should, in failing closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
-use shared_claims::feed::{FEED_PATH, Feed, FeedEntry};
+use shared_claims::feed::FeedEntry;
 use shared_claims::jwks::JwksCache;
 use uuid::Uuid;
 
 use crate::config::RevocationSettings;
+use crate::feed_client::{FeedClient, Position};
 
-/// Largest feed answer accepted (10 000 entries are about 1.5 MB).
-const MAX_FEED_BYTES: usize = 4 * 1024 * 1024;
 /// Longest the auth server is asked to hold a poll.
 const MAX_WAIT: Duration = Duration::from_secs(20);
 
@@ -33,7 +36,11 @@ pub struct Revocations {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
     Fresh,
-    Stale { why: String },
+    /// `detail` is for the log: it holds the last error and how long ago
+    /// the last sync was, which no client is told.
+    Stale {
+        detail: String,
+    },
 }
 
 impl Revocations {
@@ -61,23 +68,24 @@ impl Revocations {
     }
 
     pub fn freshness(&self, max_staleness: Duration) -> Freshness {
+        let age = self.age();
+        if age.is_some_and(|age| age <= max_staleness) {
+            return Freshness::Fresh;
+        }
         let error = self
             .last_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let cause = error.map(|e| format!(": {e}")).unwrap_or_default();
-        match self.age() {
-            Some(age) if age <= max_staleness => Freshness::Fresh,
-            Some(age) => Freshness::Stale {
-                why: format!(
+        Freshness::Stale {
+            detail: match age {
+                Some(age) => format!(
                     "revocation state is stale: last successful sync {}s ago (limit {}s){cause}",
                     age.as_secs(),
                     max_staleness.as_secs()
                 ),
-            },
-            None => Freshness::Stale {
-                why: format!("revocation state has not been synced yet{cause}"),
+                None => format!("revocation state has not been synced yet{cause}"),
             },
         }
     }
@@ -119,8 +127,9 @@ pub struct Sync {
     /// `revocation_syncs_total`, by outcome.
     pub outcomes: prometheus::IntCounterVec,
     pub jwks: Arc<JwksCache>,
-    pub auth_url: String,
-    pub token: SecretString,
+    /// The auth server's internal listener.
+    pub auth_internal_url: String,
+    pub token: secrecy::SecretString,
     pub settings: RevocationSettings,
 }
 
@@ -128,46 +137,52 @@ impl Sync {
     /// Pulls the feed until the process ends.
     pub fn spawn(self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let wait = long_poll_wait(self.settings.max_staleness);
-        let client = reqwest::Client::builder()
-            .timeout(wait + Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()?;
-        Ok(tokio::spawn(async move { self.run(client, wait).await }))
+        let feed = FeedClient::new(
+            &self.auth_internal_url,
+            self.token.clone(),
+            wait + Duration::from_secs(5),
+        )?;
+        Ok(tokio::spawn(async move { self.run(feed, wait).await }))
     }
 
-    async fn run(self, client: reqwest::Client, wait: Duration) {
-        // The feed's cursor, and how many entries at or past it we hold.
-        let mut cursor: Option<(String, i64)> = None;
+    async fn run(self, feed: FeedClient, long_poll: Duration) {
+        // Where we stand in the feed; `None` until the first answer.
+        let mut position: Option<Position> = None;
+        // The last answer was a page of a longer read: ask again at once.
+        let mut more = false;
         loop {
             let started = Instant::now();
-            // The first read returns at once (there is nothing to wait for);
-            // later ones are long polls.
-            let wait_secs = if cursor.is_some() { wait.as_secs() } else { 0 };
-            match self.fetch(&client, cursor.as_ref(), wait_secs).await {
-                Ok(feed)
-                    if !feed.cursor.bytes().all(|b| b.is_ascii_digit())
-                        || feed.cursor.is_empty() =>
-                {
-                    self.revocations
-                        .failed("the revocation feed sent a malformed cursor".to_owned());
-                    tokio::time::sleep(self.settings.sync_interval).await;
-                }
-                Ok(feed) => {
-                    self.outcomes.with_label_values(&["ok"]).inc();
-                    let learned = self.revocations.apply(&feed.revocations);
-                    self.revocations.synced();
+            // Only a reader that has caught up waits for news.
+            let wait = if position.is_none() || more {
+                Duration::ZERO
+            } else {
+                long_poll
+            };
+            let first = position.is_none();
+            match feed.read(position.as_ref(), wait).await {
+                Ok(answer) => {
+                    let learned = self.revocations.apply(&answer.revocations);
                     self.revocations.forget_expired(Utc::now());
                     let keys = self.jwks.keys();
-                    if feed.kids.iter().any(|kid| keys.get(kid).is_none()) {
+                    if answer.kids.iter().any(|kid| keys.get(kid).is_none()) {
                         self.jwks.request_refetch();
                     }
                     if learned > 0 {
                         tracing::info!(sessions = learned, "learned of revoked sessions");
                     }
+                    more = answer.more;
+                    position = Some(Position {
+                        cursor: answer.cursor,
+                        seen: answer.held,
+                    });
+                    if more {
+                        self.outcomes.with_label_values(&["partial"]).inc();
+                        continue;
+                    }
+                    self.outcomes.with_label_values(&["ok"]).inc();
+                    self.revocations.synced();
                     // After the first read, go straight into a long poll.
-                    let first = cursor.is_none() && !wait.is_zero();
-                    cursor = Some((feed.cursor, feed.held));
-                    if feed.more || learned > 0 || first {
+                    if learned > 0 || (first && !long_poll.is_zero()) {
                         continue;
                     }
                     // Nothing new, answered quickly (no long poll, or only
@@ -182,42 +197,16 @@ impl Sync {
                 Err(e) => {
                     self.outcomes.with_label_values(&["failed"]).inc();
                     tracing::warn!(error = %e, "revocation sync failed");
-                    self.revocations.failed(e);
+                    if e.refused_cursor() {
+                        // Start afresh; the set keeps what it has.
+                        position = None;
+                        more = false;
+                    }
+                    self.revocations.failed(e.to_string());
                     tokio::time::sleep(self.settings.sync_interval).await;
                 }
             }
         }
-    }
-
-    async fn fetch(
-        &self,
-        client: &reqwest::Client,
-        cursor: Option<&(String, i64)>,
-        wait_secs: u64,
-    ) -> Result<Feed, String> {
-        let mut url = format!("{}{FEED_PATH}?wait={wait_secs}", self.auth_url);
-        if let Some((cursor, seen)) = cursor {
-            url.push_str(&format!("&cursor={cursor}&seen={seen}"));
-        }
-        let response = client
-            .get(&url)
-            .bearer_auth(self.token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| format!("the auth server did not answer: {}", e.without_url()))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("the auth server answered {status}"));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("reading the feed: {}", e.without_url()))?;
-        if body.len() > MAX_FEED_BYTES {
-            return Err("the revocation feed answer is too large".to_owned());
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| format!("the revocation feed does not parse: {e}"))
     }
 }
 
@@ -273,7 +262,7 @@ mod tests {
             "one failure within the bound"
         );
         match revocations.freshness(Duration::ZERO) {
-            Freshness::Stale { why } => assert!(why.contains("down")),
+            Freshness::Stale { detail } => assert!(detail.contains("down")),
             Freshness::Fresh => panic!("past the bound"),
         }
     }

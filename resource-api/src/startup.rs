@@ -1,5 +1,6 @@
-//! `Application::build(settings)`: background sync started, server bound, so
-//! tests start the real thing on port 0.
+//! `Application::build(settings)`: background sync started, both listeners
+//! bound (the public API, and the internal one for `/metrics`), so tests
+//! start the real thing on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -31,7 +32,9 @@ const VERIFIED_TOKENS: usize = 10_000;
 
 pub struct Application {
     port: u16,
+    internal_port: u16,
     server: Server,
+    internal: Server,
     state: ApiState,
 }
 
@@ -52,7 +55,7 @@ impl Application {
             revocations: Arc::clone(&revocations),
             outcomes: metrics.syncs.clone(),
             jwks: Arc::clone(&jwks),
-            auth_url: settings.auth_url.clone(),
+            auth_internal_url: settings.auth_internal_url.clone(),
             token: settings.internal_api_token.clone(),
             settings: settings.revocation.clone(),
         }
@@ -66,6 +69,9 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding API_BIND {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let internal_listener = TcpListener::bind(settings.internal_bind)
+            .with_context(|| format!("binding API_INTERNAL_BIND {}", settings.internal_bind))?;
+        let internal_port = internal_listener.local_addr()?.port();
         let workers = settings.http_workers;
         let leeway = settings.leeway;
         let production = settings.production;
@@ -80,6 +86,7 @@ impl Application {
         };
         let data = web::Data::new(state.clone());
         let http_metrics = web::Data::new(state.metrics.http.clone());
+        let internal = (data.clone(), http_metrics.clone());
         let server = HttpServer::new(move || {
             let refused_origins = origins.clone();
             App::new()
@@ -110,7 +117,6 @@ impl Application {
                 )
                 .service(resource("/healthz").route(web::get().to(h::healthz)))
                 .service(resource("/readyz").route(web::get().to(h::readyz)))
-                .service(resource("/metrics").route(web::get().to(h::metrics)))
                 .default_service(web::to(h::not_found))
         })
         .workers(workers)
@@ -118,11 +124,16 @@ impl Application {
         .client_request_timeout(std::time::Duration::from_secs(10))
         // SIGTERM: stop accepting, let in-flight requests finish.
         .shutdown_timeout(30)
+        // Signals stop both listeners together (`run_until_stopped`).
+        .disable_signals()
         .listen(listener)?
         .run();
+        let internal = serve_internal(internal_listener, internal.0, internal.1, production)?;
         Ok(Self {
             port,
+            internal_port,
             server,
+            internal,
             state,
         })
     }
@@ -131,13 +142,48 @@ impl Application {
         self.port
     }
 
+    /// The internal listener's port (`/metrics`).
+    pub fn internal_port(&self) -> u16 {
+        self.internal_port
+    }
+
     pub fn state(&self) -> &ApiState {
         &self.state
     }
 
+    /// Until both listeners stop: SIGTERM stops both, and lets in-flight
+    /// requests on either finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        service_kit::shutdown::stop_on_signals(vec![self.server.handle(), self.internal.handle()]);
+        futures_util::future::try_join(self.server, self.internal).await?;
+        Ok(())
     }
+}
+
+/// The internal listener: `/metrics` only, for the operator's network.
+fn serve_internal(
+    listener: TcpListener,
+    data: web::Data<ApiState>,
+    http_metrics: web::Data<service_kit::http_metrics::HttpMetrics>,
+    production: bool,
+) -> anyhow::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .wrap(security_headers(production))
+            .wrap(from_fn(track_requests))
+            .wrap(TracingLogger::<RootSpan>::new())
+            .app_data(data.clone())
+            .app_data(http_metrics.clone())
+            .service(resource("/metrics").route(web::get().to(h::metrics)))
+            .default_service(web::to(h::not_found))
+    })
+    .workers(1)
+    .client_request_timeout(std::time::Duration::from_secs(10))
+    .shutdown_timeout(30)
+    // Signals stop both listeners together (`run_until_stopped`).
+    .disable_signals()
+    .listen(listener)?
+    .run())
 }
 
 fn resource(path: &str) -> actix_web::Resource {

@@ -3,35 +3,41 @@
 //! check is most of `/api/me`'s cost (BENCHMARKS.md).
 //!
 //! What is cached is only the outcome of the full validation routine; on a
-//! hit the entry must be for the very key set in use now (any JWKS refetch
-//! starts afresh), and the time rules are rechecked, because they move with
-//! the clock. Revocation and freshness are checked on every request by the
-//! caller, cached or not. Entries are keyed by the token's SHA-256, so no
-//! lookup compares a secret in variable time.
+//! hit the entry must be for the very key set in use now (a JWKS refetch
+//! that changed the keys starts afresh; one that found them unchanged keeps
+//! the same set, see `shared_claims::jwks`), and the time rules are
+//! rechecked, because they move with the clock. Revocation and freshness
+//! are checked on every request by the caller, cached or not. Entries are
+//! keyed by the token's SHA-256, so no lookup compares a secret in variable
+//! time.
+//!
+//! The cache is `quick_cache`'s: bounded, and when full it evicts by
+//! S3-FIFO (tokens seen once go first), so a burst of new tokens does not
+//! empty it for the clients that present theirs on every call.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use shared_claims::{AccessClaims, KeySet};
 
+#[derive(Clone)]
 struct Entry {
     keys: Arc<KeySet>,
     claims: AccessClaims,
 }
 
 pub struct VerifiedTokens {
-    entries: RwLock<HashMap<[u8; 32], Entry>>,
-    capacity: usize,
+    entries: Cache<[u8; 32], Entry>,
     leeway: i64,
 }
 
 impl VerifiedTokens {
+    /// At most about `capacity` tokens.
     pub fn new(capacity: usize, leeway: Duration) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
-            capacity,
+            entries: Cache::new(capacity),
             leeway: i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX),
         }
     }
@@ -43,27 +49,32 @@ impl VerifiedTokens {
     /// The claims of `token` if it was verified against `keys` and is still
     /// within its validity window at `now` (Unix seconds).
     pub fn get(&self, token: &str, keys: &Arc<KeySet>, now: i64) -> Option<AccessClaims> {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(&Self::key(token))?;
+        let entry = self.entries.get(&Self::key(token))?;
         // The same comparisons as the validation routine's.
         let in_window = entry.claims.exp >= now.saturating_sub(self.leeway)
             && entry.claims.nbf <= now.saturating_add(self.leeway);
-        (Arc::ptr_eq(&entry.keys, keys) && in_window).then(|| entry.claims.clone())
+        (Arc::ptr_eq(&entry.keys, keys) && in_window).then_some(entry.claims)
     }
 
     /// Remembers a token that passed the full validation against `keys`.
     pub fn insert(&self, token: &str, keys: Arc<KeySet>, claims: AccessClaims) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        // A crude bound, and enough: a full cache only means re-verifying.
-        if entries.len() >= self.capacity {
-            entries.clear();
-        }
-        entries.insert(Self::key(token), Entry { keys, claims });
+        self.entries
+            .insert(Self::key(token), Entry { keys, claims });
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use shared_claims::jwks::{JwksCache, JwksSettings};
     use uuid::Uuid;
 
     use super::*;
@@ -95,7 +106,7 @@ mod tests {
             cache
                 .get("token", &Arc::new(KeySet::default()), 1_500)
                 .is_none(),
-            "after a refetch, verify again"
+            "after a refetch that changed the keys, verify again"
         );
         assert!(
             cache.get("token", &keys, 2_005).is_some(),
@@ -105,18 +116,37 @@ mod tests {
         assert!(cache.get("token", &keys, 994).is_none(), "not yet valid");
     }
 
+    /// Tokens with random `kid`s make the API refetch the JWKS every
+    /// `JWKS_MIN_REFETCH_INTERVAL`; when the keys did not change, what was
+    /// verified stays verified.
     #[test]
-    fn stays_bounded() {
-        let cache = VerifiedTokens::new(3, Duration::ZERO);
+    fn survives_a_refetch_of_an_unchanged_key_set() {
+        let jwks = JwksCache::new(JwksSettings::for_auth_url("http://127.0.0.1:9")).unwrap();
+        let document: jsonwebtoken::jwk::JwkSet = serde_json::from_value(serde_json::json!({
+            "keys": [{
+                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+            }]
+        }))
+        .unwrap();
+        jwks.install(document.clone()).unwrap();
+        let cache = VerifiedTokens::new(10, Duration::ZERO);
+        cache.insert("token", jwks.keys(), claims(0, i64::MAX));
+        jwks.install(document).unwrap();
+        assert!(cache.get("token", &jwks.keys(), 1).is_some());
+    }
+
+    #[test]
+    fn stays_bounded_and_keeps_the_tokens_in_use() {
+        let cache = VerifiedTokens::new(100, Duration::ZERO);
         let keys = Arc::new(KeySet::default());
-        for i in 0..10 {
-            cache.insert(
-                &format!("token-{i}"),
-                Arc::clone(&keys),
-                claims(0, i64::MAX),
-            );
+        cache.insert("regular", Arc::clone(&keys), claims(0, i64::MAX));
+        for i in 0..10_000 {
+            // The regular client keeps presenting its token...
+            assert!(cache.get("regular", &keys, 1).is_some(), "after {i}");
+            // ...while tokens seen once stream past.
+            cache.insert(&format!("once-{i}"), Arc::clone(&keys), claims(0, i64::MAX));
+            assert!(cache.len() <= 100, "{} entries", cache.len());
         }
-        assert!(cache.entries.read().unwrap().len() <= 3);
-        assert!(cache.get("token-9", &keys, 1).is_some());
     }
 }

@@ -12,4 +12,5 @@ pub mod env;
 pub mod http_metrics;
 pub mod probe;
 pub mod security_headers;
+pub mod shutdown;
 pub mod telemetry;

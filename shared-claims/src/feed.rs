@@ -6,20 +6,37 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
-/// Where the auth server serves the feed.
+/// Where the auth server serves the feed (on its internal listener).
 pub const FEED_PATH: &str = "/internal/revocations";
 
-/// One answer of the feed. Readers treat it as a set: an entry may come again
-/// until the cursor has passed it.
+/// Longest cursor the feed may send; readers refuse a longer one.
+pub const MAX_CURSOR_LEN: usize = 256;
+
+/// Whether `cursor` is something a reader may pass back as it is: not
+/// empty, at most [`MAX_CURSOR_LEN`], and only characters a URL carries
+/// unescaped. What it means is the auth server's business.
+pub fn is_well_formed_cursor(cursor: &str) -> bool {
+    !cursor.is_empty()
+        && cursor.len() <= MAX_CURSOR_LEN
+        && cursor
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~'))
+}
+
+/// One answer of the feed. Readers treat it as a set: an entry may come
+/// again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feed {
     pub revocations: Vec<FeedEntry>,
     /// Opaque: pass it back as `cursor`.
     pub cursor: String,
-    /// More are waiting: ask again at once.
+    /// The reader does not have every revocation yet: ask again at once,
+    /// without waiting. Only an answer with `more = false` means the reader
+    /// has caught up (a successful sync).
     #[serde(default)]
     pub more: bool,
-    /// Entries at or past `cursor`: pass back as `seen`.
+    /// Pass back as `seen` with a wait: the long poll answers once what the
+    /// cursor covers is no longer this.
     #[serde(default)]
     pub held: i64,
     /// The signing keys in use, so an API can fetch a new key's JWKS entry
@@ -76,6 +93,23 @@ mod tests {
             feed.revocations[0].forget_after.timestamp_millis()
         );
         assert_eq!(read.cursor, "42");
+    }
+
+    #[test]
+    fn cursors_are_bounded_and_url_safe() {
+        assert!(is_well_formed_cursor("c.42.1795000000123456"));
+        assert!(is_well_formed_cursor(&"a".repeat(MAX_CURSOR_LEN)));
+        for bad in [
+            "",
+            "a b",
+            "a&seen=1",
+            "a/b",
+            "a%20",
+            "é",
+            &"a".repeat(MAX_CURSOR_LEN + 1),
+        ] {
+            assert!(!is_well_formed_cursor(bad), "{bad}");
+        }
     }
 
     #[test]

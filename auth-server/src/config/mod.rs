@@ -14,9 +14,10 @@ mod mail;
 mod passwords;
 mod production;
 mod rate_limits;
+mod sessions;
 mod tokens;
 
-use service_kit::env::{ConfigError, Env};
+use service_kit::env::{ConfigError, Env, invalid};
 
 pub use accounts::AccountSettings;
 pub use database::{DEFAULT_DATABASE_URL, DatabaseSettings};
@@ -27,6 +28,7 @@ pub use mail::MailSettings;
 pub use passwords::PasswordSettings;
 pub use rate_limits::{RateLimit, RateLimitSettings, parse_rate_limit};
 pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
+pub use sessions::SessionSettings;
 pub use tokens::TokenSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,7 @@ pub struct Settings {
     pub janitor: JanitorSettings,
     pub mail: MailSettings,
     pub accounts: AccountSettings,
+    pub sessions: SessionSettings,
 }
 
 impl Settings {
@@ -81,7 +84,14 @@ impl Settings {
             janitor: JanitorSettings::from_env(&env)?,
             mail: MailSettings::from_env(&env)?,
             accounts: AccountSettings::from_env(&env)?,
+            sessions: SessionSettings::from_env(&env)?,
         };
+        if settings.internal_api.bind == settings.http.bind && settings.http.bind.port() != 0 {
+            return Err(invalid(
+                "AUTH_INTERNAL_BIND",
+                "must differ from AUTH_BIND: the internal listener is never the public one",
+            ));
+        }
         if settings.is_production() {
             production::refuse_insecure(&settings)?;
         }
@@ -166,6 +176,12 @@ mod tests {
         assert_eq!(
             settings(&[("AUTH_BIND", "nowhere")]).unwrap_err().variable,
             "AUTH_BIND"
+        );
+        assert_eq!(
+            settings(&[("AUTH_INTERNAL_BIND", "127.0.0.1:8080")])
+                .unwrap_err()
+                .variable,
+            "AUTH_INTERNAL_BIND"
         );
     }
 

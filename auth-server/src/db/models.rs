@@ -44,7 +44,8 @@ pub struct RefreshTokenRow {
     pub successor_id: Option<Uuid>,
 }
 
-/// Why a session ended; stored in `sessions.revoked_reason`.
+/// Why a session ended; stored in `sessions.revoked_reason`, whose CHECK
+/// constraint must admit every one (a new reason needs a migration too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationReason {
     Logout,
@@ -55,9 +56,20 @@ pub enum RevocationReason {
     PasswordChanged,
     /// The password was reset by e-mail: every session ends.
     PasswordReset,
+    /// A login went past `MAX_SESSIONS_PER_USER`: the oldest live session
+    /// made room.
+    SessionEvicted,
 }
 
 impl RevocationReason {
+    pub const ALL: [Self; 5] = [
+        Self::Logout,
+        Self::LogoutAll,
+        Self::SessionDeleted,
+        Self::ReuseDetected,
+        Self::SessionEvicted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
@@ -66,6 +78,7 @@ impl RevocationReason {
             Self::ReuseDetected => "reuse_detected",
             Self::PasswordChanged => "password_changed",
             Self::PasswordReset => "password_reset",
+            Self::SessionEvicted => "session_evicted",
         }
     }
 }

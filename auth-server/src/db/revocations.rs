@@ -1,28 +1,51 @@
 //! The revocation feed that resource APIs pull, so they can reject a revoked
 //! session's access tokens without asking the auth server per request.
 //!
-//! The cursor is a transaction id. Every revocation records the id of the
-//! transaction that made it; a read returns revocations with an id at or
-//! above the cursor, and moves the cursor to its snapshot's `xmin`. Every
-//! transaction below `xmin` has finished, so nothing can still appear there:
-//! unlike a timestamp or a sequence, this cursor cannot skip a revocation
-//! that commits after a later one. Revocations visible above `xmin` are sent
-//! too (a long transaction elsewhere must not delay them) and will be sent
-//! again until `xmin` passes them: readers treat the feed as a set.
+//! Every revocation records the id of the transaction that made it
+//! (`revoked_xid`). A reader goes through the revocations in passes (the
+//! cursor: [`crate::feed_cursor`]), in the total order `(revoked_xid, id)`,
+//! one page per request, each page one REPEATABLE READ snapshot:
+//!
+//! - A pass covers the revocations of the transactions its span names
+//!   (every id at or above one, and a few older ones that were in progress),
+//!   revoked after its fixed `since`. A full page ends with its last key;
+//!   the next page starts after it, however many rows share one
+//!   transaction id.
+//! - On its last page, the pass counts in the same snapshot every
+//!   revocation it covers. If it sent that many, the reader has everything
+//!   this snapshot sees (the only answer with `more = false`), and the next
+//!   pass covers just what this snapshot could not see: the transactions it
+//!   lists as in progress, and those at or above its `xmax`. Every other
+//!   transaction had finished, so its revocations were visible, hence sent.
+//! - If it sent fewer, a transaction committed behind the resume key during
+//!   the pass: the reader starts again from the first page's `xmin`, below
+//!   which nothing could commit during the pass (any other difference, such
+//!   as a row deleted meanwhile, starts again too: never a silent gap).
+//!
+//! Unlike a timestamp or a sequence, this cannot skip a revocation that
+//! commits after a later one. A transaction held open anywhere in the
+//! cluster stays named in the span, so it neither delays later revocations
+//! nor makes a reader re-read what it already has; and every pass ends, so
+//! it never makes a reader look stale either. Readers treat the feed as a
+//! set all the same: a restarted pass, or more long transactions than a
+//! cursor names, repeat entries.
+
+use std::cmp::max;
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::{self, sql};
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::DbResult;
 use super::models::RevocationReason;
 use super::schema::sessions;
+use crate::feed_cursor::{Cursor, MAX_PENDING, Pass, Span};
 
-/// Most revocations in one answer; a reader that gets this many asks again.
-pub const PAGE: i64 = 10_000;
+/// Most revocations in one answer (about 1.3 MB of JSON).
+pub const PAGE: usize = 10_000;
 
 type RevocationColumns = (
     dsl::Eq<sessions::revoked_at, DateTime<Utc>>,
@@ -55,77 +78,173 @@ pub struct Revocation {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub revocations: Vec<Revocation>,
-    pub cursor: i64,
-    /// More are waiting: ask again at once.
+    /// Where the next read goes on from.
+    pub next: Cursor,
+    /// The reader does not have everything yet: ask again at once.
     pub more: bool,
-    /// How many of `revocations` are at or past `cursor`: they will be sent
-    /// again, and a long poll passing this back as `seen` waits for more.
+    /// With `more = false`: what a long poll from `next` compares with
+    /// (see [`count_since`]); 0 otherwise.
     pub held: i64,
 }
 
+/// What a snapshot tells of the transactions around it.
 #[derive(QueryableByName)]
-struct Horizon {
+struct Snapshot {
+    /// Every transaction below this had finished.
     #[diesel(sql_type = BigInt)]
     xmin: i64,
+    /// Every transaction at or above this had not started.
+    #[diesel(sql_type = BigInt)]
+    xmax: i64,
+    /// The oldest of those in progress in between, one more than a cursor
+    /// names.
+    #[diesel(sql_type = Array<BigInt>)]
+    xip: Vec<i64>,
 }
 
-/// Revocations from `cursor` on, of those recent enough that the session's
-/// access tokens may still be valid (revoked after `since`).
-pub fn read(conn: &mut PgConnection, cursor: Option<i64>, since: DateTime<Utc>) -> DbResult<Page> {
-    // One snapshot for both statements: the horizon must describe exactly
-    // what the select sees.
+impl Snapshot {
+    /// What this snapshot could not see: the transactions in progress, and
+    /// those not yet started. Past [`MAX_PENDING`] in progress, the newer
+    /// ones are covered from the oldest of them on.
+    fn unseen(&self) -> Span {
+        match self.xip.get(MAX_PENDING) {
+            Some(&next) => Span {
+                above: next,
+                pending: self.xip[..MAX_PENDING].to_vec(),
+            },
+            None => Span {
+                above: self.xmax,
+                pending: self.xip.clone(),
+            },
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The next page from `from`. A pass that starts here covers revocations
+/// after `since`.
+pub fn read(conn: &mut PgConnection, from: &Cursor, since: DateTime<Utc>) -> DbResult<Page> {
     let page = conn
         .build_transaction()
         .read_only()
         .repeatable_read()
         .run(|conn| {
-            let horizon: Horizon = diesel::sql_query(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin",
-            )
-            .get_result(conn)?;
-            let revocations: Vec<Revocation> = match cursor {
-                Some(cursor) => diesel::sql_query(
-                    "SELECT id AS session_id, revoked_at, revoked_xid FROM sessions \
-                 WHERE revoked_xid >= $1 AND revoked_at > $2 ORDER BY revoked_xid LIMIT $3",
-                )
-                .bind::<BigInt, _>(cursor)
-                .bind::<Timestamptz, _>(since)
-                .bind::<BigInt, _>(PAGE)
-                .load(conn)?,
-                None => diesel::sql_query(
-                    "SELECT id AS session_id, revoked_at, revoked_xid FROM sessions \
-                 WHERE revoked_at > $1 ORDER BY revoked_xid LIMIT $2",
-                )
-                .bind::<Timestamptz, _>(since)
-                .bind::<BigInt, _>(PAGE)
-                .load(conn)?,
+            // The first statement takes the snapshot every other one reads.
+            let snapshot = diesel::sql_query(format!(
+                "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, \
+                 pg_snapshot_xmax(s)::text::bigint AS xmax, \
+                 ARRAY(SELECT x::text::bigint AS x FROM pg_snapshot_xip(s) AS x ORDER BY 1 LIMIT {}) AS xip \
+                 FROM pg_current_snapshot() AS s",
+                MAX_PENDING + 1
+            ))
+            .get_result::<Snapshot>(conn)?;
+            let pass = match from {
+                Cursor::Caught { span, .. } => Pass {
+                    restart_floor: max(span.floor(), snapshot.xmin),
+                    span: span.clone(),
+                    since,
+                    after: (-1, Uuid::nil()),
+                    delivered: 0,
+                },
+                Cursor::Pass(pass) => pass.clone(),
             };
-            diesel::QueryResult::Ok((horizon.xmin, revocations))
+            next_page(conn, pass, &snapshot)
         })?;
-    let (xmin, revocations) = page;
-    let more = revocations.len() as i64 >= PAGE;
-    let cursor = match (more, revocations.last()) {
-        // A full page: resume from its last id (re-reading that id's rows).
-        (true, Some(last)) => last.revoked_xid.min(xmin),
-        _ => xmin.max(cursor.unwrap_or(0)),
+    Ok(page)
+}
+
+fn next_page(conn: &mut PgConnection, pass: Pass, snapshot: &Snapshot) -> QueryResult<Page> {
+    let mut revocations = rows_after(conn, &pass)?;
+    if revocations.len() > PAGE {
+        revocations.truncate(PAGE);
+        let after = revocations
+            .last()
+            .map_or(pass.after, |last| (last.revoked_xid, last.session_id));
+        return Ok(Page {
+            revocations,
+            next: Cursor::Pass(Pass {
+                after,
+                delivered: pass.delivered + PAGE as i64,
+                ..pass
+            }),
+            more: true,
+            held: 0,
+        });
+    }
+    let sent = pass.delivered + revocations.len() as i64;
+    // A pass of one page read its rows and would count them in one
+    // snapshot: they are the same.
+    let covered = if pass.delivered == 0 {
+        sent
+    } else {
+        count_covered(conn, &pass.span, pass.since)?
     };
-    let held = revocations
-        .iter()
-        .filter(|r| r.revoked_xid >= cursor)
-        .count() as i64;
+    if sent != covered {
+        return Ok(Page {
+            revocations,
+            next: Cursor::Caught {
+                span: pass.span.from_floor(pass.restart_floor),
+                since: pass.since,
+            },
+            more: true,
+            held: 0,
+        });
+    }
+    let span = snapshot.unseen();
     Ok(Page {
         revocations,
-        cursor,
-        more,
-        held,
+        held: count_covered(conn, &span, pass.since)?,
+        next: Cursor::Caught {
+            span,
+            since: pass.since,
+        },
+        more: false,
     })
 }
 
-/// How many revocations at or past the cursor are visible: the long poll
-/// answers once this exceeds what the reader already holds.
-pub fn count_since(conn: &mut PgConnection, cursor: i64) -> DbResult<i64> {
-    Ok(sessions::table
-        .filter(sessions::revoked_xid.ge(cursor))
-        .count()
-        .get_result(conn)?)
+/// The transactions of `span`, as SQL over `revoked_xid` (`$1` the span's
+/// floor, which lets the index bound the scan, `$2` above, `$3` pending).
+const IN_SPAN: &str =
+    "revoked_xid >= $1 AND (revoked_xid >= $2 OR revoked_xid = ANY($3)) AND revoked_at > $4";
+
+/// One row more than a page, so a full page is known to have a successor.
+fn rows_after(conn: &mut PgConnection, pass: &Pass) -> QueryResult<Vec<Revocation>> {
+    diesel::sql_query(format!(
+        "SELECT id AS session_id, revoked_at, revoked_xid FROM sessions \
+         WHERE {IN_SPAN} AND (revoked_xid, id) > ($5, $6) \
+         ORDER BY revoked_xid, id LIMIT $7"
+    ))
+    .bind::<BigInt, _>(pass.span.floor())
+    .bind::<BigInt, _>(pass.span.above)
+    .bind::<Array<BigInt>, _>(&pass.span.pending)
+    .bind::<Timestamptz, _>(pass.since)
+    .bind::<BigInt, _>(pass.after.0)
+    .bind::<SqlUuid, _>(pass.after.1)
+    .bind::<BigInt, _>(PAGE as i64 + 1)
+    .load(conn)
+}
+
+fn count_covered(conn: &mut PgConnection, span: &Span, since: DateTime<Utc>) -> QueryResult<i64> {
+    diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM sessions WHERE {IN_SPAN}"
+    ))
+    .bind::<BigInt, _>(span.floor())
+    .bind::<BigInt, _>(span.above)
+    .bind::<Array<BigInt>, _>(&span.pending)
+    .bind::<Timestamptz, _>(since)
+    .get_result::<Count>(conn)
+    .map(|c| c.n)
+}
+
+/// The long poll's measure: the revocations in `span` after `since`, both
+/// fixed while a reader waits, so the figure changes only when a
+/// revocation commits (or the janitor deletes one). A poll answers once it
+/// differs from the `held` the reader was given.
+pub fn count_since(conn: &mut PgConnection, span: &Span, since: DateTime<Utc>) -> DbResult<i64> {
+    Ok(count_covered(conn, span, since)?)
 }

@@ -1,4 +1,7 @@
-//! Sessions: creating one at login, listing and revoking them.
+//! Sessions: creating one at login (within the per-user cap), listing and
+//! revoking them.
+
+use std::num::NonZeroU32;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -7,12 +10,20 @@ use uuid::Uuid;
 
 use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session};
-use super::schema::sessions;
+use super::schema::{sessions, users};
 use super::{DbError, DbResult, revocations, tokens};
 use crate::refresh_token::TokenHash;
 
-/// A new session, its first refresh token and the `login` event, in one
-/// transaction.
+/// A session just created, and the sessions it evicted.
+#[derive(Debug)]
+pub struct Created {
+    pub session: Session,
+    /// Live sessions of the user revoked to keep within the cap.
+    pub evicted: Vec<Uuid>,
+}
+
+/// A new session and its first refresh token, in one transaction, with no
+/// cap on the user's sessions.
 pub fn create(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -21,8 +32,39 @@ pub fn create(
     session_expires_at: DateTime<Utc>,
     token_expires_at: DateTime<Utc>,
 ) -> DbResult<Session> {
+    let expiry = (session_expires_at, token_expires_at);
+    create_within_cap(conn, user_id, client, token, expiry, None)?
+        .map(|created| created.session)
+        .ok_or(DbError::Query(DieselError::NotFound))
+}
+
+/// A new session and its first refresh token, in one transaction, for a
+/// login: the transaction holds the user's row, so concurrent logins of
+/// one user take turns, and with `max_live` each leaves at most that many
+/// live sessions (the newest, this one always among them), revoking the
+/// others (`session_evicted`) as every revocation is, so the feed carries
+/// them. Writes the `login` event, and a `session_evicted` event for each
+/// session evicted. `expiry` is the session's, then its first token's. `None` when the
+/// user no longer exists.
+pub fn create_within_cap(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    client: &ClientInfo,
+    token: &TokenHash,
+    (session_expires_at, token_expires_at): (DateTime<Utc>, DateTime<Utc>),
+    max_live: Option<NonZeroU32>,
+) -> DbResult<Option<Created>> {
     let now = Utc::now();
     conn.transaction(|conn| {
+        let user = users::table
+            .find(user_id)
+            .select(users::id)
+            .for_update()
+            .first::<Uuid>(conn)
+            .optional()?;
+        if user.is_none() {
+            return Ok(None);
+        }
         let session: Session = diesel::insert_into(sessions::table)
             .values(&Session {
                 id: Uuid::new_v4(),
@@ -50,9 +92,46 @@ pub fn create(
             conn,
             Event::new(EventType::Login, user_id, client).in_session(session.id),
         )?;
-        Ok(session)
+        let evicted = match max_live {
+            Some(max) => evict_beyond(conn, &session, max)?,
+            None => Vec::new(),
+        };
+        // The server evicted them, for this login: no acting user.
+        for &evicted_id in &evicted {
+            audit::record_by_server(
+                conn,
+                Event::new(EventType::SessionEvicted, user_id, client).in_session(evicted_id),
+            )?;
+        }
+        Ok(Some(Created { session, evicted }))
     })
     .map_err(|e: DieselError| DbError::from(e))
+}
+
+/// Revokes the user's live sessions other than `newest`, past the `max - 1`
+/// most recent of them; returns their ids.
+fn evict_beyond(
+    conn: &mut PgConnection,
+    newest: &Session,
+    max: NonZeroU32,
+) -> QueryResult<Vec<Uuid>> {
+    let beyond: Vec<Uuid> = sessions::table
+        .filter(sessions::user_id.eq(newest.user_id))
+        .filter(sessions::id.ne(newest.id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(newest.created_at))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .offset(i64::from(max.get() - 1))
+        .select(sessions::id)
+        .load(conn)?;
+    if beyond.is_empty() {
+        return Ok(beyond);
+    }
+    diesel::update(sessions::table.filter(sessions::id.eq_any(&beyond)))
+        .filter(sessions::revoked_at.is_null())
+        .set(revocations::columns(RevocationReason::SessionEvicted))
+        .returning(sessions::id)
+        .get_results(conn)
 }
 
 /// The user's sessions that can still be used, newest first.

@@ -1,6 +1,8 @@
 //! `GET /internal/revocations`: the revocation feed over HTTP (what it
-//! holds and how long it waits: [`crate::service::revocation_feed`]).
-//! Authenticated by `INTERNAL_API_TOKEN`, compared in constant time.
+//! holds and how long it waits: [`crate::service::revocation_feed`]),
+//! served on the internal listener only. Authenticated by
+//! `INTERNAL_API_TOKEN` as well, compared in constant time: a listener
+//! reachable by mistake still gives nothing away.
 
 use std::time::Duration;
 
@@ -12,12 +14,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::feed_cursor::Cursor;
 use crate::service::revocation_feed;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct FeedQuery {
-    cursor: Option<i64>,
+    /// Opaque to readers: what the previous answer's `cursor` said.
+    cursor: Option<String>,
     /// The `held` of the previous answer.
     #[serde(default)]
     seen: i64,
@@ -49,8 +53,15 @@ pub async fn revocations(
             token_sent: true,
         });
     }
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(
+            Cursor::decode(text)
+                .ok_or_else(|| ApiError::bad_request("cursor: not a cursor this feed wrote"))?,
+        ),
+    };
     let wait = Duration::from_secs(query.wait);
-    let feed = revocation_feed::read(&state, query.cursor, query.seen, wait).await?;
+    let feed = revocation_feed::read(&state, cursor, query.seen, wait).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(feed))

@@ -18,15 +18,23 @@ use shared_claims::feed::FEED_PATH;
 
 use handlers as h;
 
-/// Every route of the contract, and the internal revocation feed; anything
-/// else is a JSON `404`, and a known path with the wrong method a JSON `405`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// A known path: another method is a JSON `405`.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(h::method_not_allowed))
+}
+
+/// Query strings that do not parse are the contract's `400`.
+fn query_errors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|error, _| {
         crate::error::ApiError::bad_request(format!("invalid query string: {error}")).into()
     }));
-    fn resource(path: &str) -> actix_web::Resource {
-        web::resource(path).default_service(web::to(h::method_not_allowed))
-    }
+}
+
+/// Every public route of the contract; anything else (`/metrics` and
+/// `/internal/*` included: they are on the internal listener) is a JSON
+/// `404`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    query_errors(cfg);
     cfg.service(
         web::scope("/auth")
             .wrap(from_fn(origin::require_allowed_origin))
@@ -47,9 +55,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/events").route(web::get().to(account::list_events))),
     )
-    .service(resource(FEED_PATH).route(web::get().to(internal::revocations)))
     .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
-    .service(resource("/readyz").route(web::get().to(h::readyz)))
-    .service(resource("/metrics").route(web::get().to(metrics::endpoint)));
+    .service(resource("/readyz").route(web::get().to(h::readyz)));
+}
+
+/// The internal listener's routes: the revocation feed and `/metrics`.
+pub fn internal_routes(cfg: &mut web::ServiceConfig) {
+    query_errors(cfg);
+    cfg.service(resource(FEED_PATH).route(web::get().to(internal::revocations)))
+        .service(resource("/metrics").route(web::get().to(metrics::endpoint)));
 }

@@ -7,7 +7,8 @@ use super::issue::{Issued, new_refresh_token};
 use super::{ServiceError, login_throttle};
 use crate::client_key::ClientKey;
 use crate::db;
-use crate::db::models::{ClientInfo, User};
+use crate::db::models::{ClientInfo, RevocationReason, User};
+use crate::db::sessions::Created;
 use crate::db::users::CreateUserError;
 use crate::rotation::successor_expiry;
 use crate::state::AppState;
@@ -90,21 +91,33 @@ pub async fn login(
     let session_expires_at = add(now, tokens.session_max_lifetime);
     let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
     let user_id = user.id;
-    let session = state
+    let max_live = state.settings.sessions.max_per_user;
+    let created = state
         .database
         .run(move |conn| {
-            db::sessions::create(
+            db::sessions::create_within_cap(
                 conn,
                 user_id,
                 &client,
                 &hash,
-                session_expires_at,
-                token_expires_at,
+                (session_expires_at, token_expires_at),
+                max_live,
             )
         })
         .await?;
+    // The user was deleted between the password check and now.
+    let Some(Created { session, evicted }) = created else {
+        state.metrics.logins.with_label_values(&["failed"]).inc();
+        return Err(ServiceError::InvalidCredentials);
+    };
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
+    if !evicted.is_empty() {
+        state.revoked(RevocationReason::SessionEvicted, evicted.len());
+        for evicted in &evicted {
+            tracing::info!(audit = "session_evicted", user_id = %user.id, session_id = %evicted, "oldest session revoked: MAX_SESSIONS_PER_USER");
+        }
+    }
     Issued::sign(state, &user, &session, Some((refresh, token_expires_at)))
 }
 

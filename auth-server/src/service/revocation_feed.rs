@@ -1,7 +1,7 @@
-//! The revocation feed resource APIs pull revoked session ids from (the
-//! cursor's design is in [`crate::db::revocations`]). With a wait, a long
-//! poll: held until a revocation appears or the wait ends, so revocations
-//! reach the APIs in milliseconds instead of a polling interval.
+//! The revocation feed resource APIs pull revoked session ids from (how it
+//! pages: [`crate::db::revocations`]). With a wait, a long poll: held until
+//! a revocation appears or the wait ends, so revocations reach the APIs in
+//! milliseconds instead of a polling interval.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use shared_claims::feed::{Feed, FeedEntry};
 
 use super::ServiceError;
 use crate::db;
+use crate::feed_cursor::{Cursor, Span};
 use crate::state::AppState;
 
 /// Longest a long poll is held: below common proxy idle timeouts.
@@ -21,29 +22,32 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// services, and signing that happens just after a concurrent revocation.
 const FORGET_MARGIN: Duration = Duration::from_secs(60);
 
-/// The revocations from `cursor` on. With a `cursor` and a `wait`, waits
-/// (at most [`MAX_WAIT`]) until more than `seen` of them are visible.
+/// The next page from `cursor` (from the start without one). A reader that
+/// has caught up (`Cursor::Caught`) and asks to `wait` is held (at most
+/// [`MAX_WAIT`]) until the revocations it covers are no longer the `seen`
+/// it was told of.
 pub async fn read(
     state: &AppState,
-    cursor: Option<i64>,
+    cursor: Option<Cursor>,
     seen: i64,
     wait: Duration,
 ) -> Result<Feed, ServiceError> {
     let wait = wait.min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     let tokens = &state.settings.tokens;
-    let window = tokens.access_ttl + tokens.leeway + FORGET_MARGIN;
+    let window = chrono::Duration::from_std(tokens.access_ttl + tokens.leeway + FORGET_MARGIN)
+        .unwrap_or_else(|_| chrono::Duration::days(1));
 
-    if let (Some(cursor), false) = (cursor, wait.is_zero()) {
+    if let (Some(Cursor::Caught { span, since }), false) = (&cursor, wait.is_zero()) {
         loop {
             // Listen before looking, so a revocation between the two wakes us.
             let revoked = state.revocations.notified();
-            if state
+            let (span, since) = (span.clone(), *since);
+            let count = state
                 .database
-                .run(move |conn| db::revocations::count_since(conn, cursor))
-                .await?
-                > seen
-            {
+                .run(move |conn| db::revocations::count_since(conn, &span, since))
+                .await?;
+            if count != seen {
                 break;
             }
             let now = tokio::time::Instant::now();
@@ -57,13 +61,17 @@ pub async fn read(
         }
     }
 
-    let since = Utc::now()
-        - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(1));
+    // Revocations older than an access token's lifetime (and margins) no
+    // longer matter: their sessions' tokens have all expired.
+    let since = Utc::now() - window;
+    let from = cursor.unwrap_or(Cursor::Caught {
+        span: Span::everything(),
+        since,
+    });
     let page = state
         .database
-        .run(move |conn| db::revocations::read(conn, cursor, since))
+        .run(move |conn| db::revocations::read(conn, &from, since))
         .await?;
-    let forget = chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(1));
     Ok(Feed {
         revocations: page
             .revocations
@@ -71,10 +79,10 @@ pub async fn read(
             .map(|r| FeedEntry {
                 session_id: r.session_id,
                 revoked_at: r.revoked_at,
-                forget_after: r.revoked_at + forget,
+                forget_after: r.revoked_at + window,
             })
             .collect(),
-        cursor: page.cursor.to_string(),
+        cursor: page.next.encode(),
         more: page.more,
         held: page.held,
         kids: vec![state.signing.kid().to_owned()],

@@ -177,15 +177,7 @@ async fn failed_logins_are_stored_once_per_address_and_window_and_counted() {
         0,
         "unknown addresses leave nothing"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("auth_login_failures_unrecorded_total 7"),
         "{metrics}"

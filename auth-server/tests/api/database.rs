@@ -29,6 +29,7 @@ async fn every_query_has_an_index() {
         "failure_buckets_last_failure_at_idx",
         "known_login_clients_pkey",
         "known_login_clients_last_success_at_idx",
+        "sessions_revocation_feed_idx",
     ] {
         assert_eq!(
             app.count(&format!(
@@ -38,6 +39,62 @@ async fn every_query_has_an_index() {
             "{index}"
         );
     }
+}
+
+/// The feed's statements, as `db::revocations` runs them, can be served by
+/// its index in its order (asked with the other plans off: a small test
+/// table would otherwise be scanned whole, as it should be).
+#[tokio::test]
+async fn the_feed_reads_through_its_index() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let app = spawn_app().await;
+    let mut conn = app.conn();
+    conn.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        .unwrap();
+    let page = "SELECT id AS session_id, revoked_at, revoked_xid FROM sessions \
+         WHERE revoked_xid >= 100 AND revoked_at > now() - interval '16 minutes' \
+         AND (revoked_xid, id) > (120, '00000000-0000-0000-0000-000000000000') \
+         ORDER BY revoked_xid, id LIMIT 10001";
+    let count = "SELECT count(*) AS n FROM sessions WHERE revoked_xid >= 100 \
+         AND revoked_at > now() - interval '16 minutes'";
+    for (statement, index) in [(page, "sessions_revocation_feed_idx"), (count, "_idx")] {
+        let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN {statement}"))
+            .load::<Plan>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.line)
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains(index) && !plan.contains("Seq Scan"), "{plan}");
+        assert!(!plan.contains("Sort"), "read in index order: {plan}");
+    }
+}
+
+/// Every reason the code revokes with is one the schema admits: a new
+/// reason needs its migration too.
+#[tokio::test]
+async fn the_schema_admits_every_revocation_reason() {
+    use auth_server::db::models::RevocationReason;
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    app.login_body(&email).await;
+    for reason in RevocationReason::ALL {
+        app.execute(&format!(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = '{}', revoked_xid = 1",
+            reason.as_str()
+        ));
+    }
+    let refused = diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE sessions SET revoked_reason = 'no_such_reason'"),
+        &mut app.conn(),
+    );
+    assert!(refused.is_err(), "the constraint still refuses others");
 }
 
 #[tokio::test]

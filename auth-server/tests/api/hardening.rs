@@ -106,6 +106,8 @@ async fn slow_clients_are_cut_off() {
 struct Binary {
     process: std::process::Child,
     base: String,
+    /// The internal listener: `/metrics` and the revocation feed.
+    internal: String,
     // Last: dropped after the process is gone.
     _db: TestDatabase,
 }
@@ -113,17 +115,19 @@ struct Binary {
 impl Binary {
     async fn start(env: &[(&str, &str)], stdout: Stdio) -> Self {
         let db = TestDatabase::create();
-        let port = {
+        let free_port = || {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
         };
-        let bind = format!("127.0.0.1:{port}");
+        let bind = format!("127.0.0.1:{}", free_port());
+        let internal_bind = format!("127.0.0.1:{}", free_port());
         let process = Command::new(env!("CARGO_BIN_EXE_auth-server"))
             .arg("serve")
             .env_clear()
             .envs([
                 ("DATABASE_URL", db.url.as_str()),
                 ("AUTH_BIND", bind.as_str()),
+                ("AUTH_INTERNAL_BIND", internal_bind.as_str()),
                 ("HTTP_WORKERS", "1"),
                 ("RUST_LOG", "warn"),
                 ("NO_COLOR", "1"),
@@ -148,6 +152,7 @@ impl Binary {
         Self {
             process,
             base,
+            internal: format!("http://{internal_bind}"),
             _db: db,
         }
     }
@@ -184,11 +189,12 @@ impl Drop for Binary {
 async fn sigterm_lets_in_flight_requests_finish() {
     let mut server = Binary::start(&[], Stdio::null()).await;
     let base = server.base.clone();
+    let internal = server.internal.clone();
     let client = reqwest::Client::new();
 
     // An in-flight request: a long poll held for 2 s.
     let cursor: serde_json::Value = client
-        .get(format!("{base}/internal/revocations"))
+        .get(format!("{internal}/internal/revocations"))
         .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
         .send()
         .await
@@ -198,7 +204,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap();
     let held = client
         .get(format!(
-            "{base}/internal/revocations?wait=2&cursor={}",
+            "{internal}/internal/revocations?wait=2&cursor={}",
             cursor["cursor"].as_str().unwrap()
         ))
         .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
@@ -250,7 +256,11 @@ async fn hostile_methods_leave_metrics_and_memory_flat() {
     let server = Binary::start(&[], Stdio::null()).await;
     let client = reqwest::Client::new();
     let metrics_size = || async {
-        let response = client.get(metrics_url(&server.base)).send().await.unwrap();
+        let response = client
+            .get(metrics_url(&server.internal))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.text().await.unwrap().len()
     };
@@ -338,9 +348,7 @@ async fn metrics_count_requests_logins_refreshes_reuse_and_revocations() {
         .unwrap();
     let _ = second;
 
-    let metrics = app.client.get(app.metrics_url()).send().await.unwrap();
-    assert_eq!(metrics.status(), StatusCode::OK);
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics().await;
     for line in [
         r#"auth_logins_total{outcome="ok"} 2"#,
         r#"auth_logins_total{outcome="failed"} 1"#,

@@ -53,6 +53,7 @@ async fn a_database_outage_is_503_quickly_never_a_hang() {
         ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere"),
         ("RUN_MIGRATIONS", "false"),
         ("AUTH_BIND", "127.0.0.1:0"),
+        ("AUTH_INTERNAL_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "1"),
         ("PASSWORD_HASH_WORKERS", "1"),
         ("DATABASE_TIMEOUT", "500ms"),

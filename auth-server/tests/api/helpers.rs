@@ -21,6 +21,8 @@ pub const PUBLIC_URL: &str = "https://app.example.com";
 
 pub struct TestApp {
     pub address: String,
+    /// The internal listener: the revocation feed and `/metrics`.
+    pub internal_address: String,
     pub client: reqwest::Client,
     pub pool: Pool,
     pub validator: Validator,
@@ -38,6 +40,7 @@ fn base_settings(database_url: &str) -> HashMap<String, String> {
     [
         ("DATABASE_URL", database_url),
         ("AUTH_BIND", "127.0.0.1:0"),
+        ("AUTH_INTERNAL_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "2"),
         ("PASSWORD_HASH_WORKERS", "2"),
         ("DATABASE_POOL_SIZE", "8"),
@@ -86,10 +89,14 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
     let mail_dir = std::env::temp_dir().join(format!("mail-{}", Uuid::new_v4().simple()));
     vars.entry("MAIL_DIR".to_owned())
         .or_insert_with(|| mail_dir.to_str().unwrap().to_owned());
+    // Never the default port: tests run side by side.
+    vars.entry("AUTH_INTERNAL_BIND".to_owned())
+        .or_insert_with(|| "127.0.0.1:0".to_owned());
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
     let (address, app) = start_instance(&vars).await;
+    let internal_address = format!("http://127.0.0.1:{}", app.internal_port());
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
     let pool = app.state().database.pool().clone();
     let validator = Validator::new(ValidationRules {
@@ -106,6 +113,7 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
         .unwrap();
     TestApp {
         address,
+        internal_address,
         client,
         pool,
         validator,
@@ -212,8 +220,8 @@ pub fn set_cookie(headers: &HeaderMap) -> Option<SetCookie> {
     })
 }
 
-/// Where the server at `address` serves `/metrics` (the public listener,
-/// until it moves to an internal one).
+/// Where the server whose internal listener is at `address` serves
+/// `/metrics`.
 pub fn metrics_url(address: &str) -> String {
     format!("{address}/metrics")
 }
@@ -227,8 +235,21 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub fn metrics_url(&self) -> String {
-        metrics_url(&self.address)
+    /// On the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("{}{path}", self.internal_address)
+    }
+
+    /// `/metrics`, from the internal listener.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.internal_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
     }
 
     /// Another server on the same database and settings, as a second

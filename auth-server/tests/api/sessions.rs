@@ -124,3 +124,155 @@ async fn deleting_a_session_revokes_it_and_another_users_is_404() {
     );
     assert!(app.session_revoked_reason(bob_sid).is_none());
 }
+
+/// Reasons of the user's sessions, oldest first.
+fn reasons(app: &TestApp, email: &str) -> Vec<Option<String>> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Reason {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        revoked_reason: Option<String>,
+    }
+    diesel::sql_query(format!(
+        "SELECT s.revoked_reason FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.email = '{email}' ORDER BY s.created_at, s.id"
+    ))
+    .load::<Reason>(&mut app.conn())
+    .unwrap()
+    .into_iter()
+    .map(|r| r.revoked_reason)
+    .collect()
+}
+
+#[tokio::test]
+async fn a_login_past_the_cap_evicts_the_oldest_session() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "3")]).await;
+    let email = app.registered_user().await;
+    let other = app.registered_user().await;
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        logins.push(app.login_body(&email).await);
+    }
+    app.login_body(&other).await;
+    assert_eq!(reasons(&app, &email), [None, None, None], "within the cap");
+
+    let fourth = app.login_body(&email).await;
+    assert_eq!(
+        reasons(&app, &email),
+        [Some("session_evicted".to_owned()), None, None, None]
+    );
+    // The evicted session is over; the others, and the other user's, live.
+    let evicted = app.refresh_body(&logins[0].refresh_token().unwrap()).await;
+    assert_token_error(&evicted, StatusCode::UNAUTHORIZED, "invalid_grant");
+    for login in logins.iter().skip(1).chain([&fourth]) {
+        let refreshed = app.refresh_body(&login.refresh_token().unwrap()).await;
+        assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    }
+    let listed: Value = app
+        .get_sessions(&fourth.access_token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 3);
+    assert_eq!(reasons(&app, &other), [None]);
+
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"auth_session_revocations_total{reason="session_evicted"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn expired_sessions_do_not_count_against_the_cap() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "2")]).await;
+    let email = app.registered_user().await;
+    let old = app.login_body(&email).await;
+    let sid = app.validate(&old.access_token()).await.sid;
+    app.execute(&format!(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = '{sid}'"
+    ));
+    app.login_body(&email).await;
+    app.login_body(&email).await;
+    assert_eq!(reasons(&app, &email), [None, None, None]);
+}
+
+/// Two logins of one user at once, with `MAX_SESSIONS_PER_USER=1`: the
+/// second waits on the user's row until the first commits, then sees its
+/// session and evicts it. Without the lock, neither would see the other's
+/// session, and both would stay live.
+#[test]
+fn concurrent_logins_of_one_user_take_turns_on_its_row() {
+    use std::num::NonZeroU32;
+
+    use auth_server::db::models::ClientInfo;
+    use auth_server::db::sessions::create_within_cap;
+    use auth_server::refresh_token::RefreshToken;
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+
+    let db = TestDatabase::create();
+    let user = uuid::Uuid::new_v4();
+    let mut first = PgConnection::establish(&db.url).unwrap();
+    first
+        .batch_execute(&format!(
+            "INSERT INTO users (id, email, password_hash) VALUES ('{user}', '{user}@example.com', 'x')"
+        ))
+        .unwrap();
+    let now = chrono::Utc::now();
+    let expiry = (
+        now + chrono::Duration::days(1),
+        now + chrono::Duration::hours(1),
+    );
+    let cap = NonZeroU32::new(1);
+    let login = move |conn: &mut PgConnection| {
+        let token = RefreshToken::generate().unwrap().hash();
+        create_within_cap(conn, user, &ClientInfo::default(), &token, expiry, cap)
+            .unwrap()
+            .unwrap()
+    };
+
+    // The first login's transaction (inside an outer one here) stays open
+    // while a second login runs.
+    let url = db.url.clone();
+    let second = first
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            login(conn);
+            let second =
+                std::thread::spawn(move || login(&mut PgConnection::establish(&url).unwrap()));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(second)
+        })
+        .unwrap();
+    let second = second.join().unwrap();
+    assert_eq!(
+        second.evicted.len(),
+        1,
+        "the second saw the first's session"
+    );
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let live = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM sessions WHERE user_id = '{user}' AND revoked_at IS NULL"
+    ))
+    .get_result::<Count>(&mut first)
+    .unwrap();
+    assert_eq!(live.n, 1);
+}
+
+#[tokio::test]
+async fn zero_turns_the_cap_off() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "0")]).await;
+    let email = app.registered_user().await;
+    for _ in 0..4 {
+        app.login_body(&email).await;
+    }
+    assert_eq!(reasons(&app, &email), [None, None, None, None]);
+}

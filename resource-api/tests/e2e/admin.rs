@@ -60,7 +60,11 @@ async fn health_and_unknown_routes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ready["status"], "ready");
+    assert_eq!(
+        ready,
+        serde_json::json!({ "status": "ready" }),
+        "nothing more"
+    );
     let missing = stack
         .client
         .get(format!("{}/nope", stack.api_url))
@@ -105,12 +109,26 @@ fn metric(text: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn metrics_show_requests_and_the_revocation_state() {
     let stack = spawn_stack().await;
+    let Some(internal) = stack.api_internal("metrics_show_requests_and_the_revocation_state")
+    else {
+        return;
+    };
+    let metrics = || async {
+        let response = stack
+            .client
+            .get(format!("{internal}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
     let login = stack.login().await;
     // Deltas, not totals: a deployment under test has served others too.
-    let before = stack.api("/metrics", None).await.text().await.unwrap();
+    let before = metrics().await;
     stack.api("/api/me", Some(&login.access_token)).await;
     stack.api("/api/me", None).await;
-    let text = stack.api("/metrics", None).await.text().await.unwrap();
+    let text = metrics().await;
     for series in [
         r#"http_requests_total{method="GET",route="/api/me",status="200"}"#,
         r#"http_requests_total{method="GET",route="/api/me",status="401"}"#,
@@ -157,6 +175,19 @@ fn hostile_methods(api_url: &str, requests: std::ops::Range<usize>) {
 #[tokio::test]
 async fn hostile_methods_add_no_metrics_series() {
     let stack = spawn_stack().await;
+    let Some(internal) = stack.api_internal("hostile_methods_add_no_metrics_series") else {
+        return;
+    };
+    let metrics = || async {
+        let response = stack
+            .client
+            .get(format!("{internal}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
     let api_url = stack.api_url.clone();
     // Only the made-up methods' series: a deployment under test may be
     // serving others meanwhile.
@@ -172,12 +203,12 @@ async fn hostile_methods_add_no_metrics_series() {
         .await
         .unwrap();
     // Once, so that /metrics's own series exist before measuring.
-    stack.api("/metrics", None).await;
-    let before = stack.api("/metrics", None).await.text().await.unwrap();
+    metrics().await;
+    let before = metrics().await;
     tokio::task::spawn_blocking(move || hostile_methods(&api_url, 10..310))
         .await
         .unwrap();
-    let after = stack.api("/metrics", None).await.text().await.unwrap();
+    let after = metrics().await;
     let ((series_before, bytes_before), (series_after, bytes_after)) =
         (hostile(&before), hostile(&after));
     assert!(series_before > 0, "{before}");
@@ -186,4 +217,46 @@ async fn hostile_methods_add_no_metrics_series() {
         bytes_after < bytes_before + 256,
         "{bytes_before} → {bytes_after} bytes"
     );
+}
+
+/// `/metrics` and the revocation feed are on the internal listeners only:
+/// the public ones answer `404` there, as for any unknown path.
+#[tokio::test]
+async fn internal_endpoints_are_not_on_the_public_listeners() {
+    let stack = spawn_stack().await;
+    for url in [
+        format!("{}/metrics", stack.api_url),
+        format!("{}/metrics", stack.auth_url),
+        format!("{}/internal/revocations", stack.auth_url),
+    ] {
+        let public = stack.client.get(&url).send().await.unwrap();
+        assert_eq!(public.status(), StatusCode::NOT_FOUND, "{url}");
+        let body: serde_json::Value = public.json().await.unwrap();
+        assert_eq!(body["error"], "not_found");
+    }
+    let Some(api_internal) =
+        stack.api_internal("internal_endpoints_are_not_on_the_public_listeners")
+    else {
+        return;
+    };
+    let Some(auth_internal) = stack.auth_internal_url.as_deref() else {
+        eprintln!("SKIPPED the auth server's internal listener: AUTH_INTERNAL_URL is not set");
+        return;
+    };
+    for url in [
+        format!("{api_internal}/metrics"),
+        format!("{auth_internal}/metrics"),
+    ] {
+        let internal = stack.client.get(&url).send().await.unwrap();
+        assert_eq!(internal.status(), StatusCode::OK, "{url}");
+    }
+    // And the internal listeners serve nothing public.
+    for url in [
+        format!("{api_internal}/api/me"),
+        format!("{api_internal}/readyz"),
+        format!("{auth_internal}/.well-known/jwks.json"),
+    ] {
+        let internal = stack.client.get(&url).send().await.unwrap();
+        assert_eq!(internal.status(), StatusCode::NOT_FOUND, "{url}");
+    }
 }

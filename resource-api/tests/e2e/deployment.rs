@@ -195,15 +195,21 @@ fn the_auth_server_accepts_its_production_settings() {
     assert!(settings.is_production());
     assert!(settings.http.cookie_secure);
 
-    // Ports: bound, exposed, published.
+    // Ports: bound, exposed, published; the internal listener bound for
+    // the compose network only.
     assert_eq!(settings.http.bind.port(), 8080);
     assert!(published_container_ports(&compose, "auth-server").contains(&8080));
     assert!(stage(&dockerfile(), "auth-server").contains("EXPOSE 8080"));
-    // The internal listener (metrics, the revocation feed): bound on the
-    // stack's network for the resource API, never published.
-    let internal = port_of(&env["AUTH_INTERNAL_BIND"]);
-    assert_ne!(internal, 8080);
-    assert!(!published_container_ports(&compose, "auth-server").contains(&internal));
+    assert_eq!(
+        settings.internal_api.bind,
+        "0.0.0.0:9080".parse::<SocketAddr>().unwrap(),
+        "reachable by the resource API's container"
+    );
+    assert_eq!(
+        published_container_ports(&compose, "auth-server"),
+        [8080],
+        "the internal listener is never published"
+    );
 
     // Mail goes to the mail service's SMTP port; its links to the web app.
     assert_eq!(env["SMTP_URL"], "smtp://mail:1025");
@@ -261,11 +267,32 @@ fn the_resource_api_accepts_its_production_settings_and_never_sees_the_signing_k
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(settings.production);
     assert_eq!(settings.bind.port(), 8081);
-    assert!(published_container_ports(&compose, "resource-api").contains(&8081));
+    assert_eq!(
+        published_container_ports(&compose, "resource-api"),
+        [8081],
+        "the internal listener is never published"
+    );
+    assert_eq!(settings.internal_bind.port(), 9081);
     assert!(stage(&dockerfile(), "resource-api").contains("EXPOSE 8081"));
     assert_eq!(
         settings.auth_url, "http://auth-server:8080",
         "the auth-server service and its bound port"
+    );
+    let auth_internal = environment(&compose, "auth-server")["AUTH_INTERNAL_BIND"].clone();
+    assert_eq!(
+        settings.auth_internal_url,
+        format!(
+            "http://auth-server:{}",
+            auth_internal.rsplit(':').next().unwrap()
+        ),
+        "the auth-server service and its internal port"
+    );
+    // The suite in URL mode reads the same internal listeners.
+    let e2e = environment(&compose, "e2e");
+    assert_eq!(e2e["AUTH_INTERNAL_URL"], settings.auth_internal_url);
+    assert_eq!(
+        e2e["API_INTERNAL_URL"],
+        format!("http://resource-api:{}", settings.internal_bind.port())
     );
 
     let auth = environment(&compose, "auth-server");

@@ -3,8 +3,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use auth_server::startup::Handle;
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
@@ -21,7 +21,8 @@ pub const WEB_ORIGIN: &str = "http://localhost:3000";
 pub struct Control {
     auth_vars: HashMap<String, String>,
     auth_port: u16,
-    auth: Option<ServerHandle>,
+    auth_internal_port: u16,
+    auth: Option<Handle>,
     key_dir: std::path::PathBuf,
     db: TestDatabase,
 }
@@ -35,6 +36,10 @@ impl Drop for Control {
 pub struct Stack {
     pub auth_url: String,
     pub api_url: String,
+    /// The internal listeners (`/metrics`, the revocation feed): in URL
+    /// mode only when `AUTH_INTERNAL_URL` and `API_INTERNAL_URL` say where.
+    pub auth_internal_url: Option<String>,
+    pub api_internal_url: Option<String>,
     /// The demo app of `web/`, when [`Options::serve_web`] asked for it.
     pub web_url: Option<String>,
     pub client: reqwest::Client,
@@ -60,6 +65,8 @@ pub struct Options {
     /// `SMTP_URL` of the auth server; without it mail goes to files in a
     /// directory of the test's own.
     pub smtp_url: Option<String>,
+    /// `MAX_SESSIONS_PER_USER` of the auth server.
+    pub max_sessions_per_user: &'static str,
 }
 
 impl Default for Options {
@@ -73,6 +80,7 @@ impl Default for Options {
             leeway: "5s",
             serve_web: false,
             smtp_url: None,
+            max_sessions_per_user: "100",
         }
     }
 }
@@ -108,9 +116,17 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         let signing_pem = std::env::var("SIGNING_KEY_FILE")
             .ok()
             .and_then(|path| std::fs::read_to_string(path).ok());
+        let internal = |variable| {
+            std::env::var(variable)
+                .ok()
+                .filter(|url| !url.is_empty())
+                .map(|url| url.trim_end_matches('/').to_owned())
+        };
         return Stack {
             auth_url,
             api_url,
+            auth_internal_url: internal("AUTH_INTERNAL_URL"),
+            api_internal_url: internal("API_INTERNAL_URL"),
             web_url: None,
             client,
             signing_pem,
@@ -141,6 +157,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     let mut auth_vars = vars(&[
         ("DATABASE_URL", &db.url),
         ("AUTH_BIND", "127.0.0.1:0"),
+        ("AUTH_INTERNAL_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "2"),
         ("PASSWORD_HASH_WORKERS", "2"),
         ("DATABASE_POOL_SIZE", "8"),
@@ -155,15 +172,19 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("PUBLIC_URL", &public_url),
         ("MAIL_DIR", mail_dir.to_str().unwrap()),
         ("MAIL_REQUEST_RATE_LIMIT", "0"),
+        ("MAX_SESSIONS_PER_USER", options.max_sessions_per_user),
     ]);
     if let Some(url) = &options.smtp_url {
         auth_vars.insert("SMTP_URL".to_owned(), url.clone());
     }
-    let (auth_port, auth) = start_auth(&auth_vars).await;
+    let (auth_port, auth_internal_port, auth) = start_auth(&auth_vars).await;
     let auth_url = format!("http://127.0.0.1:{auth_port}");
+    let auth_internal_url = format!("http://127.0.0.1:{auth_internal_port}");
     let api_vars = vars(&[
         ("AUTH_URL", &auth_url),
+        ("AUTH_INTERNAL_URL", &auth_internal_url),
         ("API_BIND", "127.0.0.1:0"),
+        ("API_INTERNAL_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "2"),
         ("REVOCATION_SYNC_INTERVAL", options.sync_interval),
         ("REVOCATION_MAX_STALENESS", options.max_staleness),
@@ -181,18 +202,22 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         .await
         .unwrap();
     let api_url = format!("http://127.0.0.1:{}", api.port());
+    let api_internal_url = format!("http://127.0.0.1:{}", api.internal_port());
     tokio::spawn(api.run_until_stopped());
     let web_url = web_listener.map(|listener| serve_web(listener, &auth_url, &api_url));
 
     let stack = Stack {
         auth_url,
         api_url,
+        auth_internal_url: Some(auth_internal_url),
+        api_internal_url: Some(api_internal_url),
         web_url,
         client,
         signing_pem: Some(std::fs::read_to_string(&key_path).unwrap()),
         control: Some(Control {
             auth_vars,
             auth_port,
+            auth_internal_port,
             auth: Some(auth),
             key_dir,
             db,
@@ -202,7 +227,8 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     stack
 }
 
-async fn start_auth(vars: &HashMap<String, String>) -> (u16, ServerHandle) {
+/// The public port, the internal port, and the handle that stops both.
+async fn start_auth(vars: &HashMap<String, String>) -> (u16, u16, Handle) {
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
@@ -210,10 +236,10 @@ async fn start_auth(vars: &HashMap<String, String>) -> (u16, ServerHandle) {
     let app = auth_server::startup::Application::build(settings)
         .await
         .expect("the auth server starts");
-    let port = app.port();
+    let ports = (app.port(), app.internal_port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    (port, handle)
+    (ports.0, ports.1, handle)
 }
 
 /// The workspace's `web/`: the demo app, served as it is.
@@ -296,10 +322,19 @@ impl Stack {
     pub fn control(&mut self, test: &str) -> Option<&mut Control> {
         if self.control.is_none() {
             eprintln!(
-                "SKIPPED {test}: it stops or restarts a service, which a deployment under test does not allow"
+                "SKIPPED {test}: it needs the in-process services (to stop or restart one, set its settings, or reach its database), which a deployment under test does not give"
             );
         }
         self.control.as_mut()
+    }
+
+    /// The resource API's internal listener; `None` means the test must
+    /// skip, and says so.
+    pub fn api_internal(&self, test: &str) -> Option<&str> {
+        if self.api_internal_url.is_none() {
+            eprintln!("SKIPPED {test}: the internal listener needs API_INTERNAL_URL in URL mode");
+        }
+        self.api_internal_url.as_deref()
     }
 
     /// The signing key's PEM; `None` means the test must skip, and says so.
@@ -357,6 +392,18 @@ impl Stack {
         }
     }
 
+    /// Logs the session out; the auth server acknowledges with `204`.
+    pub async fn logout(&self, refresh_token: &str) {
+        let logout = self
+            .client
+            .post(format!("{}/auth/logout", self.auth_url))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.client
             .post(format!("{}/auth/refresh", self.auth_url))
@@ -399,14 +446,18 @@ impl Control {
         }
     }
 
-    /// Starts the auth server again on the same port and database.
+    /// Starts the auth server again on the same ports and database.
     pub async fn start_auth(&mut self) {
         let mut vars = self.auth_vars.clone();
         vars.insert(
             "AUTH_BIND".to_owned(),
             format!("127.0.0.1:{}", self.auth_port),
         );
-        let (_, handle) = start_auth(&vars).await;
+        vars.insert(
+            "AUTH_INTERNAL_BIND".to_owned(),
+            format!("127.0.0.1:{}", self.auth_internal_port),
+        );
+        let (_, _, handle) = start_auth(&vars).await;
         self.auth = Some(handle);
     }
 
@@ -432,9 +483,12 @@ impl Control {
     }
 
     pub fn execute(&self, sql: &str) {
-        diesel::sql_query(sql)
-            .execute(&mut PgConnection::establish(&self.db.url).unwrap())
-            .unwrap();
+        diesel::sql_query(sql).execute(&mut self.connect()).unwrap();
+    }
+
+    /// A connection of the test's own to the auth server's database.
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.db.url).unwrap()
     }
 
     pub fn grant_role(&self, email: &str, role: &str) {

@@ -18,6 +18,8 @@ mod admin;
 mod browser;
 mod cors;
 mod deployment;
+mod feed;
+mod fetches;
 mod outages;
 mod revocation;
 mod tokens;

@@ -49,13 +49,7 @@ async fn with_the_auth_server_down_the_api_serves_until_the_staleness_bound_then
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.unwrap();
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("stale"),
-        "{body}"
-    );
+    assert_eq!(body["error_description"], "revocation state is stale");
     // A bad token is still a 401, not a 503.
     assert_unauthorized(stack.api("/api/me", Some("garbage")).await, true).await;
 
@@ -103,7 +97,48 @@ async fn failing_open_keeps_serving_and_reports_degraded() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ready["status"], "degraded");
+    assert_eq!(
+        ready,
+        serde_json::json!({ "status": "degraded", "reason": "revocation state is stale" }),
+        "why, in fixed words only"
+    );
+}
+
+/// What the public listener says when it cannot serve: ready or not, and
+/// why in fixed words, never the sync's error text or its figures (those
+/// are in the log, and on the internal listener's `/metrics`).
+#[tokio::test]
+async fn public_readiness_and_503_answers_leak_nothing() {
+    let mut stack = spawn_stack_with(Options {
+        max_staleness: "2s",
+        sync_interval: "200ms",
+        ..Options::default()
+    })
+    .await;
+    let login = stack.login().await;
+    let ready = stack.api("/readyz", None).await.text().await.unwrap();
+    assert_eq!(ready, r#"{"status":"ready"}"#);
+    let Some(control) = stack.control("public_readiness_and_503_answers_leak_nothing") else {
+        return;
+    };
+    control.stop_auth().await;
+    eventually(Duration::from_secs(10), || async {
+        stack.me_status(&login.access_token).await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await
+    .expect("503 once revocation state is stale");
+    // Long enough for the sync to have failed with its own words.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for path in ["/readyz", "/api/me", "/api/admin"] {
+        let response = stack.api(path, Some(&login.access_token)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body = response.text().await.unwrap();
+        assert_eq!(
+            body, r#"{"error":"unavailable","error_description":"revocation state is stale"}"#,
+            "{path}"
+        );
+        assert!(!body.chars().any(|c| c.is_ascii_digit()), "{body}");
+    }
 }
 
 #[tokio::test]

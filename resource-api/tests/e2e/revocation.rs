@@ -22,14 +22,7 @@ async fn logout_reaches_the_api_within_a_second() {
     let stack = spawn_stack().await;
     let login = stack.login().await;
     assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
-    let logout = stack
-        .client
-        .post(format!("{}/auth/logout", stack.auth_url))
-        .json(&json!({ "refresh_token": login.refresh_token }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    stack.logout(&login.refresh_token).await;
     rejected_within(&stack, &login.access_token).await;
     let description =
         assert_unauthorized(stack.api("/api/me", Some(&login.access_token)).await, true).await;
@@ -112,14 +105,7 @@ async fn revocation_propagation_over_twenty_trials() {
     for _ in 0..20 {
         let login = stack.login_as(&first.email).await;
         assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
-        let logout = stack
-            .client
-            .post(format!("{}/auth/logout", stack.auth_url))
-            .json(&json!({ "refresh_token": login.refresh_token }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        stack.logout(&login.refresh_token).await;
         let started = std::time::Instant::now();
         while stack.me_status(&login.access_token).await != StatusCode::UNAUTHORIZED {
             assert!(started.elapsed() < WITHIN, "propagation within 1 second");
@@ -153,4 +139,38 @@ async fn a_password_change_reaches_the_api_within_a_second_and_spares_its_sessio
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     rejected_within(&stack, &elsewhere.access_token).await;
     assert_eq!(stack.me_status(&here.access_token).await, StatusCode::OK);
+}
+
+/// `MAX_SESSIONS_PER_USER=3`: the fourth login evicts the oldest session,
+/// and the API hears of it as of any other revocation.
+#[tokio::test]
+async fn an_evicted_session_is_refused_at_the_api_within_a_second() {
+    let mut stack = spawn_stack_with(Options {
+        max_sessions_per_user: "3",
+        ..Options::default()
+    })
+    .await;
+    if stack
+        .control("an_evicted_session_is_refused… (it sets MAX_SESSIONS_PER_USER)")
+        .is_none()
+    {
+        return;
+    }
+    let oldest = stack.login().await;
+    let second = stack.login_as(&oldest.email).await;
+    let third = stack.login_as(&oldest.email).await;
+    for login in [&oldest, &second, &third] {
+        assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
+    }
+    let fourth = stack.login_as(&oldest.email).await;
+    let took = rejected_within(&stack, &oldest.access_token).await;
+    eprintln!("an evicted session's token refused at the API after {took:?}");
+    assert_eq!(
+        stack.refresh(&oldest.refresh_token).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "nor can it be refreshed"
+    );
+    for login in [&second, &third, &fourth] {
+        assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
+    }
 }

@@ -306,6 +306,10 @@ impl Stack {
         &self.database.url
     }
 
+    pub fn database_name(&self) -> &str {
+        &self.database.name
+    }
+
     /// Waits until both `/readyz` answer `200`: migrations applied, keys
     /// fetched, revocations synced.
     pub async fn wait_ready(&mut self, client: &Client) -> anyhow::Result<()> {

@@ -18,10 +18,14 @@ use auth_server::config::Settings;
 
 use crate::client::{Client, Tokens};
 use crate::load::{self, Load, Measured};
-use crate::procfs::Watched;
+use crate::procfs::{Processes, Watched};
 use crate::report::{self, Row, Table};
 use crate::stack::Stack;
 use crate::{Args, Scenario, loopback_url};
+
+/// The name the PostgreSQL backends of the bench's database are watched
+/// under.
+const POSTGRES: &str = "PostgreSQL";
 
 /// What every scenario shares.
 struct Bench<'a> {
@@ -57,19 +61,16 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
     };
     let settings = Settings::from_lookup(|name| auth_env.get(name).cloned())
         .map_err(|e| anyhow!("auth-server settings: {e}"))?;
-    let mut watched = vec![Watched {
-        name: "bench",
-        pid: std::process::id(),
-    }];
+    let mut watched = vec![Watched::process("bench", std::process::id())];
     if let Some(stack) = stack.as_mut() {
         stack.wait_ready(&client).await?;
+        watched.push(Watched::process(stack.auth.name, stack.auth.pid()));
+        watched.push(Watched::process(stack.api.name, stack.api.pid()));
         watched.push(Watched {
-            name: stack.auth.name,
-            pid: stack.auth.pid(),
-        });
-        watched.push(Watched {
-            name: stack.api.name,
-            pid: stack.api.pid(),
+            name: POSTGRES,
+            processes: Processes::PostgresBackends {
+                database: stack.database_name().to_owned(),
+            },
         });
     } else {
         for url in [&client.auth_ready, &client.api_ready] {
@@ -212,13 +213,13 @@ impl Bench<'_> {
 
     fn progress(&self, label: &str, m: &Measured, server: Option<&str>) {
         let mut line = format!("  {label}: {}", report::throughput(m));
-        if let Some(server) = server
-            && let Some(cpu) = m.cpu.per_op(server, m.count())
-        {
-            line.push_str(&format!(
-                "; {server} {:.0} µs CPU per operation",
-                cpu.as_secs_f64() * 1e6
-            ));
+        for server in server.into_iter().chain([POSTGRES]) {
+            if let Some(cpu) = m.cpu.per_op(server, m.count()) {
+                line.push_str(&format!(
+                    "; {server} {:.0} µs CPU per operation",
+                    cpu.as_secs_f64() * 1e6
+                ));
+            }
         }
         line.push_str(&format!("\n    cpu: {}", m.cpu.describe()));
         if let Some(failure) = &m.recorder.first_failure {
@@ -246,9 +247,27 @@ impl Bench<'_> {
 /// Throughput, and what each operation cost the server in CPU time: on two
 /// shared cores the load generator's own cost blurs rates, this does not.
 fn with_cpu(m: &Measured, server: &str) -> String {
-    match m.cpu.per_op(server, m.count()) {
-        Some(cpu) => format!("{} · {} CPU/req", report::throughput(m), cpu_time(cpu)),
-        None => report::throughput(m),
+    with_cpu_of(m, &[server])
+}
+
+/// Throughput, and what each operation cost each of `servers` in CPU time
+/// (`… · 300 µs auth-server + 200 µs PostgreSQL CPU/req`).
+fn with_cpu_of(m: &Measured, servers: &[&str]) -> String {
+    let costs: Vec<String> = servers
+        .iter()
+        .filter_map(|server| {
+            let cpu = m.cpu.per_op(server, m.count())?;
+            Some(if servers.len() == 1 {
+                cpu_time(cpu)
+            } else {
+                format!("{} {server}", cpu_time(cpu))
+            })
+        })
+        .collect();
+    if costs.is_empty() {
+        report::throughput(m)
+    } else {
+        format!("{} · {} CPU/req", report::throughput(m), costs.join(" + "))
     }
 }
 

@@ -15,7 +15,7 @@ use crate::client;
 use crate::load::{self, Load, op};
 use crate::report::{self, Row};
 
-use super::{Bench, Chains, locked, with_cpu};
+use super::{Bench, Chains, POSTGRES, locked, with_cpu_of};
 
 impl Bench<'_> {
     pub(super) fn refresh_load(&self, chains: &Chains, concurrency: usize) -> Load {
@@ -63,8 +63,11 @@ impl Bench<'_> {
         let ratio = http_m.rate() / sql_m.rate();
         Ok(Row {
             scenario: "`POST /auth/refresh` rotations".to_owned(),
-            figure: with_cpu(&http_m, "auth-server"),
-            ceiling: format!("same SQL via pool, no HTTP: {}", report::throughput(&sql_m)),
+            figure: with_cpu_of(&http_m, &["auth-server", POSTGRES]),
+            ceiling: format!(
+                "same SQL via pool, no HTTP: {}",
+                with_cpu_of(&sql_m, &[POSTGRES])
+            ),
             ratio: report::ratio(ratio),
             goal: "≥ 0.70".to_owned(),
             met: report::verdict(Some(ratio >= 0.7 && http_m.recorder.failures == 0)),

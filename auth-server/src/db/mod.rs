@@ -7,6 +7,7 @@
 pub mod models;
 mod pool;
 pub mod revocations;
+pub mod rotation;
 pub mod schema;
 pub mod sessions;
 pub mod sweep;

@@ -1,4 +1,6 @@
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_server::config::Settings;
@@ -19,8 +21,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: Pool,
     pub validator: Validator,
+    /// The settings it was started with, for [`TestApp::replica_with`].
+    vars: HashMap<String, String>,
     // Last: the server's connections go before the database is dropped.
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
 }
 
 /// Settings every test starts from: a real server on port 0, small pools,
@@ -61,6 +65,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
+    spawn_on(Arc::new(db), vars).await
+}
+
+async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
@@ -87,7 +95,32 @@ pub async fn spawn_with_vars(db: TestDatabase, vars: HashMap<String, String>) ->
         client,
         pool,
         validator,
+        vars,
         db,
+    }
+}
+
+/// A new secret for `REFRESH_TOKEN_KEY_FILE` (what `auth-server secret`
+/// writes), in a file removed with this value.
+pub struct TokenKeyFile {
+    pub path: PathBuf,
+}
+
+impl TokenKeyFile {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("token-key-{}", Uuid::new_v4().simple()));
+        auth_server::signing::write_new_secret(&path).unwrap();
+        Self { path }
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for TokenKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -176,6 +209,17 @@ pub fn unique_email() -> String {
 }
 
 impl TestApp {
+    /// Another server on the same database, with some settings changed: a
+    /// replica configured otherwise, or this one restarted with a new
+    /// configuration.
+    pub async fn replica_with(&self, overrides: &[(&str, &str)]) -> TestApp {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        spawn_on(Arc::clone(&self.db), vars).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

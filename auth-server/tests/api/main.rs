@@ -19,4 +19,5 @@ mod origin;
 mod refresh;
 mod register;
 mod rotation_properties;
+mod round_trips;
 mod sessions;

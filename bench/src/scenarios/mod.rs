@@ -8,6 +8,7 @@ mod me;
 mod memory;
 mod refresh;
 mod revocation;
+mod seven_statements;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ struct Bench<'a> {
     watched: Vec<Watched>,
     /// The services' database: only when the stack is ours.
     database_url: Option<String>,
+    /// The auth server of `--baseline-bin-dir`, when there is one.
+    baseline: Option<Arc<Client>>,
     email: Arc<str>,
     password: Arc<str>,
 }
@@ -65,6 +68,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
     if let Some(stack) = stack.as_mut() {
         stack.wait_ready(&client).await?;
         watched.push(Watched::process(stack.auth.name, stack.auth.pid()));
+        if let Some(baseline) = &stack.baseline {
+            watched.push(Watched::process(baseline.name, baseline.pid()));
+        }
         watched.push(Watched::process(stack.api.name, stack.api.pid()));
         watched.push(Watched {
             name: POSTGRES,
@@ -81,11 +87,20 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
         }
     }
 
+    let baseline = match stack.as_ref().and_then(|s| s.baseline.as_ref()) {
+        Some(service) => Some(Arc::new(Client::new(
+            &service.url,
+            &api_url,
+            args.concurrency * 2,
+        )?)),
+        None => None,
+    };
     let bench = Bench {
         args,
         client,
         watched,
         database_url: stack.as_ref().map(|s| s.database_url().to_owned()),
+        baseline,
         email: format!("bench-{}@example.com", uuid::Uuid::new_v4().simple()).into(),
         password: format!("bench-password-{}", uuid::Uuid::new_v4()).into(),
         settings,
@@ -112,14 +127,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
             continue;
         }
         let outcome = match scenario {
-            Scenario::Me => bench.me(&sessions).await,
+            Scenario::Me => bench.me(&sessions).await.map(|row| vec![row]),
             Scenario::Refresh => bench.refresh(&chains).await,
-            Scenario::Login => bench.login().await,
-            Scenario::Interference => bench.interference(&chains).await,
-            Scenario::Revocation => bench.revocation().await,
+            Scenario::Login => bench.login().await.map(|row| vec![row]),
+            Scenario::Interference => bench.interference(&chains).await.map(|row| vec![row]),
+            Scenario::Revocation => bench.revocation().await.map(|row| vec![row]),
         };
         match outcome {
-            Ok(row) => rows.push(row),
+            Ok(more) => rows.extend(more),
             Err(e) => {
                 eprintln!("{scenario:?} failed: {e:#}");
                 rows.push(Row {
@@ -142,6 +157,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
 struct Chains(Arc<Vec<Mutex<String>>>);
 
 impl Chains {
+    /// `n` sessions of the bench user logged in through `client`.
+    async fn log_in(bench: &Bench<'_>, client: &Arc<Client>, n: usize) -> anyhow::Result<Self> {
+        let mut tokens = Vec::with_capacity(n);
+        for _ in 0..n {
+            tokens.push(client.login(&bench.email, &bench.password).await?);
+        }
+        Self::from_sessions(&tokens)
+    }
+
     fn from_sessions(sessions: &[Tokens]) -> anyhow::Result<Self> {
         let tokens = sessions
             .iter()

@@ -14,6 +14,8 @@ mod admin;
 mod browser;
 mod cors;
 mod deployment;
+mod lossy_proxy;
+mod lost_answers;
 mod outages;
 mod revocation;
 mod tokens;

@@ -353,15 +353,7 @@ impl TestApp {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut self.conn())
-            .unwrap()
-            .n
+        self.db.count(sql)
     }
 
     pub fn session_revoked_reason(&self, session_id: Uuid) -> Option<String> {

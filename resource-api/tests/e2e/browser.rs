@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -51,11 +52,17 @@ const STATE: &str = r#"
     };
 "#;
 
-#[tokio::test]
-async fn the_demo_app_in_chromium() {
+/// A scenario, run against a stack and a Chromium session of its own.
+type Scenario = for<'a> fn(&'a Stack, &'a Client) -> LocalBoxFuture<'a, ()>;
+
+/// Starts the stack and a browser, runs `scenario`, and on failure reports
+/// what each tab showed; skipped in URL mode (the test serves `web/` itself,
+/// with its origin allowed by the in-process services) and without the
+/// browser binaries outside CI.
+async fn in_chromium(test: &str, options: Options, scenario: Scenario) {
     if url_mode().is_some() {
         eprintln!(
-            "SKIPPED the_demo_app_in_chromium: it serves web/ itself, with its origin allowed by in-process services"
+            "SKIPPED {test}: it serves web/ itself, with its origin allowed by in-process services"
         );
         return;
     }
@@ -63,16 +70,7 @@ async fn the_demo_app_in_chromium() {
         return;
     };
     let started = Instant::now();
-    let stack = spawn_stack_with(Options {
-        access_token_ttl: ACCESS_TOKEN_TTL,
-        leeway: "0s",
-        // No grace: two tabs presenting one refresh token would revoke the
-        // session outright, so only real coordination passes.
-        reuse_grace: "0s",
-        serve_web: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_stack_with(options).await;
     let driver = Driver::start(&chromedriver).await;
     let browser = driver.session(&chromium).await;
 
@@ -87,7 +85,24 @@ async fn the_demo_app_in_chromium() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
-    eprintln!("the_demo_app_in_chromium took {:?}", started.elapsed());
+    eprintln!("{test} took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn the_demo_app_in_chromium() {
+    let options = Options {
+        access_token_ttl: ACCESS_TOKEN_TTL,
+        leeway: "0s",
+        // No grace: two tabs presenting one refresh token would revoke the
+        // session outright, so only real coordination passes.
+        reuse_grace: "0s",
+        serve_web: true,
+        ..Options::default()
+    };
+    in_chromium("the_demo_app_in_chromium", options, |stack, tab| {
+        Box::pin(scenario(stack, tab))
+    })
+    .await;
 }
 
 /// Without the Web Lock, under the default grace: two tabs present one
@@ -99,37 +114,20 @@ async fn the_demo_app_in_chromium() {
 /// reuse and end the session.
 #[tokio::test]
 async fn without_the_web_lock_two_tabs_and_a_lost_answer_stay_logged_in() {
-    if url_mode().is_some() {
-        eprintln!(
-            "SKIPPED without_the_web_lock_two_tabs_and_a_lost_answer_stay_logged_in: it serves web/ itself"
-        );
-        return;
-    }
-    let Some((chromium, chromedriver)) = browser_binaries() else {
-        return;
-    };
-    let stack = spawn_stack_with(Options {
+    let options = Options {
         access_token_ttl: ACCESS_TOKEN_TTL,
         leeway: "0s",
         serve_web: true,
         web_refresh_lock: false,
         web_through_lossy_proxy: true,
         ..Options::default()
-    })
+    };
+    in_chromium(
+        "without_the_web_lock_two_tabs_and_a_lost_answer_stay_logged_in",
+        options,
+        |stack, tab| Box::pin(without_the_lock(stack, tab)),
+    )
     .await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.session(&chromium).await;
-    let outcome = AssertUnwindSafe(without_the_lock(&stack, &browser))
-        .catch_unwind()
-        .await;
-    if outcome.is_err() {
-        report_failure(&browser).await;
-    }
-    let _ = browser.close().await;
-    drop(driver);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn without_the_lock(stack: &Stack, tab: &Client) {
@@ -140,14 +138,7 @@ async fn without_the_lock(stack: &Stack, tab: &Client) {
     let email = format!("browser-{}@example.com", Uuid::new_v4().simple());
     let state = register(tab, &email).await;
     let session = state["session"].as_str().unwrap().to_owned();
-    let tab_a = tab.window().await.unwrap();
-    let tab_b = tab.new_window(false).await.unwrap().handle;
-    switch(tab, &tab_b).await;
-    tab.goto(&web_url).await.unwrap();
-    wait(tab, "the second tab restored", |s| {
-        s["loggedIn"] == true && s["session"] == session.as_str()
-    })
-    .await;
+    let (tab_a, tab_b) = second_tab(tab, &web_url, &session).await;
 
     let rotations = || {
         control.count(&format!(
@@ -205,6 +196,20 @@ async fn without_the_lock(stack: &Stack, tab: &Client) {
         1,
         "the session was never revoked"
     );
+}
+
+/// Opens the app in a second tab, which restores `session` from the shared
+/// cookie; returns the first tab and the second, which is current.
+async fn second_tab(tab: &Client, web_url: &str, session: &str) -> (WindowHandle, WindowHandle) {
+    let first = tab.window().await.unwrap();
+    let second = tab.new_window(false).await.unwrap().handle;
+    switch(tab, &second).await;
+    tab.goto(web_url).await.unwrap();
+    wait(tab, "the second tab restored", |s| {
+        s["loggedIn"] == true && s["session"] == session
+    })
+    .await;
+    (first, second)
 }
 
 /// Registers `email` in the page, which logs in; returns what the page shows
@@ -320,14 +325,7 @@ async fn scenario(stack: &Stack, tab: &Client) {
     assert_ne!(after["expires"], before["expires"], "a new access token");
 
     // A second tab restores the same session from the shared cookie.
-    let tab_a = tab.window().await.unwrap();
-    let tab_b = tab.new_window(false).await.unwrap().handle;
-    switch(tab, &tab_b).await;
-    tab.goto(&web_url).await.unwrap();
-    wait(tab, "the second tab restored", |s| {
-        s["loggedIn"] == true && s["session"] == session.as_str()
-    })
-    .await;
+    let (tab_a, tab_b) = second_tab(tab, &web_url, &session).await;
 
     // Both tabs' tokens expire; both reload at the same instant, so both
     // refresh with the same cookie at once unless they coordinate.

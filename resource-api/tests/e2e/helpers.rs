@@ -440,15 +440,7 @@ impl Control {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut PgConnection::establish(&self.db.url).unwrap())
-            .unwrap()
-            .n
+        self.db.count(sql)
     }
 
     pub fn execute(&self, sql: &str) {

@@ -26,7 +26,7 @@ use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::models::{ClientInfo, RevocationReason, Session, User};
-use super::schema::refresh_tokens;
+use super::schema::{refresh_tokens, sessions};
 use super::{DbError, DbResult, revocations};
 use crate::refresh_token::{KeyIndex, SuccessorHashes, TokenHash};
 use crate::rotation::{self, Decision, GraceAnswer, Policy, Presented, Rejection, Successor};
@@ -87,8 +87,10 @@ pub fn refresh(
         let stored_successor = match (stored_successor, token.successor_id) {
             // The lock was waited for: the row was consumed by the
             // transaction we queued behind, after this statement's snapshot
-            // was taken, so the join could not see the successor it
-            // inserted. A new statement sees it.
+            // was taken. PostgreSQL hands us the locked rows as that
+            // transaction left them, but the join's other rows as the
+            // snapshot saw them, so not the successor it inserted. A new
+            // statement sees it (or finds it deleted, expired, as before).
             (None, Some(id)) => successor_row(conn, id)?,
             (found, _) => found,
         };
@@ -115,7 +117,7 @@ pub fn refresh(
                 session_id: session.id,
             }),
             Decision::RevokeForReuse => {
-                diesel::update(super::schema::sessions::table.find(session.id))
+                diesel::update(sessions::table.find(session.id))
                     .set(revocations::columns(RevocationReason::ReuseDetected))
                     .execute(conn)?;
                 Ok(RefreshOutcome::ReuseDetected {
@@ -269,8 +271,9 @@ impl RunQueryDsl<PgConnection> for LockedRead<'_> {}
 /// UPDATE sessions SET last_used_at, user_agent, client_ip …
 /// ```
 /// One statement, so one round trip. Its parts run on one snapshot and
-/// touch different rows; the foreign key from the consumed token to its
-/// successor is checked at the statement's end, when both exist.
+/// touch different rows (the successor's session's foreign key is checked
+/// at the statement's end). Neither column the consumption sets is indexed,
+/// so it is a HOT update: no index gets a new entry for it.
 struct Rotate<'a> {
     successor_id: Uuid,
     successor_hash: &'a TokenHash,

@@ -3,6 +3,15 @@
 const config = window.APP_CONFIG || {};
 const AUTH_URL = (config.authUrl || 'http://localhost:8080').replace(/\/+$/, '');
 const API_URL = (config.apiUrl || 'http://localhost:8081').replace(/\/+$/, '');
+// Tabs take turns refreshing (see `withRefreshLock`). Only the browser test
+// turns this off (`refreshLock: false` in config.js), to show that the
+// server's grace alone keeps two tabs logged in.
+const REFRESH_LOCK = config.refreshLock !== false;
+// A refresh that takes longer than this is given up and tried once more.
+// Well inside the server's reuse grace (10 s by default): a retry of a
+// refresh whose answer never came is then still answered with the very
+// token that answer carried.
+const REFRESH_TIMEOUT_MS = 5000;
 
 // The access token lives in this variable and nowhere else: not in storage,
 // not in the DOM, not in a log. A reload loses it, and `restore` gets a new
@@ -36,7 +45,7 @@ const emailLink = (() => {
 
 // ---------------------------------------------------------------- requests
 
-async function send(base, path, { method = 'GET', json, token } = {}) {
+async function send(base, path, { method = 'GET', json, token, timeout = 15000 } = {}) {
   const headers = {};
   if (json !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -52,7 +61,7 @@ async function send(base, path, { method = 'GET', json, token } = {}) {
       cache: 'no-store',
       // A hung request must not hold the refresh lock, and with it every
       // tab, forever.
-      signal: AbortSignal.timeout(15000),
+      signal: AbortSignal.timeout(timeout),
     });
   } catch {
     record(method, path, 'unreachable');
@@ -69,18 +78,34 @@ function describe({ status, body }) {
 
 /** Runs `task` while no other tab of this app refreshes. */
 function withRefreshLock(task) {
-  // Tabs share the cookie. Two refreshing at the same moment would present
-  // the same refresh token twice, and past the server's short grace that is
-  // reuse: the whole session is revoked. With the lock they take turns, and
-  // the second one presents the cookie the first has already rotated.
-  if (navigator.locks) return navigator.locks.request('auth-refresh', task);
-  return task(); // No Web Locks (an insecure context): the grace must do.
+  // Tabs share the cookie. Two refreshing at the same moment present the
+  // same refresh token twice: the server rotates it once and answers the
+  // other within its grace with the same new cookie, so both stay logged
+  // in. The lock still saves that second rotation attempt: tabs take turns,
+  // and the second one presents the cookie the first has already rotated.
+  if (REFRESH_LOCK && navigator.locks) return navigator.locks.request('auth-refresh', task);
+  return task(); // No Web Locks (an insecure context): the grace does it.
+}
+
+/** POST /auth/refresh, tried once more when no answer came. */
+async function sendRefresh() {
+  const request = () => send(AUTH_URL, '/auth/refresh', { method: 'POST', timeout: REFRESH_TIMEOUT_MS });
+  try {
+    return await request();
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    // The server may have rotated the cookie and the answer (with the new
+    // cookie) been lost on the way. The retry presents the old cookie,
+    // which the server recognises within its grace: it answers with the
+    // very cookie the lost answer carried, never a second one.
+    return request();
+  }
 }
 
 function refresh() {
   if (!refreshing) {
     refreshing = withRefreshLock(async () => {
-      const answer = await send(AUTH_URL, '/auth/refresh', { method: 'POST' });
+      const answer = await sendRefresh();
       if (answer.status === 200) {
         accessToken = answer.body.access_token;
         return;

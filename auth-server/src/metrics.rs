@@ -40,7 +40,7 @@ impl Metrics {
         let refreshes = IntCounterVec::new(
             Opts::new(
                 "auth_refreshes_total",
-                "Refreshes by outcome (rotated, grace, reuse_detected, rejected, unknown)",
+                "Refreshes by outcome (rotated, grace: the successor sent again, grace_access_only, reuse_detected, rejected, unknown)",
             ),
             &["outcome"],
         )?;

@@ -12,6 +12,7 @@ pub mod models;
 pub mod outbox;
 mod pool;
 pub mod revocations;
+pub mod rotation;
 pub mod schema;
 pub mod sessions;
 pub mod sweep;

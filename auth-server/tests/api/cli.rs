@@ -85,7 +85,17 @@ fn production_refuses_development_settings_naming_them() {
         &[
             ("APP_ENV", "production"),
             ("SIGNING_KEY_FILE", "/nonexistent.pem"),
-            ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-key"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("REFRESH_TOKEN_KEY_FILE"));
+
+    let output = auth_server(
+        &["serve"],
+        &[
+            ("APP_ENV", "production"),
+            ("SIGNING_KEY_FILE", "/nonexistent.pem"),
+            ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-token-key"),
             ("INTERNAL_API_TOKEN", &"s".repeat(40)),
             ("COOKIE_SECURE", "false"),
         ],

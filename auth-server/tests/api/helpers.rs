@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_server::config::Settings;
@@ -31,7 +32,7 @@ pub struct TestApp {
     /// The settings it was started with, for starting another instance.
     pub vars: HashMap<String, String>,
     // Last: the server's connections go before the database is dropped.
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
 }
 
 /// Settings every test starts from: a real server on port 0, small pools,
@@ -92,6 +93,10 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
     // Never the default port: tests run side by side.
     vars.entry("AUTH_INTERNAL_BIND".to_owned())
         .or_insert_with(|| "127.0.0.1:0".to_owned());
+    spawn_on(Arc::new(db), vars).await
+}
+
+async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
@@ -138,6 +143,30 @@ async fn start_instance(vars: &HashMap<String, String>) -> (String, Application)
         .await
         .expect("the server starts");
     (format!("http://127.0.0.1:{}", app.port()), app)
+}
+
+/// A new secret for `REFRESH_TOKEN_KEY_FILE` (what `auth-server secret`
+/// writes), in a file removed with this value.
+pub struct TokenKeyFile {
+    pub path: PathBuf,
+}
+
+impl TokenKeyFile {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("token-key-{}", Uuid::new_v4().simple()));
+        auth_server::signing::write_new_secret(&path).unwrap();
+        Self { path }
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for TokenKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A parsed token response.
@@ -231,6 +260,17 @@ pub fn unique_email() -> String {
 }
 
 impl TestApp {
+    /// Another server on the same database, with some settings changed: a
+    /// replica configured otherwise, or this one restarted with a new
+    /// configuration.
+    pub async fn replica_with(&self, overrides: &[(&str, &str)]) -> TestApp {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        spawn_on(Arc::clone(&self.db), vars).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -530,15 +570,7 @@ impl TestApp {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut self.conn())
-            .unwrap()
-            .n
+        self.db.count(sql)
     }
 
     /// Every row of every table of the schema, as text (bytes as `\\x…` hex).

@@ -24,6 +24,7 @@ mod password_reset;
 mod refresh;
 mod register;
 mod rotation_properties;
+mod round_trips;
 mod sessions;
 mod throttle;
 mod verification;

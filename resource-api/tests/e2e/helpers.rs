@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use test_db::TestDatabase;
 use uuid::Uuid;
 
+pub use crate::lossy_proxy::LossyProxy;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// An origin the in-process services allow, as a deployment's web app would be.
@@ -46,6 +48,9 @@ pub struct Stack {
     /// PEM of the signing key, to forge tokens the real key signed.
     pub signing_pem: Option<String>,
     pub control: Option<Control>,
+    /// Between the served app and the auth server, when
+    /// [`Options::web_through_lossy_proxy`] asked for it.
+    pub lossy_proxy: Option<LossyProxy>,
 }
 
 /// Settings of the in-process services that tests may change.
@@ -67,6 +72,12 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// `MAX_SESSIONS_PER_USER` of the auth server.
     pub max_sessions_per_user: &'static str,
+    /// Whether the served app's tabs take turns refreshing (its Web Lock);
+    /// `false` writes `refreshLock: false` into its `config.js`.
+    pub web_refresh_lock: bool,
+    /// The served app reaches the auth server through a [`LossyProxy`]
+    /// ([`Stack::lossy_proxy`]), which can lose a refresh's answer.
+    pub web_through_lossy_proxy: bool,
 }
 
 impl Default for Options {
@@ -81,6 +92,8 @@ impl Default for Options {
             serve_web: false,
             smtp_url: None,
             max_sessions_per_user: "100",
+            web_refresh_lock: true,
+            web_through_lossy_proxy: false,
         }
     }
 }
@@ -131,6 +144,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
             client,
             signing_pem,
             control: None,
+            lossy_proxy: None,
         };
     }
 
@@ -204,7 +218,12 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     let api_url = format!("http://127.0.0.1:{}", api.port());
     let api_internal_url = format!("http://127.0.0.1:{}", api.internal_port());
     tokio::spawn(api.run_until_stopped());
-    let web_url = web_listener.map(|listener| serve_web(listener, &auth_url, &api_url));
+    let lossy_proxy = options
+        .web_through_lossy_proxy
+        .then(|| LossyProxy::start(&auth_url));
+    let web_auth_url = lossy_proxy.as_ref().map_or(&auth_url, |p| &p.url);
+    let web_url = web_listener
+        .map(|listener| serve_web(listener, web_auth_url, &api_url, options.web_refresh_lock));
 
     let stack = Stack {
         auth_url,
@@ -222,6 +241,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
             key_dir,
             db,
         }),
+        lossy_proxy,
     };
     stack.wait_until_ready().await;
     stack
@@ -249,9 +269,11 @@ fn web_dir() -> PathBuf {
 
 /// Serves `web/` as any static server would, except that `config.js` names
 /// the in-process services. Returns the app's URL.
-fn serve_web(listener: TcpListener, auth_url: &str, api_url: &str) -> String {
+fn serve_web(listener: TcpListener, auth_url: &str, api_url: &str, refresh_lock: bool) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = format!("window.APP_CONFIG = {{ authUrl: '{auth_url}', apiUrl: '{api_url}' }};\n");
+    let config = format!(
+        "window.APP_CONFIG = {{ authUrl: '{auth_url}', apiUrl: '{api_url}', refreshLock: {refresh_lock} }};\n"
+    );
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(config.clone()))
@@ -480,6 +502,10 @@ impl Control {
             "SIGNING_KEY_FILE".to_owned(),
             path.to_str().unwrap().to_owned(),
         );
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db.count(sql)
     }
 
     pub fn execute(&self, sql: &str) {

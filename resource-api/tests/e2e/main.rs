@@ -20,6 +20,8 @@ mod cors;
 mod deployment;
 mod feed;
 mod fetches;
+mod lossy_proxy;
+mod lost_answers;
 mod outages;
 mod revocation;
 mod tokens;

@@ -3,6 +3,15 @@
 const config = window.APP_CONFIG || {};
 const AUTH_URL = (config.authUrl || 'http://localhost:8080').replace(/\/+$/, '');
 const API_URL = (config.apiUrl || 'http://localhost:8081').replace(/\/+$/, '');
+// Tabs take turns refreshing (see `withRefreshLock`). Only the browser test
+// turns this off (`refreshLock: false` in config.js), to show that the
+// server's grace alone keeps two tabs logged in.
+const REFRESH_LOCK = config.refreshLock !== false;
+// A refresh that takes longer than this is given up and tried once more.
+// Well inside the server's reuse grace (10 s by default): a retry of a
+// refresh whose answer never came is then still answered with the very
+// token that answer carried.
+const REFRESH_TIMEOUT_MS = 5000;
 
 // The access token lives in this variable and nowhere else: not in storage,
 // not in the DOM, not in a log. A reload loses it, and `restore` gets a new
@@ -22,9 +31,21 @@ class Failure extends Error {}
 
 const $ = (id) => document.getElementById(id);
 
+// An e-mail link (`#reset=…`, `#verify=…`) carries its token in the
+// fragment, which never reaches a server or a Referer. Read it once and take
+// it out of the address bar (and so out of history and bookmarks) before
+// any request is made.
+const emailLink = (() => {
+  const match = /^#(reset|verify)=([A-Za-z0-9_-]{1,128})$/.exec(window.location.hash);
+  if (window.location.hash) {
+    history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+  return match ? { kind: match[1], token: match[2] } : null;
+})();
+
 // ---------------------------------------------------------------- requests
 
-async function send(base, path, { method = 'GET', json, token } = {}) {
+async function send(base, path, { method = 'GET', json, token, timeout = 15000 } = {}) {
   const headers = {};
   if (json !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -40,7 +61,7 @@ async function send(base, path, { method = 'GET', json, token } = {}) {
       cache: 'no-store',
       // A hung request must not hold the refresh lock, and with it every
       // tab, forever.
-      signal: AbortSignal.timeout(15000),
+      signal: AbortSignal.timeout(timeout),
     });
   } catch {
     record(method, path, 'unreachable');
@@ -57,18 +78,34 @@ function describe({ status, body }) {
 
 /** Runs `task` while no other tab of this app refreshes. */
 function withRefreshLock(task) {
-  // Tabs share the cookie. Two refreshing at the same moment would present
-  // the same refresh token twice, and past the server's short grace that is
-  // reuse: the whole session is revoked. With the lock they take turns, and
-  // the second one presents the cookie the first has already rotated.
-  if (navigator.locks) return navigator.locks.request('auth-refresh', task);
-  return task(); // No Web Locks (an insecure context): the grace must do.
+  // Tabs share the cookie. Two refreshing at the same moment present the
+  // same refresh token twice: the server rotates it once and answers the
+  // other within its grace with the same new cookie, so both stay logged
+  // in. The lock still saves that second rotation attempt: tabs take turns,
+  // and the second one presents the cookie the first has already rotated.
+  if (REFRESH_LOCK && navigator.locks) return navigator.locks.request('auth-refresh', task);
+  return task(); // No Web Locks (an insecure context): the grace does it.
+}
+
+/** POST /auth/refresh, tried once more when no answer came. */
+async function sendRefresh() {
+  const request = () => send(AUTH_URL, '/auth/refresh', { method: 'POST', timeout: REFRESH_TIMEOUT_MS });
+  try {
+    return await request();
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    // The server may have rotated the cookie and the answer (with the new
+    // cookie) been lost on the way. The retry presents the old cookie,
+    // which the server recognises within its grace: it answers with the
+    // very cookie the lost answer carried, never a second one.
+    return request();
+  }
 }
 
 function refresh() {
   if (!refreshing) {
     refreshing = withRefreshLock(async () => {
-      const answer = await send(AUTH_URL, '/auth/refresh', { method: 'POST' });
+      const answer = await sendRefresh();
       if (answer.status === 200) {
         accessToken = answer.body.access_token;
         return;
@@ -110,8 +147,11 @@ function showLoggedOut(text, kind = 'info') {
   accessToken = null;
   $('app-view').hidden = true;
   $('login-view').hidden = false;
+  $('reset-view').hidden = true;
   $('me').replaceChildren();
   $('sessions').replaceChildren();
+  $('events').replaceChildren();
+  $('verify-banner').hidden = true;
   showMessage(text, kind);
 }
 
@@ -126,7 +166,7 @@ async function showLoggedIn() {
 async function reload() {
   // Settle both before reporting, so nothing renders after the page has
   // said the session ended; that news wins over any other failure.
-  const results = await Promise.allSettled([loadMe(), loadSessions()]);
+  const results = await Promise.allSettled([loadMe(), loadSessions(), loadEvents()]);
   const failures = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
   if (failures.length) throw failures.find((e) => e instanceof SessionEnded) || failures[0];
 }
@@ -139,10 +179,12 @@ async function loadMe() {
   const answer = await authorized(API_URL, '/api/me');
   if (answer.status !== 200) throw new Failure(`/api/me failed: ${describe(answer)}.`);
   const me = answer.body;
+  $('verify-banner').hidden = me.email_verified;
   const rows = [
     ['email', 'Email', me.email],
     ['user', 'User id', me.user_id],
     ['session', 'Session id', me.session_id],
+    ['verified', 'Address verified', me.email_verified ? 'yes' : 'not yet'],
     ['roles', 'Roles', me.roles.length ? me.roles.join(', ') : 'none'],
     ['expires', 'Access token expires', time(me.expires_at)],
   ];
@@ -161,6 +203,37 @@ async function loadSessions() {
   if (answer.status !== 200) throw new Failure(`Listing sessions failed: ${describe(answer)}.`);
   $('sessions').replaceChildren(...answer.body.sessions.map(sessionItem));
 }
+
+/** The user's own security events, newest first. */
+async function loadEvents() {
+  const answer = await authorized(AUTH_URL, '/auth/events?limit=10');
+  if (answer.status !== 200) throw new Failure(`Listing activity failed: ${describe(answer)}.`);
+  $('events').replaceChildren(...answer.body.events.map((event) => {
+    const item = document.createElement('li');
+    item.dataset.type = event.type;
+    const what = document.createElement('strong');
+    what.textContent = EVENT_NAMES[event.type] || event.type;
+    const details = document.createElement('small');
+    details.textContent = ` ${time(event.at)} · ${event.ip || 'unknown address'}`;
+    item.append(what, details);
+    return item;
+  }));
+}
+
+const EVENT_NAMES = {
+  register: 'Account created',
+  login: 'Logged in',
+  login_failed: 'Failed login',
+  refresh_reuse_detected: 'Stolen session stopped',
+  logout: 'Logged out',
+  logout_all: 'Logged out everywhere',
+  session_deleted: 'Session revoked',
+  session_evicted: 'Oldest session ended',
+  password_changed: 'Password changed',
+  password_reset_requested: 'Password reset requested',
+  password_reset: 'Password reset',
+  email_verified: 'Address verified',
+};
 
 function sessionItem(session) {
   const item = document.createElement('li');
@@ -269,6 +342,59 @@ async function logOutEverywhere() {
   showLoggedOut('You have logged out of every session, on every device.');
 }
 
+async function changePassword() {
+  if (!$('change-form').reportValidity()) return;
+  const answer = await authorized(AUTH_URL, '/auth/password', {
+    method: 'POST',
+    json: { current_password: $('current-password').value, new_password: $('new-password').value },
+  });
+  if (answer.status !== 204) throw new Failure(`The password was not changed: ${describe(answer)}.`);
+  $('current-password').value = '';
+  $('new-password').value = '';
+  showMessage('Your password is changed. Your other sessions were logged out.');
+  await reload();
+}
+
+async function forgotPassword() {
+  const answer = await send(AUTH_URL, '/auth/password/forgot', {
+    method: 'POST',
+    json: { email: $('forgot-email').value },
+  });
+  if (answer.status !== 202) throw new Failure(`The request failed: ${describe(answer)}.`);
+  showMessage('If an account has this address, a link to reset its password is on its way.');
+}
+
+async function resetPassword(token) {
+  if (!$('reset-form').reportValidity()) return;
+  const answer = await send(AUTH_URL, '/auth/password/reset', {
+    method: 'POST',
+    json: { token, new_password: $('reset-password').value },
+  });
+  $('reset-password').value = '';
+  if (answer.status !== 204) {
+    showLoggedOut(`The password was not reset: ${describe(answer)}. Ask for a new link.`, 'error');
+    return;
+  }
+  showLoggedOut('Your password is reset, and every session logged out. Log in with the new one.');
+}
+
+async function verifyEmail(token) {
+  const answer = await send(AUTH_URL, '/auth/email/verify', { method: 'POST', json: { token } });
+  return answer.status === 204
+    ? 'Your e-mail address is verified.'
+    : `The address was not verified: ${describe(answer)}.`;
+}
+
+async function resendVerification() {
+  const answer = await authorized(AUTH_URL, '/auth/email/verify/resend', { method: 'POST' });
+  if (answer.status === 409) {
+    $('verify-banner').hidden = true;
+    return;
+  }
+  if (answer.status !== 202) throw new Failure(`The link was not sent: ${describe(answer)}.`);
+  showMessage('A new link is on its way to your address.');
+}
+
 /** On page load: the cookie, if any, gives this tab its access token. */
 async function restore() {
   showMessage('Restoring your session…');
@@ -294,5 +420,41 @@ $('register-button').addEventListener('click', () => act(register));
 $('reload-button').addEventListener('click', () => act(reload));
 $('logout-button').addEventListener('click', () => act(logOut));
 $('logout-all-button').addEventListener('click', () => act(logOutEverywhere));
+$('change-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(changePassword);
+});
+$('forgot-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(forgotPassword);
+});
+$('resend-button').addEventListener('click', () => act(resendVerification));
 
-restore();
+// A link opened in a tab already showing the app changes only the fragment,
+// which loads nothing: start again, so the link is read (and removed) as on
+// a fresh load.
+window.addEventListener('hashchange', () => {
+  if (/^#(reset|verify)=/.test(window.location.hash)) window.location.reload();
+});
+
+/** The page's first move: an e-mail link's, else restoring the session. */
+async function start() {
+  if (emailLink && emailLink.kind === 'reset') {
+    // A reset logs every session out: no point restoring one first.
+    accessToken = null;
+    $('login-view').hidden = true;
+    $('app-view').hidden = true;
+    $('reset-view').hidden = false;
+    showMessage('');
+    $('reset-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      act(() => resetPassword(emailLink.token));
+    });
+    return;
+  }
+  const verified = emailLink && emailLink.kind === 'verify' ? await verifyEmail(emailLink.token) : '';
+  await restore();
+  if (verified) showMessage(verified);
+}
+
+start();

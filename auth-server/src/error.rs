@@ -23,7 +23,14 @@ pub enum ApiError {
         description: String,
     },
     InvalidCredentials,
+    /// A wrong current password on a password change: `403`, not `401`,
+    /// which clients read as "refresh and retry".
+    WrongCurrentPassword,
     InvalidGrant(&'static str),
+    /// An unusable reset or verification token: `400 invalid_grant`.
+    InvalidEmailToken(&'static str),
+    EmailNotVerified,
+    AlreadyVerified,
     /// A Bearer endpoint refused the request. `token_sent` decides whether
     /// `WWW-Authenticate` carries `error="invalid_token"` (RFC 6750 §3.1).
     InvalidToken {
@@ -87,8 +94,10 @@ impl ApiError {
             | Self::UnsupportedMediaType
             | Self::RequestTimeout
             | Self::MethodNotAllowed => "invalid_request",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
+            Self::InvalidGrant(_) | Self::InvalidEmailToken(_) => "invalid_grant",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::AlreadyVerified => "already_verified",
             Self::InvalidToken { .. } => "invalid_token",
             Self::ForbiddenOrigin => "forbidden_origin",
             Self::NotFound(_) => "not_found",
@@ -104,7 +113,12 @@ impl ApiError {
         match self {
             Self::InvalidRequest { description, .. } => description.clone(),
             Self::InvalidCredentials => "the email or password is incorrect".to_owned(),
-            Self::InvalidGrant(why) => (*why).to_owned(),
+            Self::WrongCurrentPassword => "current_password: the password is incorrect".to_owned(),
+            Self::InvalidGrant(why) | Self::InvalidEmailToken(why) => (*why).to_owned(),
+            Self::EmailNotVerified => {
+                "the e-mail address is not verified yet: open the link we sent to it".to_owned()
+            }
+            Self::AlreadyVerified => "the e-mail address is already verified".to_owned(),
             Self::InvalidToken { description, .. } => description.clone(),
             Self::ForbiddenOrigin => "requests from this origin are not allowed".to_owned(),
             Self::NotFound(what) => format!("{what} not found"),
@@ -139,7 +153,11 @@ impl ResponseError for ApiError {
             Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken { .. } => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Self::ForbiddenOrigin | Self::WrongCurrentPassword | Self::EmailNotVerified => {
+                StatusCode::FORBIDDEN
+            }
+            Self::InvalidEmailToken(_) => StatusCode::BAD_REQUEST,
+            Self::AlreadyVerified => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken => StatusCode::CONFLICT,
@@ -200,6 +218,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCredentials => Self::InvalidCredentials,
             ServiceError::InvalidGrant(why) => Self::InvalidGrant(why),
             ServiceError::EmailTaken => Self::EmailTaken,
+            ServiceError::WrongPassword => Self::WrongCurrentPassword,
+            ServiceError::InvalidEmailToken(why) => Self::InvalidEmailToken(why),
+            ServiceError::EmailNotVerified => Self::EmailNotVerified,
+            ServiceError::AlreadyVerified => Self::AlreadyVerified,
             ServiceError::NotFound(what) => Self::NotFound(what),
             ServiceError::Throttled(wait) => Self::rate_limited(wait),
             ServiceError::Unavailable(cause) => Self::unavailable(cause),

@@ -5,10 +5,12 @@
 pub mod client_key;
 pub mod config;
 pub mod db;
+pub mod email_token;
 pub mod error;
 pub mod feed_cursor;
 pub mod http;
 pub mod login_throttle;
+pub mod mail;
 pub mod metrics;
 pub mod password;
 pub mod proxies;

@@ -1,7 +1,8 @@
 //! Prometheus metrics (served at `GET /metrics` by [`crate::http::metrics`]):
 //! requests and latency by route and status (shared with every service),
 //! logins, registrations, refreshes by outcome, reuse detections, revocations
-//! by reason, and pool usage.
+//! by reason, mail attempts, failed logins left out of the audit trail, and
+//! pool usage.
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ pub struct Metrics {
     pub refreshes: IntCounterVec,
     pub reuse_detections: IntCounter,
     pub revocations: IntCounterVec,
+    pub mail: IntCounterVec,
+    pub login_failures_unrecorded: IntCounter,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
 }
@@ -37,7 +40,7 @@ impl Metrics {
         let refreshes = IntCounterVec::new(
             Opts::new(
                 "auth_refreshes_total",
-                "Refreshes by outcome (rotated, grace, reuse_detected, rejected, unknown)",
+                "Refreshes by outcome (rotated, grace: the successor sent again, grace_access_only, reuse_detected, rejected, unknown)",
             ),
             &["outcome"],
         )?;
@@ -52,6 +55,17 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let mail = IntCounterVec::new(
+            Opts::new(
+                "auth_mail_attempts_total",
+                "Mail worker attempts by outcome (sent, retrying, dropped)",
+            ),
+            &["outcome"],
+        )?;
+        let login_failures_unrecorded = IntCounter::new(
+            "auth_login_failures_unrecorded_total",
+            "Failed logins not stored as audit events (unknown accounts, or one already stored for the account and address within the window)",
+        )?;
         let pool_connections = IntGaugeVec::new(
             Opts::new(
                 "db_pool_connections",
@@ -65,6 +79,8 @@ impl Metrics {
         registry.register(Box::new(refreshes.clone()))?;
         registry.register(Box::new(reuse_detections.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(mail.clone()))?;
+        registry.register(Box::new(login_failures_unrecorded.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
         Ok(Arc::new(Self {
@@ -75,6 +91,8 @@ impl Metrics {
             refreshes,
             reuse_detections,
             revocations,
+            mail,
+            login_failures_unrecorded,
             pool_connections,
             pool_max,
         }))

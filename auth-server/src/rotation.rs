@@ -1,7 +1,7 @@
 //! The refresh-token rotation rules, as a pure function of the locked rows.
 //!
 //! Kept apart from the SQL so every branch can be tested without a database;
-//! [`crate::db::tokens::refresh`] runs the decision inside the transaction
+//! [`crate::db::rotation::refresh`] runs the decision inside the transaction
 //! that holds the presented token's row lock.
 
 use std::time::Duration;
@@ -15,6 +15,19 @@ pub struct Presented {
     pub token_consumed_at: Option<DateTime<Utc>>,
     pub session_expires_at: DateTime<Utc>,
     pub session_revoked: bool,
+    /// The token its consumption issued, when it was consumed and that token
+    /// is still stored.
+    pub successor: Option<Successor>,
+}
+
+/// The successor of a consumed token, as the grace needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct Successor {
+    /// A key the server still holds derives, from the presented token, a
+    /// token whose hash is the stored one: the server can send it again.
+    pub reproducible: bool,
+    pub consumed: bool,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +37,24 @@ pub enum Decision {
         successor_expires_at: DateTime<Utc>,
     },
     /// A consumed token within the grace: a new access token for the same
-    /// session, and no refresh token, so the session never forks.
-    Grace,
+    /// session and, when it can, the very successor the consumption issued.
+    /// Never another token, so the session never forks.
+    Grace(GraceAnswer),
     /// A consumed token after the grace: someone holds a copy. Revoke the
     /// whole session.
     RevokeForReuse,
     Reject(Rejection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraceAnswer {
+    /// Send the successor again: the answer that carried it may have been
+    /// lost, and a client that keeps what it last received recovers.
+    ResendSuccessor,
+    /// The successor cannot be produced again (the key that derived it is
+    /// gone) or is no longer the live token (it has been consumed in turn):
+    /// an access token only.
+    AccessTokenOnly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +96,17 @@ pub fn decide(presented: &Presented, now: DateTime<Utc>, policy: &Policy) -> Dec
         // Clocks of replicas may disagree slightly: a consumption "in the
         // future" is as fresh as can be.
         let since = (now - consumed_at).to_std().unwrap_or(Duration::ZERO);
-        return if since <= policy.reuse_grace && !policy.reuse_grace.is_zero() {
-            Decision::Grace
+        if since > policy.reuse_grace || policy.reuse_grace.is_zero() {
+            return Decision::RevokeForReuse;
+        }
+        let resend = presented
+            .successor
+            .is_some_and(|s| s.reproducible && !s.consumed && now < s.expires_at);
+        return Decision::Grace(if resend {
+            GraceAnswer::ResendSuccessor
         } else {
-            Decision::RevokeForReuse
-        };
+            GraceAnswer::AccessTokenOnly
+        });
     }
     Decision::Rotate {
         successor_expires_at: successor_expiry(
@@ -121,8 +152,25 @@ mod tests {
             token_consumed_at: None,
             session_expires_at: at(1_000),
             session_revoked: false,
+            successor: None,
         }
     }
+
+    /// Consumed at 20, its successor unused and derivable.
+    fn consumed() -> Presented {
+        Presented {
+            token_consumed_at: Some(at(20)),
+            successor: Some(Successor {
+                reproducible: true,
+                consumed: false,
+                expires_at: at(120),
+            }),
+            ..live()
+        }
+    }
+
+    const RESEND: Decision = Decision::Grace(GraceAnswer::ResendSuccessor);
+    const ACCESS_ONLY: Decision = Decision::Grace(GraceAnswer::AccessTokenOnly);
 
     #[test]
     fn a_live_token_rotates_within_the_session_lifetime() {
@@ -145,33 +193,64 @@ mod tests {
     }
 
     #[test]
-    fn a_consumed_token_gets_the_grace_then_revokes() {
-        let consumed = Presented {
-            token_consumed_at: Some(at(20)),
-            ..live()
-        };
-        assert_eq!(decide(&consumed, at(20), &policy()), Decision::Grace);
-        assert_eq!(decide(&consumed, at(30), &policy()), Decision::Grace);
+    fn a_consumed_token_gets_its_successor_again_within_the_grace_then_revokes() {
+        assert_eq!(decide(&consumed(), at(20), &policy()), RESEND);
+        assert_eq!(decide(&consumed(), at(30), &policy()), RESEND);
         assert_eq!(
-            decide(&consumed, at(31), &policy()),
+            decide(&consumed(), at(31), &policy()),
             Decision::RevokeForReuse
         );
         // A consumption stamped slightly ahead by another replica's clock.
-        assert_eq!(decide(&consumed, at(19), &policy()), Decision::Grace);
+        assert_eq!(decide(&consumed(), at(19), &policy()), RESEND);
+    }
+
+    #[test]
+    fn a_successor_that_cannot_be_sent_again_leaves_an_access_token_only() {
+        let successor = consumed().successor.unwrap();
+        for gone in [
+            // The key that derived it is no longer held.
+            Successor {
+                reproducible: false,
+                ..successor
+            },
+            // Consumed in turn: it is no longer the session's live token.
+            Successor {
+                consumed: true,
+                ..successor
+            },
+            // Past its own expiry.
+            Successor {
+                expires_at: at(25),
+                ..successor
+            },
+        ] {
+            let presented = Presented {
+                successor: Some(gone),
+                ..consumed()
+            };
+            assert_eq!(decide(&presented, at(25), &policy()), ACCESS_ONLY);
+        }
+        // Deleted, or consumed before successors were derived.
+        let without = Presented {
+            successor: None,
+            ..consumed()
+        };
+        assert_eq!(decide(&without, at(25), &policy()), ACCESS_ONLY);
+        // The grace still ends the same way.
+        assert_eq!(
+            decide(&without, at(31), &policy()),
+            Decision::RevokeForReuse
+        );
     }
 
     #[test]
     fn a_zero_grace_turns_the_grace_off() {
-        let consumed = Presented {
-            token_consumed_at: Some(at(20)),
-            ..live()
-        };
         let no_grace = Policy {
             reuse_grace: Duration::ZERO,
             ..policy()
         };
         assert_eq!(
-            decide(&consumed, at(20), &no_grace),
+            decide(&consumed(), at(20), &no_grace),
             Decision::RevokeForReuse
         );
     }
@@ -180,11 +259,10 @@ mod tests {
     fn dead_sessions_and_tokens_are_rejected_first() {
         let revoked = Presented {
             session_revoked: true,
-            token_consumed_at: Some(at(0)),
-            ..live()
+            ..consumed()
         };
         assert_eq!(
-            decide(&revoked, at(50), &policy()),
+            decide(&revoked, at(21), &policy()),
             Decision::Reject(Rejection::SessionRevoked)
         );
         assert_eq!(

@@ -1,6 +1,7 @@
 //! `Application::build(settings)`: everything needed to serve, bound to its
 //! two listeners (the public API, and the internal one for the revocation
-//! feed and `/metrics`), so tests start the real server on port 0.
+//! feed and `/metrics`), with the janitor and the mail worker running, so tests start the real
+//! server on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use crate::db;
 use crate::db::sweep::Retention;
 use crate::http::{self, handlers};
 use crate::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
+use crate::mail::transport::Transport;
+use crate::mail::worker::MailWorker;
 use crate::password::PasswordPool;
 use crate::signing::SigningKey;
 use crate::state::AppState;
@@ -77,6 +80,16 @@ impl Application {
             Arc::new(token_keys),
             metrics,
         );
+        MailWorker {
+            database: state.database.clone(),
+            keys: Arc::clone(&state.token_keys),
+            transport: Transport::from_settings(&state.settings.mail)?,
+            mail: state.settings.mail.clone(),
+            accounts: state.settings.accounts.clone(),
+            wake: Arc::clone(&state.mail_queued),
+            metrics: Arc::clone(&state.metrics),
+        }
+        .spawn();
         crate::service::janitor::spawn(database, sweep_interval, retention);
         let server = serve(listener, state.clone())?;
         let internal = serve_internal(internal_listener, state.clone())?;

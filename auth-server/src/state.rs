@@ -29,9 +29,13 @@ pub struct AppState {
     /// ([`crate::login_throttle`]).
     pub login_limiter: Option<Arc<RateLimiter>>,
     pub refresh_limiter: Option<Arc<RateLimiter>>,
+    /// Per client on forgot-password and resend-verification.
+    pub mail_request_limiter: Option<Arc<RateLimiter>>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
+    /// Woken after a request queues mail: the mail worker sends it at once.
+    pub mail_queued: Arc<Notify>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -58,6 +62,10 @@ impl AppState {
                 .rate_limits
                 .refresh
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
+            mail_request_limiter: settings
+                .rate_limits
+                .mail_requests
+                .map(|limit| Arc::new(RateLimiter::new(limit))),
             settings,
             database,
             passwords,
@@ -65,6 +73,7 @@ impl AppState {
             token_keys,
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
+            mail_queued: Arc::new(Notify::new()),
             metrics,
         }
     }

@@ -179,23 +179,38 @@ pub async fn compare(
     rounds: u32,
     watched: &[Watched],
 ) -> anyhow::Result<(Measured, Measured)> {
+    let mut measured = compare_all(&[figure, ceiling], warmup, duration, rounds, watched).await?;
+    let b = measured.pop().unwrap_or_default();
+    let a = measured.pop().unwrap_or_default();
+    Ok((a, b))
+}
+
+/// Several loads measured in alternating slices (A B C, C B A, …) after a
+/// warm-up of each; one `Measured` per load, in order.
+pub async fn compare_all(
+    loads: &[&Load],
+    warmup: Duration,
+    duration: Duration,
+    rounds: u32,
+    watched: &[Watched],
+) -> anyhow::Result<Vec<Measured>> {
     if !warmup.is_zero() {
-        run(figure, warmup, watched).await?;
-        run(ceiling, warmup, watched).await?;
-    }
-    let slice = duration / rounds.max(1);
-    let mut a = Measured::default();
-    let mut b = Measured::default();
-    for round in 0..rounds.max(1) {
-        if round.is_multiple_of(2) {
-            a.absorb(&run(figure, slice, watched).await?);
-            b.absorb(&run(ceiling, slice, watched).await?);
-        } else {
-            b.absorb(&run(ceiling, slice, watched).await?);
-            a.absorb(&run(figure, slice, watched).await?);
+        for load in loads {
+            run(load, warmup, watched).await?;
         }
     }
-    Ok((a, b))
+    let slice = duration / rounds.max(1);
+    let mut measured = vec![Measured::default(); loads.len()];
+    for round in 0..rounds.max(1) {
+        let mut order: Vec<usize> = (0..loads.len()).collect();
+        if !round.is_multiple_of(2) {
+            order.reverse();
+        }
+        for i in order {
+            measured[i].absorb(&run(loads[i], slice, watched).await?);
+        }
+    }
+    Ok(measured)
 }
 
 /// Runs `background` for as long as `foreground` is measured (started a

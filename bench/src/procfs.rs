@@ -1,25 +1,57 @@
 //! What `/proc` says about the processes under load: CPU time, to see who
 //! had the two cores during a measurement, and resident memory.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Linux reports process CPU times in `USER_HZ` ticks, 100 a second on every
 /// architecture it runs on.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// A process whose CPU time is followed.
+/// Processes whose CPU time is followed under one name.
 #[derive(Debug, Clone)]
 pub struct Watched {
     pub name: &'static str,
-    pub pid: u32,
+    pub processes: Processes,
 }
 
-/// CPU ticks so far: the machine's busy and total, and each watched process's.
+#[derive(Debug, Clone)]
+pub enum Processes {
+    One(u32),
+    /// The PostgreSQL backends connected to this database, found by their
+    /// process title (`postgres: … user database host(port) state`). They
+    /// come and go with pool connections, so they are looked up at every
+    /// sample; the server's shared processes (WAL writer, checkpointer)
+    /// serve every database on the machine and are left out.
+    PostgresBackends {
+        database: String,
+    },
+}
+
+impl Watched {
+    pub fn process(name: &'static str, pid: u32) -> Self {
+        Self {
+            name,
+            processes: Processes::One(pid),
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match &self.processes {
+            Processes::One(pid) => vec![*pid],
+            Processes::PostgresBackends { database } => postgres_backends(database),
+        }
+    }
+}
+
+/// CPU ticks so far: the machine's busy and total, and each watched
+/// process's (by pid, so processes that start or end between two samples
+/// count for what they did in between).
 #[derive(Debug, Clone)]
 pub struct CpuSample {
     machine_busy: u64,
     machine_total: u64,
-    processes: Vec<(&'static str, u64)>,
+    processes: Vec<(&'static str, BTreeMap<u32, u64>)>,
 }
 
 impl CpuSample {
@@ -30,7 +62,14 @@ impl CpuSample {
             machine_total,
             processes: watched
                 .iter()
-                .map(|w| (w.name, process_ticks(w.pid).unwrap_or(0)))
+                .map(|w| {
+                    let ticks = w
+                        .pids()
+                        .into_iter()
+                        .filter_map(|pid| Some((pid, process_ticks(pid)?)))
+                        .collect();
+                    (w.name, ticks)
+                })
                 .collect(),
         }
     }
@@ -54,7 +93,16 @@ impl CpuUse {
                 .processes
                 .iter()
                 .zip(&after.processes)
-                .map(|((name, a), (_, b))| (*name, b.saturating_sub(*a)))
+                .map(|((name, a), (_, b))| {
+                    // A process that started in between counts from zero; one
+                    // that ended in between is lost (pool connections live
+                    // for minutes, measurements for seconds).
+                    let ticks = b
+                        .iter()
+                        .map(|(pid, t)| t.saturating_sub(a.get(pid).copied().unwrap_or(0)))
+                        .sum();
+                    (*name, ticks)
+                })
                 .collect(),
         }
     }
@@ -116,6 +164,24 @@ fn machine_ticks() -> Option<(u64, u64)> {
     let total: u64 = fields.iter().take(8).sum();
     let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
     Some((total.saturating_sub(idle), total))
+}
+
+/// Pids of the PostgreSQL backends serving `database` on this machine.
+fn postgres_backends(database: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|title| {
+                let title = String::from_utf8_lossy(&title);
+                title.starts_with("postgres:")
+                    && title.split_whitespace().any(|word| word == database)
+            })
+        })
+        .collect()
 }
 
 /// User plus system ticks of a process and all its threads.

@@ -17,6 +17,9 @@ use reqwest::Url;
 use crate::Args;
 use crate::client::Client;
 
+/// The name the auth server of `--baseline-bin-dir` is watched under.
+pub const BASELINE: &str = "auth-server (baseline)";
+
 /// How long the services may take to become ready (migrations included).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -157,12 +160,13 @@ pub struct Service {
 impl Service {
     fn spawn(
         name: &'static str,
+        binary: &str,
         bin_dir: &Path,
         scratch: &Path,
         port: u16,
         env: &BTreeMap<String, String>,
     ) -> anyhow::Result<Self> {
-        let binary = bin_dir.join(name);
+        let binary = bin_dir.join(binary);
         if !binary.is_file() {
             bail!(
                 "{} is missing: run `cargo build --release -p auth-server -p resource-api`, or drop --no-build",
@@ -233,6 +237,8 @@ fn free_port() -> anyhow::Result<u16> {
 pub struct Stack {
     pub api: Service,
     pub auth: Service,
+    /// The auth server of `--baseline-bin-dir`, if asked for.
+    pub baseline: Option<Service>,
     database: Database,
     _scratch: ScratchDir,
     /// The auth server's environment: the ceilings read their settings from
@@ -299,8 +305,41 @@ impl Stack {
         .collect();
         api_env.extend(args.api_env.iter().cloned());
 
-        let auth = Service::spawn("auth-server", &bin_dir, &scratch.path, auth_port, &auth_env)?;
-        let api = Service::spawn("resource-api", &bin_dir, &scratch.path, api_port, &api_env)?;
+        let auth = Service::spawn(
+            "auth-server",
+            "auth-server",
+            &bin_dir,
+            &scratch.path,
+            auth_port,
+            &auth_env,
+        )?;
+        let api = Service::spawn(
+            "resource-api",
+            "resource-api",
+            &bin_dir,
+            &scratch.path,
+            api_port,
+            &api_env,
+        )?;
+        // Another build of the auth server on the same database and
+        // settings, for figures against it measured in the same run.
+        let baseline = match &args.baseline_bin_dir {
+            Some(dir) => {
+                let port = free_port()?;
+                let mut env = auth_env.clone();
+                env.insert("AUTH_BIND".to_owned(), format!("127.0.0.1:{port}"));
+                let service =
+                    Service::spawn(BASELINE, "auth-server", dir, &scratch.path, port, &env)?;
+                eprintln!(
+                    "{BASELINE} ({}) pid {} on {}",
+                    dir.display(),
+                    service.pid(),
+                    service.url
+                );
+                Some(service)
+            }
+            None => None,
+        };
         eprintln!(
             "auth-server pid {} on {}, resource-api pid {} on {}, database {}",
             auth.pid(),
@@ -312,6 +351,7 @@ impl Stack {
         Ok(Self {
             api,
             auth,
+            baseline,
             database,
             _scratch: scratch,
             auth_env,
@@ -322,14 +362,25 @@ impl Stack {
         &self.database.url
     }
 
+    pub fn database_name(&self) -> &str {
+        &self.database.name
+    }
+
     /// Waits until both `/readyz` answer `200`: migrations applied, keys
     /// fetched, revocations synced.
     pub async fn wait_ready(&mut self, client: &Client) -> anyhow::Result<()> {
         let started = Instant::now();
-        for url in [client.auth_ready.clone(), client.api_ready.clone()] {
+        let mut urls = vec![client.auth_ready.clone(), client.api_ready.clone()];
+        if let Some(baseline) = &self.baseline {
+            urls.push(baseline.url.join("/readyz")?);
+        }
+        for url in urls {
             loop {
                 self.auth.check_alive()?;
                 self.api.check_alive()?;
+                if let Some(baseline) = self.baseline.as_mut() {
+                    baseline.check_alive()?;
+                }
                 if matches!(client.get(&url, None).await, Ok(reqwest::StatusCode::OK)) {
                     break;
                 }

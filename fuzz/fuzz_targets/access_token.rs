@@ -32,6 +32,7 @@ fn fixture() -> &'static Fixture {
             nbf: now,
             exp: now + 60,
             email: "a@example.com".into(),
+            email_verified: true,
             roles: vec!["admin".into()],
         };
         Fixture {

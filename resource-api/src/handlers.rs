@@ -18,6 +18,7 @@ pub async fn me(Authenticated(user): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "user_id": user.user_id(),
         "email": user.email(),
+        "email_verified": user.email_verified(),
         "session_id": user.session_id(),
         "roles": user.roles(),
         "expires_at": expires_at,

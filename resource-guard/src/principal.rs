@@ -35,6 +35,11 @@ impl Principal {
         &self.claims.email
     }
 
+    /// Whether the address was proven by a verification link.
+    pub fn email_verified(&self) -> bool {
+        self.claims.email_verified
+    }
+
     pub fn roles(&self) -> &[String] {
         &self.claims.roles
     }

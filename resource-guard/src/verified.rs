@@ -86,6 +86,7 @@ mod tests {
             nbf,
             exp,
             email: "a@example.com".into(),
+            email_verified: false,
             roles: vec![],
         }
     }

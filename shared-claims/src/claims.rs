@@ -21,6 +21,9 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub exp: i64,
     pub email: String,
+    /// Whether the address was proven by a verification link (both sides
+    /// deploy together, so it is required like every other claim).
+    pub email_verified: bool,
     pub roles: Vec<String>,
 }
 

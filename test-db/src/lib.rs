@@ -69,6 +69,21 @@ impl TestDatabase {
         Self::new(&server_url(), false)
     }
 
+    /// The `n` of a query selecting `count(*) AS n`: what the code under
+    /// test left in the database.
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = connect(&self.url).unwrap_or_else(|e| panic!("{e}"));
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .n
+    }
+
     fn new(server_url: &str, migrated: bool) -> Self {
         let admin_url = on_database(server_url, "postgres")
             .unwrap_or_else(|e| panic!("the test database server URL: {e}"));

@@ -3,12 +3,14 @@
 //! One section per file, each read and checked by its own `from_env` with a
 //! message that names the variable, so a misconfigured deployment fails at
 //! start rather than on the first request. This file composes them; a new
-//! section (mail, administration) is a new file and a new field here.
+//! section (administration) is a new file and a new field here.
 
+mod accounts;
 mod database;
 mod http;
 mod internal_api;
 mod janitor;
+mod mail;
 mod passwords;
 mod production;
 mod rate_limits;
@@ -17,10 +19,12 @@ mod tokens;
 
 use service_kit::env::{ConfigError, Env, invalid};
 
+pub use accounts::AccountSettings;
 pub use database::{DEFAULT_DATABASE_URL, DatabaseSettings};
 pub use http::HttpSettings;
 pub use internal_api::InternalApiSettings;
 pub use janitor::JanitorSettings;
+pub use mail::MailSettings;
 pub use passwords::PasswordSettings;
 pub use rate_limits::{RateLimit, RateLimitSettings, parse_rate_limit};
 pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
@@ -54,6 +58,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub rate_limits: RateLimitSettings,
     pub janitor: JanitorSettings,
+    pub mail: MailSettings,
+    pub accounts: AccountSettings,
     pub sessions: SessionSettings,
 }
 
@@ -76,6 +82,8 @@ impl Settings {
             password: PasswordSettings::from_env(&env)?,
             rate_limits: RateLimitSettings::from_env(&env)?,
             janitor: JanitorSettings::from_env(&env)?,
+            mail: MailSettings::from_env(&env)?,
+            accounts: AccountSettings::from_env(&env)?,
             sessions: SessionSettings::from_env(&env)?,
         };
         if settings.internal_api.bind == settings.http.bind && settings.http.bind.port() != 0 {

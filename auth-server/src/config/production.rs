@@ -1,7 +1,8 @@
 //! What production refuses, naming the setting: development keys and secrets,
 //! a refresh cookie that could travel over plain HTTP, password hashing
-//! weaker than OWASP's minimum, proxies trusted to name any client, and
-//! time allowances long enough to matter. And what it only warns about.
+//! weaker than OWASP's minimum, proxies trusted to name any client, time
+//! allowances long enough to matter, and mail that would land in files or
+//! carry links to a development address. And what it only warns about.
 
 use std::time::Duration;
 
@@ -64,6 +65,18 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             ));
         }
     }
+    if settings.mail.smtp_url.is_none() {
+        return Err(invalid(
+            "SMTP_URL",
+            "must be set in production: without it, reset and verification mail is only written to files",
+        ));
+    }
+    if !settings.mail.public_url_set {
+        return Err(invalid(
+            "PUBLIC_URL",
+            "must be set in production: the links in e-mails point at the web app there",
+        ));
+    }
     Ok(())
 }
 
@@ -118,6 +131,8 @@ mod tests {
         let token = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
         let refresh_key = ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key");
         let prod = ("APP_ENV", "production");
+        let smtp = ("SMTP_URL", "smtps://user:pass@smtp.example.com");
+        let public = ("PUBLIC_URL", "https://app.example.com");
         assert_eq!(
             settings(&[prod, token, refresh_key]).unwrap_err().variable,
             "SIGNING_KEY_FILE"
@@ -136,7 +151,23 @@ mod tests {
                 .variable,
             "COOKIE_SECURE"
         );
-        assert!(settings(&[prod, key, token, refresh_key]).is_ok());
+        assert_eq!(
+            settings(&[prod, key, token, refresh_key, public])
+                .unwrap_err()
+                .variable,
+            "SMTP_URL"
+        );
+        assert_eq!(
+            settings(&[prod, key, token, refresh_key, smtp])
+                .unwrap_err()
+                .variable,
+            "PUBLIC_URL"
+        );
+        assert!(settings(&[prod, key, token, refresh_key, smtp, public]).is_ok());
+        assert!(
+            settings(&[smtp]).is_ok() && settings(&[]).is_ok(),
+            "development needs neither"
+        );
     }
 
     /// Production settings that pass, with `extra` changed.
@@ -148,6 +179,8 @@ mod tests {
             ("SIGNING_KEY_FILE", "/keys/signing.pem"),
             ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef"),
             ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key"),
+            ("SMTP_URL", "smtps://user:pass@smtp.example.com"),
+            ("PUBLIC_URL", "https://app.example.com"),
         ];
         vars.extend_from_slice(extra);
         settings(&vars)

@@ -1,6 +1,6 @@
-//! Rate limits: per client address on login, register and refresh (in
-//! memory), and failed logins per account and client (in PostgreSQL; see
-//! `crate::login_throttle`).
+//! Rate limits: per client address on login, register, refresh and the
+//! requests that send mail (in memory), and failed logins per account and
+//! client (in PostgreSQL; see `crate::login_throttle`).
 
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub struct RateLimitSettings {
     pub account: Option<RateLimit>,
     /// Per client IP on refresh. `None` turns it off.
     pub refresh: Option<RateLimit>,
+    /// Per client IP on the requests that send mail (forgot password,
+    /// resend verification): the only limit they answer `429` for.
+    pub mail_requests: Option<RateLimit>,
 }
 
 impl RateLimitSettings {
@@ -43,11 +46,12 @@ impl RateLimitSettings {
             login: rate_limit(env, "LOGIN_RATE_LIMIT", "20/1m")?,
             account,
             refresh: rate_limit(env, "REFRESH_RATE_LIMIT", "300/1m")?,
+            mail_requests: rate_limit(env, "MAIL_REQUEST_RATE_LIMIT", "10/10m")?,
         })
     }
 }
 
-fn rate_limit<F: Fn(&str) -> Option<String>>(
+pub(super) fn rate_limit<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     variable: &'static str,
     default: &str,
@@ -112,6 +116,13 @@ mod tests {
             })
         );
         assert_eq!(limits.refresh, None);
+        assert_eq!(
+            limits.mail_requests,
+            Some(RateLimit {
+                requests: 10,
+                per: Duration::from_secs(600)
+            })
+        );
         for bad in ["x", "10/2d"] {
             let bad =
                 RateLimitSettings::from_env(&Env(lookup(&[("LOGIN_ACCOUNT_RATE_LIMIT", bad)])));

@@ -4,10 +4,15 @@
 //! the service layer runs them through [`Database::run`], on the blocking
 //! pool, never on the async workers.
 
+pub mod accounts;
+pub mod audit;
+pub mod email_tokens;
 pub mod login_throttle;
 pub mod models;
+pub mod outbox;
 mod pool;
 pub mod revocations;
+pub mod rotation;
 pub mod schema;
 pub mod sessions;
 pub mod sweep;

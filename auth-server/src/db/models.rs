@@ -13,6 +13,8 @@ pub struct User {
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The address was proven by a verification link.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -50,6 +52,10 @@ pub enum RevocationReason {
     LogoutAll,
     SessionDeleted,
     ReuseDetected,
+    /// The user changed the password: every other session ends.
+    PasswordChanged,
+    /// The password was reset by e-mail: every session ends.
+    PasswordReset,
     /// A login went past `MAX_SESSIONS_PER_USER`: the oldest live session
     /// made room.
     SessionEvicted,
@@ -70,14 +76,20 @@ impl RevocationReason {
             Self::LogoutAll => "logout_all",
             Self::SessionDeleted => "session_deleted",
             Self::ReuseDetected => "reuse_detected",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
             Self::SessionEvicted => "session_evicted",
         }
     }
 }
 
-/// Who is behind a request, as recorded on the session.
+/// Who is behind a request, as recorded on sessions and audit events: what
+/// the service layer needs of a request, without the request.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub user_agent: Option<String>,
+    /// The client's address, behind trusted proxies (`TRUSTED_PROXIES`).
     pub ip: Option<String>,
+    /// The request's id (tracing-actix-web's), tying an audit event to logs.
+    pub request_id: Option<Uuid>,
 }

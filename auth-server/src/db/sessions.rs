@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use uuid::Uuid;
 
+use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session};
 use super::schema::{sessions, users};
 use super::{DbError, DbResult, revocations, tokens};
@@ -42,7 +43,8 @@ pub fn create(
 /// one user take turns, and with `max_live` each leaves at most that many
 /// live sessions (the newest, this one always among them), revoking the
 /// others (`session_evicted`) as every revocation is, so the feed carries
-/// them. `expiry` is the session's, then its first token's. `None` when the
+/// them. Writes the `login` event, and a `session_evicted` event for each
+/// session evicted. `expiry` is the session's, then its first token's. `None` when the
 /// user no longer exists.
 pub fn create_within_cap(
     conn: &mut PgConnection,
@@ -86,10 +88,21 @@ pub fn create_within_cap(
             now,
             token_expires_at,
         )?;
+        audit::record(
+            conn,
+            Event::new(EventType::Login, user_id, client).in_session(session.id),
+        )?;
         let evicted = match max_live {
             Some(max) => evict_beyond(conn, &session, max)?,
             None => Vec::new(),
         };
+        // The server evicted them, for this login: no acting user.
+        for &evicted_id in &evicted {
+            audit::record_by_server(
+                conn,
+                Event::new(EventType::SessionEvicted, user_id, client).in_session(evicted_id),
+            )?;
+        }
         Ok(Some(Created { session, evicted }))
     })
     .map_err(|e: DieselError| DbError::from(e))
@@ -189,4 +202,83 @@ pub fn is_live(conn: &mut PgConnection, session_id: Uuid) -> DbResult<bool> {
         .first::<Uuid>(conn)
         .optional()?;
     Ok(found.is_some())
+}
+
+/// Revokes every live session of the user but `keep` (the one a password
+/// change was made from); returns how many.
+pub fn revoke_all_except(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevocationReason,
+) -> QueryResult<usize> {
+    let mut query = diesel::update(sessions::table)
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    if let Some(keep) = keep {
+        query = query.filter(sessions::id.ne(keep));
+    }
+    query.set(revocations::columns(reason)).execute(conn)
+}
+
+/// Logout: revokes the session of a refresh token (in any state) and writes
+/// the `logout` event, together. `None` for an unknown token; otherwise the
+/// session and whether this call revoked it.
+pub fn logout(
+    conn: &mut PgConnection,
+    token: &TokenHash,
+    client: &ClientInfo,
+) -> DbResult<Option<(Session, bool)>> {
+    conn.transaction(|conn| {
+        let Some(session) = tokens::session_of(conn, token)? else {
+            return Ok(None);
+        };
+        let changed = revoke(conn, session.id, RevocationReason::Logout)?;
+        if changed {
+            audit::record(
+                conn,
+                Event::new(EventType::Logout, session.user_id, client).in_session(session.id),
+            )?;
+        }
+        Ok(Some((session, changed)))
+    })
+}
+
+/// Logout everywhere, asked from `session_id`: every live session revoked
+/// and the `logout_all` event, together; returns how many.
+pub fn logout_all(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: &ClientInfo,
+) -> DbResult<usize> {
+    conn.transaction(|conn| {
+        let count = revoke_all(conn, user_id, RevocationReason::LogoutAll)?;
+        audit::record(
+            conn,
+            Event::new(EventType::LogoutAll, user_id, client).in_session(session_id),
+        )?;
+        Ok(count)
+    })
+}
+
+/// A user ending one of their sessions, with the `session_deleted` event
+/// (about the session that ended); as [`revoke_owned`].
+pub fn delete_owned(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: &ClientInfo,
+) -> DbResult<Option<bool>> {
+    conn.transaction(|conn| {
+        let revoked = revoke_owned(conn, user_id, session_id, RevocationReason::SessionDeleted)?;
+        if revoked == Some(true) {
+            audit::record(
+                conn,
+                Event::new(EventType::SessionDeleted, user_id, client).in_session(session_id),
+            )?;
+        }
+        Ok(revoked)
+    })
 }

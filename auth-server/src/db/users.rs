@@ -29,6 +29,7 @@ pub fn create(
         roles: Vec::new(),
         created_at: now,
         updated_at: now,
+        email_verified: false,
     };
     diesel::insert_into(users::table)
         .values(&user)

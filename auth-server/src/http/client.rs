@@ -2,8 +2,10 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpMessage, HttpRequest};
+use tracing_actix_web::RequestId;
+use uuid::Uuid;
 
 use crate::db::models::ClientInfo;
 use crate::proxies::TrustedProxies;
@@ -43,6 +45,10 @@ pub fn client_info(req: &HttpRequest, ip: Option<IpAddr>) -> ClientInfo {
     ClientInfo {
         user_agent,
         ip: ip.map(|ip| ip.to_string()),
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| Uuid::from(*id)),
     }
 }
 

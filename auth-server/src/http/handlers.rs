@@ -22,15 +22,18 @@ use crate::rate_limit::RateLimiter;
 use crate::service::{accounts, health, refresh, sessions};
 use crate::state::AppState;
 
-type Handled = Result<HttpResponse, ApiError>;
+pub(super) type Handled = Result<HttpResponse, ApiError>;
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// The per-client budget (an IPv4 address or an IPv6 /64) of an in-memory
 /// limit.
-fn limit_client(limiter: Option<&RateLimiter>, client: Option<IpAddr>) -> Result<(), ApiError> {
+pub(super) fn limit_client(
+    limiter: Option<&RateLimiter>,
+    client: Option<IpAddr>,
+) -> Result<(), ApiError> {
     match (limiter, client) {
         (Some(limiter), Some(ip)) => limiter
             .check(ClientKey::of(ip))
@@ -48,7 +51,7 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
     let input: RegisterRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
     check_password(&input.password)?;
-    let user = accounts::register(&state, email, input.password).await?;
+    let user = accounts::register(&state, email, input.password, client_info(&req, client)).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
 
     #[derive(Serialize)]
@@ -116,7 +119,12 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
 
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let (token, delivery) = presented_token(&req, &body)?;
-    sessions::logout(&state, token.as_deref()).await?;
+    sessions::logout(
+        &state,
+        token.as_deref(),
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
+    )
+    .await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     if delivery == Delivery::Cookie {
@@ -125,8 +133,18 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
     Ok(response.finish())
 }
 
-pub async fn logout_all(state: web::Data<AppState>, auth: Authenticated) -> Handled {
-    sessions::logout_all(&state, auth.0.sub).await?;
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+) -> Handled {
+    sessions::logout_all(
+        &state,
+        auth.0.sub,
+        auth.0.sid,
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
+    )
+    .await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     Ok(response.finish())
@@ -162,13 +180,20 @@ pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> H
 
 pub async fn delete_session(
     state: web::Data<AppState>,
+    req: HttpRequest,
     auth: Authenticated,
     path: web::Path<String>,
 ) -> Handled {
     // Not a UUID: no session of anybody's, so the same 404.
     let session_id =
         Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound("session"))?;
-    sessions::delete(&state, auth.0.sub, session_id).await?;
+    sessions::delete(
+        &state,
+        auth.0.sub,
+        session_id,
+        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

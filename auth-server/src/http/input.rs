@@ -28,6 +28,28 @@ pub struct LoginRequest {
     pub refresh_token_delivery: Option<Delivery>,
 }
 
+#[derive(Deserialize)]
+pub struct ChangePasswordRequest {
+    pub current_password: SecretString,
+    pub new_password: SecretString,
+}
+
+#[derive(Deserialize)]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+#[derive(Deserialize)]
+pub struct ResetPasswordRequest {
+    pub token: SecretString,
+    pub new_password: SecretString,
+}
+
+#[derive(Deserialize)]
+pub struct VerifyEmailRequest {
+    pub token: SecretString,
+}
+
 /// The optional body of refresh and logout.
 #[derive(Deserialize, Default)]
 pub struct RefreshRequest {
@@ -82,16 +104,22 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
 
 /// Bounded before any hashing, so nobody can make the server hash a megabyte.
 pub fn check_password(password: &SecretString) -> Result<(), ApiError> {
+    check_password_field("password", password)
+}
+
+/// The same rule for a password field of another name (`new_password`,
+/// `current_password`).
+pub fn check_password_field(field: &str, password: &SecretString) -> Result<(), ApiError> {
     let length = password.expose_secret().chars().count();
     if length < MIN_PASSWORD_CHARS {
         return Err(ApiError::unprocessable(
-            "password",
+            field,
             "must be at least 8 characters",
         ));
     }
     if length > MAX_PASSWORD_CHARS {
         return Err(ApiError::unprocessable(
-            "password",
+            field,
             "must be at most 256 characters",
         ));
     }

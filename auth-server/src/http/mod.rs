@@ -1,5 +1,6 @@
 //! The HTTP surface of the auth server.
 
+pub mod account;
 pub mod bearer;
 pub mod body;
 pub mod client;
@@ -43,7 +44,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/logout").route(web::post().to(h::logout)))
             .service(resource("/logout-all").route(web::post().to(h::logout_all)))
             .service(resource("/sessions").route(web::get().to(h::list_sessions)))
-            .service(resource("/sessions/{id}").route(web::delete().to(h::delete_session))),
+            .service(resource("/sessions/{id}").route(web::delete().to(h::delete_session)))
+            .service(resource("/password").route(web::post().to(account::change_password)))
+            .service(resource("/password/forgot").route(web::post().to(account::forgot_password)))
+            .service(resource("/password/reset").route(web::post().to(account::reset_password)))
+            .service(resource("/email/verify").route(web::post().to(account::verify_email)))
+            .service(
+                resource("/email/verify/resend")
+                    .route(web::post().to(account::resend_verification)),
+            )
+            .service(resource("/events").route(web::get().to(account::list_events))),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))

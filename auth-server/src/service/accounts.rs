@@ -13,22 +13,26 @@ use crate::db::users::CreateUserError;
 use crate::rotation::successor_expiry;
 use crate::state::AppState;
 
-/// A new user; the email must already be normalised and the password checked.
+/// A new user, with its `register` event and its verification mail queued;
+/// the email must already be normalised and the password checked.
 pub async fn register(
     state: &AppState,
     email: String,
     password: SecretString,
+    client: ClientInfo,
 ) -> Result<User, ServiceError> {
     let hash = state.passwords.hash(password).await?;
-    state
+    let user = state
         .database
-        .run(move |conn| Ok(db::users::create(conn, &email, &hash)))
+        .run(move |conn| Ok(db::accounts::register(conn, &email, &hash, &client)))
         .await?
         .map_err(|e| match e {
             CreateUserError::EmailTaken => ServiceError::EmailTaken,
             CreateUserError::Db(e) => e.into(),
-        })
-        .inspect(|_| state.metrics.registrations.inc())
+        })?;
+    state.metrics.registrations.inc();
+    state.mail_queued.notify_one();
+    Ok(user)
 }
 
 /// A new session for a correct password. An unknown email and a wrong
@@ -55,7 +59,7 @@ pub async fn login(
         .await?;
     let user = match user {
         Some(user) if verified => user,
-        _ => {
+        user => {
             tracing::info!(audit = "login_failed", "login failed");
             if let Some(throttle) = throttle {
                 throttle
@@ -64,6 +68,7 @@ pub async fn login(
                     .inspect_err(|e| count_throttled(state, e))?;
             }
             state.metrics.logins.with_label_values(&["failed"]).inc();
+            record_failure(state, user.map(|u| u.id), client).await?;
             return Err(ServiceError::InvalidCredentials);
         }
     };
@@ -72,6 +77,11 @@ pub async fn login(
             .succeeded(state)
             .await
             .inspect_err(|e| count_throttled(state, e))?;
+    }
+    // Only after the password is known to be right: a wrong one must say
+    // nothing about the address.
+    if state.settings.accounts.require_verified_email && !user.email_verified {
+        return Err(ServiceError::EmailNotVerified);
     }
 
     let refresh = new_refresh_token()?;
@@ -109,6 +119,23 @@ pub async fn login(
         }
     }
     Issued::sign(state, &user, &session, Some((refresh, token_expires_at)))
+}
+
+/// The bounded `login_failed` event (see [`db::audit::record_login_failed`]);
+/// what is not stored is counted.
+async fn record_failure(
+    state: &AppState,
+    user_id: Option<uuid::Uuid>,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
+    let stored = state
+        .database
+        .run(move |conn| db::audit::record_login_failed(conn, user_id, &client))
+        .await?;
+    if !stored {
+        state.metrics.login_failures_unrecorded.inc();
+    }
+    Ok(())
 }
 
 fn count_throttled(state: &AppState, error: &ServiceError) {

@@ -16,7 +16,7 @@ pub struct Issued {
     pub access_token: String,
     pub user_id: Uuid,
     pub session_id: Uuid,
-    /// `None` under the reuse grace: no new refresh token.
+    /// `None` when a grace answer cannot send the successor again.
     pub refresh: Option<(RefreshToken, DateTime<Utc>)>,
 }
 

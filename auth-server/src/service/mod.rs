@@ -5,14 +5,17 @@
 //! which `crate::error` alone turns into HTTP.
 
 pub mod accounts;
+pub mod events;
 pub mod health;
 mod issue;
 pub mod janitor;
 pub mod login_throttle;
+pub mod passwords;
 pub mod refresh;
 pub mod revocation_feed;
 pub mod sessions;
 pub mod users;
+pub mod verification;
 
 pub use issue::Issued;
 
@@ -30,6 +33,18 @@ pub enum ServiceError {
     InvalidGrant(&'static str),
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// The current password given for a change is not the user's.
+    #[error("the current password is incorrect")]
+    WrongPassword,
+    /// A reset or verification token that cannot be used (a `400`, as RFC
+    /// 6749 §5.2 answers grants, not a refresh's `401`).
+    #[error("invalid e-mail token: {0}")]
+    InvalidEmailToken(&'static str),
+    /// `REQUIRE_VERIFIED_EMAIL`: a correct password, an unverified address.
+    #[error("the e-mail address is not verified")]
+    EmailNotVerified,
+    #[error("the e-mail address is already verified")]
+    AlreadyVerified,
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Too many failed logins for this account; retry after this long.

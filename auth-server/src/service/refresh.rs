@@ -1,14 +1,17 @@
 //! Refreshing: one rotation of the presented refresh token (see
-//! [`crate::db::tokens::refresh`] and [`crate::rotation`]).
+//! [`crate::db::rotation::refresh`] and [`crate::rotation`]). The successor
+//! is derived from the presented token with the server's token key
+//! ([`RefreshToken::successors`]), so a retry within the grace is sent the
+//! very token the lost answer carried.
 
 use service_kit::telemetry::record_identity;
 
 use super::ServiceError;
-use super::issue::{Issued, new_refresh_token};
+use super::issue::Issued;
 use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason};
-use crate::db::tokens::RefreshOutcome;
-use crate::refresh_token::RefreshToken;
+use crate::db::rotation::RefreshOutcome;
+use crate::refresh_token::{KeyIndex, RefreshToken};
 use crate::state::AppState;
 
 /// Why a refresh was refused, and whether this very refusal revoked the
@@ -41,14 +44,14 @@ pub async fn refresh(
     let Some(presented) = RefreshToken::parse(presented) else {
         return Err(ServiceError::InvalidGrant("the refresh token is invalid").into());
     };
-    let successor = new_refresh_token()?;
+    let successors = presented.successors(&state.token_keys);
     let presented_hash = presented.hash();
-    let successor_hash = successor.hash();
+    let successor_hashes = successors.hashes();
     let policy = state.rotation_policy();
     let outcome = state
         .database
         .run(move |conn| {
-            db::tokens::refresh(conn, &presented_hash, &successor_hash, &client, &policy)
+            db::rotation::refresh(conn, &presented_hash, &successor_hashes, &client, &policy)
         })
         .await
         .map_err(ServiceError::from)?;
@@ -65,18 +68,34 @@ pub async fn refresh(
                 .with_label_values(&["rotated"])
                 .inc();
             record_identity(user.id, session.id);
+            let successor = successors.take(KeyIndex::CURRENT);
             Ok(Issued::sign(
                 state,
                 &user,
                 &session,
-                Some((successor, successor_expires_at)),
+                successor.map(|token| (token, successor_expires_at)),
             )?)
         }
-        RefreshOutcome::Grace { user, session } => {
-            state.metrics.refreshes.with_label_values(&["grace"]).inc();
+        RefreshOutcome::Grace {
+            user,
+            session,
+            resend,
+        } => {
             record_identity(user.id, session.id);
-            tracing::info!("refresh token reused within the grace: access token only");
-            Ok(Issued::sign(state, &user, &session, None)?)
+            // The successor the consumption issued, derived again: never
+            // another token, so the session never forks.
+            let again = resend.and_then(|r| Some((successors.take(r.key)?, r.expires_at)));
+            let outcome = if again.is_some() {
+                tracing::info!("consumed refresh token within the grace: its successor sent again");
+                "grace"
+            } else {
+                tracing::info!(
+                    "consumed refresh token within the grace: its successor cannot be sent again (consumed, or its key is gone); access token only"
+                );
+                "grace_access_only"
+            };
+            state.metrics.refreshes.with_label_values(&[outcome]).inc();
+            Ok(Issued::sign(state, &user, &session, again)?)
         }
         RefreshOutcome::ReuseDetected {
             user_id,

@@ -5,27 +5,25 @@ use service_kit::telemetry::record_identity;
 use uuid::Uuid;
 
 use super::ServiceError;
-use crate::db::models::{RevocationReason, Session};
+use crate::db::models::{ClientInfo, RevocationReason, Session};
 use crate::db::{self, Database};
 use crate::refresh_token::RefreshToken;
 use crate::state::AppState;
 
 /// Revokes the token's session, whatever state the token is in: the holder
 /// of even a consumed token may end the session. Unknown tokens are no-ops.
-pub async fn logout(state: &AppState, presented: Option<&str>) -> Result<(), ServiceError> {
+pub async fn logout(
+    state: &AppState,
+    presented: Option<&str>,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
     let Some(token) = presented.and_then(RefreshToken::parse) else {
         return Ok(());
     };
     let hash = token.hash();
     let revoked = state
         .database
-        .run(move |conn| {
-            let Some(session) = db::tokens::session_of(conn, &hash)? else {
-                return Ok(None);
-            };
-            db::sessions::revoke(conn, session.id, RevocationReason::Logout)
-                .map(|changed| Some((session, changed)))
-        })
+        .run(move |conn| db::sessions::logout(conn, &hash, &client))
         .await?;
     if let Some((session, changed)) = revoked {
         record_identity(session.user_id, session.id);
@@ -37,11 +35,17 @@ pub async fn logout(state: &AppState, presented: Option<&str>) -> Result<(), Ser
     Ok(())
 }
 
-/// Revokes every live session of the user; returns how many.
-pub async fn logout_all(state: &AppState, user_id: Uuid) -> Result<usize, ServiceError> {
+/// Revokes every live session of the user (asked from `session_id`);
+/// returns how many.
+pub async fn logout_all(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: ClientInfo,
+) -> Result<usize, ServiceError> {
     let count = state
         .database
-        .run(move |conn| db::sessions::revoke_all(conn, user_id, RevocationReason::LogoutAll))
+        .run(move |conn| db::sessions::logout_all(conn, user_id, session_id, &client))
         .await?;
     if count > 0 {
         state.revoked(RevocationReason::LogoutAll, count);
@@ -59,12 +63,15 @@ pub async fn list(database: &Database, user_id: Uuid) -> Result<Vec<Session>, Se
 
 /// Revokes one of the user's sessions; another user's session is not found,
 /// exactly like one that does not exist.
-pub async fn delete(state: &AppState, user_id: Uuid, session_id: Uuid) -> Result<(), ServiceError> {
+pub async fn delete(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
     let revoked = state
         .database
-        .run(move |conn| {
-            db::sessions::revoke_owned(conn, user_id, session_id, RevocationReason::SessionDeleted)
-        })
+        .run(move |conn| db::sessions::delete_owned(conn, user_id, session_id, &client))
         .await?;
     match revoked {
         None => Err(ServiceError::NotFound("session")),

@@ -85,13 +85,39 @@ fn production_refuses_development_settings_naming_them() {
         &[
             ("APP_ENV", "production"),
             ("SIGNING_KEY_FILE", "/nonexistent.pem"),
-            ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-key"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("REFRESH_TOKEN_KEY_FILE"));
+
+    let output = auth_server(
+        &["serve"],
+        &[
+            ("APP_ENV", "production"),
+            ("SIGNING_KEY_FILE", "/nonexistent.pem"),
+            ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-token-key"),
             ("INTERNAL_API_TOKEN", &"s".repeat(40)),
             ("COOKIE_SECURE", "false"),
         ],
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("COOKIE_SECURE"));
+
+    // Mail that would only land in files, or links to a development address.
+    let secure = [
+        ("APP_ENV", "production"),
+        ("SIGNING_KEY_FILE", "/nonexistent.pem"),
+        ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-key"),
+        ("INTERNAL_API_TOKEN", &"s".repeat(40)),
+    ];
+    let output = auth_server(&["serve"], &secure);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SMTP_URL"));
+    let mut with_smtp = secure.to_vec();
+    with_smtp.push(("SMTP_URL", "smtps://mail.example.com"));
+    let output = auth_server(&["serve"], &with_smtp);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("PUBLIC_URL"));
 
     let output = auth_server(&["serve"], &[("ACCESS_TOKEN_TTL", "soon")]);
     assert_eq!(output.status.code(), Some(2));

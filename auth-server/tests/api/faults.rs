@@ -1,6 +1,9 @@
 //! PostgreSQL goes away under load and comes back: the auth server answers
 //! `503` promptly meanwhile (never a `500`, never a hang), recovers by
-//! itself, and loses no rotation it acknowledged. Runs a temporary cluster of
+//! itself, and loses no rotation it acknowledged. A refresh whose rotation
+//! committed but whose answer was lost to the outage is retried with the
+//! same token, and the grace sends the successor again: every `200` of a
+//! refresh carries a refresh token. Runs a temporary cluster of
 //! its own (initdb, pg_ctl) so it can stop it.
 
 use std::path::{Path, PathBuf};
@@ -158,6 +161,8 @@ fn sha256_hex(token: &str) -> String {
 #[derive(Default)]
 struct Tally {
     statuses: Vec<StatusCode>,
+    /// Refreshes answered `200` without a refresh token.
+    access_only: usize,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,12 +213,19 @@ async fn a_database_outage_under_load_is_503_then_recovers_losing_nothing() {
         workers.push(tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
                 let current = chain.lock().await.clone();
+                // Anything but a 200 leaves the client with the token it
+                // holds, which it presents again: an answer lost after the
+                // rotation committed is sent again under the grace.
                 let answer = app.refresh_body(&current).await;
-                if let Some(next) = answer.refresh_token() {
+                let mut tally = tally.lock().await;
+                match answer.refresh_token() {
                     // Acknowledged: the client moves on to the successor.
-                    *chain.lock().await = next;
+                    Some(next) => *chain.lock().await = next,
+                    None if answer.status == StatusCode::OK => tally.access_only += 1,
+                    None => {}
                 }
-                tally.lock().await.statuses.push(answer.status);
+                tally.statuses.push(answer.status);
+                drop(tally);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }));
@@ -281,6 +293,11 @@ async fn a_database_outage_under_load_is_503_then_recovers_losing_nothing() {
         worker.await.unwrap();
     }
 
+    let access_only = tally.lock().await.access_only;
+    assert_eq!(
+        access_only, 0,
+        "every successful refresh carries a refresh token"
+    );
     let statuses = std::mem::take(&mut tally.lock().await.statuses);
     let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
     eprintln!(

@@ -1,4 +1,6 @@
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_server::config::Settings;
@@ -10,9 +12,13 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared_claims::{AccessClaims, KeySet, ValidationRules, Validator};
 pub use test_db::TestDatabase;
+
+pub use crate::smtp::{Mail, SmtpServer};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The web app the e-mail links point at.
+pub const PUBLIC_URL: &str = "https://app.example.com";
 
 pub struct TestApp {
     pub address: String,
@@ -21,10 +27,12 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: Pool,
     pub validator: Validator,
+    /// `MAIL_DIR`, removed with the app.
+    pub mail_dir: TempDir,
     /// The settings it was started with, for starting another instance.
     pub vars: HashMap<String, String>,
     // Last: the server's connections go before the database is dropped.
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
 }
 
 /// Settings every test starts from: a real server on port 0, small pools,
@@ -40,6 +48,9 @@ fn base_settings(database_url: &str) -> HashMap<String, String> {
         ("LOGIN_RATE_LIMIT", "0"),
         ("LOGIN_ACCOUNT_RATE_LIMIT", "0"),
         ("REFRESH_RATE_LIMIT", "0"),
+        ("MAIL_REQUEST_RATE_LIMIT", "0"),
+        ("MAIL_RECIPIENT_LIMIT", "0"),
+        ("PUBLIC_URL", PUBLIC_URL),
         (
             "ALLOWED_ORIGINS",
             "http://localhost:3000,https://app.example.com",
@@ -65,10 +76,27 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_with_vars(db, vars).await
 }
 
+/// A server whose mail goes to a real SMTP server of its own (aiosmtpd).
+pub async fn spawn_app_with_smtp(overrides: &[(&str, &str)]) -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let mut all = vec![("SMTP_URL", url.as_str())];
+    all.extend_from_slice(overrides);
+    (spawn_app_with(&all).await, smtp)
+}
+
 pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>) -> TestApp {
+    // Without SMTP_URL mail goes to files: somewhere of this test's own.
+    let mail_dir = std::env::temp_dir().join(format!("mail-{}", Uuid::new_v4().simple()));
+    vars.entry("MAIL_DIR".to_owned())
+        .or_insert_with(|| mail_dir.to_str().unwrap().to_owned());
     // Never the default port: tests run side by side.
     vars.entry("AUTH_INTERNAL_BIND".to_owned())
         .or_insert_with(|| "127.0.0.1:0".to_owned());
+    spawn_on(Arc::new(db), vars).await
+}
+
+async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init_tracing(false);
     }
@@ -94,8 +122,18 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
         client,
         pool,
         validator,
+        mail_dir: TempDir(PathBuf::from(&vars["MAIL_DIR"])),
         vars,
         db,
+    }
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -105,6 +143,30 @@ async fn start_instance(vars: &HashMap<String, String>) -> (String, Application)
         .await
         .expect("the server starts");
     (format!("http://127.0.0.1:{}", app.port()), app)
+}
+
+/// A new secret for `REFRESH_TOKEN_KEY_FILE` (what `auth-server secret`
+/// writes), in a file removed with this value.
+pub struct TokenKeyFile {
+    pub path: PathBuf,
+}
+
+impl TokenKeyFile {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("token-key-{}", Uuid::new_v4().simple()));
+        auth_server::signing::write_new_secret(&path).unwrap();
+        Self { path }
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for TokenKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A parsed token response.
@@ -198,6 +260,17 @@ pub fn unique_email() -> String {
 }
 
 impl TestApp {
+    /// Another server on the same database, with some settings changed: a
+    /// replica configured otherwise, or this one restarted with a new
+    /// configuration.
+    pub async fn replica_with(&self, overrides: &[(&str, &str)]) -> TestApp {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        spawn_on(Arc::clone(&self.db), vars).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -384,6 +457,83 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn post_bearer(
+        &self,
+        path: &str,
+        access_token: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path)).bearer_auth(access_token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn change_password(&self, access_token: &str, current: &str, new: &str) -> Response {
+        self.post_bearer(
+            "/auth/password",
+            access_token,
+            Some(&json!({ "current_password": current, "new_password": new })),
+        )
+        .await
+    }
+
+    pub async fn forgot(&self, email: &str) -> Response {
+        self.post_json("/auth/password/forgot", &json!({ "email": email }))
+            .await
+    }
+
+    pub async fn reset(&self, token: &str, new_password: &str) -> Response {
+        self.post_json(
+            "/auth/password/reset",
+            &json!({ "token": token, "new_password": new_password }),
+        )
+        .await
+    }
+
+    pub async fn verify_email(&self, token: &str) -> Response {
+        self.post_json("/auth/email/verify", &json!({ "token": token }))
+            .await
+    }
+
+    /// `GET /auth/events` with a query string such as `?limit=2`.
+    pub async fn events(&self, access_token: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/auth/events{query}")))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The types of the user's events, newest first (one page of 100).
+    pub async fn event_types(&self, access_token: &str) -> Vec<String> {
+        let body: Value = self
+            .events(access_token, "?limit=100")
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn login_with(&self, email: &str, password: &str) -> Tokens {
+        Tokens::read(
+            self.post_json(
+                "/auth/login",
+                &json!({ "email": email, "password": password, "refresh_token_delivery": "body" }),
+            )
+            .await,
+        )
+        .await
+    }
+
     pub async fn logout_all(&self, access_token: &str) -> Response {
         self.client
             .post(self.url("/auth/logout-all"))
@@ -420,15 +570,40 @@ impl TestApp {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
+        self.db.count(sql)
+    }
+
+    /// Every row of every table of the schema, as text (bytes as `\\x…` hex).
+    pub fn dump_tables(&self) -> String {
         #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
+        struct Table {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
         }
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut self.conn())
-            .unwrap()
-            .n
+        #[derive(QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let mut conn = self.conn();
+        let tables: Vec<Table> = diesel::sql_query(
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'",
+        )
+        .load(&mut conn)
+        .unwrap();
+        tables
+            .iter()
+            .map(|t| {
+                diesel::sql_query(format!(
+                    "SELECT coalesce(string_agg(t::text, E'\\n'), '') AS text FROM {} t",
+                    t.name
+                ))
+                .get_result::<Rows>(&mut conn)
+                .unwrap()
+                .text
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn session_revoked_reason(&self, session_id: Uuid) -> Option<String> {

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod smtp;
 
+mod account_events;
 mod cli;
 mod cors;
 mod database;
@@ -15,9 +17,14 @@ mod inputs;
 mod internal;
 mod login;
 mod logout;
+mod mail;
 mod origin;
+mod password_change;
+mod password_reset;
 mod refresh;
 mod register;
 mod rotation_properties;
+mod round_trips;
 mod sessions;
 mod throttle;
+mod verification;

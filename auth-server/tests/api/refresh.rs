@@ -123,37 +123,181 @@ async fn a_token_in_the_body_wins_and_the_cookie_is_ignored() {
 }
 
 #[tokio::test]
-async fn a_consumed_token_within_the_grace_gets_an_access_token_only() {
+async fn a_retry_within_the_grace_gets_the_very_successor_which_then_rotates_normally() {
     let app = spawn_app().await;
     let email = app.registered_user().await;
     let login = app.login_cookie(&email).await;
     let first = login.cookie().unwrap();
     let sid = app.validate(&login.access_token()).await.sid;
-    assert_eq!(
-        app.refresh_cookie(&first.value).await.status,
-        StatusCode::OK
-    );
+    // This answer is lost on its way back: the client still holds `first`.
+    let lost = app.refresh_cookie(&first.value).await.cookie().unwrap();
 
-    let replay = app.refresh_cookie(&first.value).await;
-    assert_eq!(replay.status, StatusCode::OK);
+    let retry = app.refresh_cookie(&first.value).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    let resent = retry.cookie().expect("the successor, sent again");
+    assert_eq!(resent.value, lost.value, "never a different token");
+    assert!(resent.has("HttpOnly") && resent.has("Secure"));
+    assert_eq!(resent.attribute("SameSite").as_deref(), Some("Strict"));
+    assert_eq!(resent.attribute("Path").as_deref(), Some("/auth"));
+    assert!(resent.max_age() > 0 && resent.max_age() <= lost.max_age());
     assert!(
-        replay.headers.get("set-cookie").is_none(),
-        "the grace never touches the cookie"
+        retry.refresh_token().is_none(),
+        "a cookie is never answered in the body"
     );
-    assert!(replay.refresh_token().is_none());
     assert_eq!(
-        app.validate(&replay.access_token()).await.sid,
+        app.validate(&retry.access_token()).await.sid,
         sid,
         "the session never forks"
     );
     assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
 
-    // Body mode likewise: no refresh token in the body.
+    // The successor it was sent rotates normally, and only once.
+    let next = app.refresh_cookie(&resent.value).await;
+    assert_eq!(next.status, StatusCode::OK);
+    let third = next.cookie().unwrap();
+    assert_ne!(third.value, resent.value);
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 3);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NULL"),
+        1
+    );
+
+    // Body mode likewise: the successor in the body, no cookie.
     let body = app.login_body(&email).await.refresh_token().unwrap();
-    assert_eq!(app.refresh_body(&body).await.status, StatusCode::OK);
-    let replay = app.refresh_body(&body).await;
-    assert_eq!(replay.status, StatusCode::OK);
-    assert!(replay.refresh_token().is_none());
+    let lost = app.refresh_body(&body).await.refresh_token().unwrap();
+    let retry = app.refresh_body(&body).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.refresh_token().as_deref(), Some(lost.as_str()));
+    assert!(retry.cookie().is_none());
+    let next = app.refresh_body(&lost).await.refresh_token().unwrap();
+    assert_ne!(next, lost);
+}
+
+#[tokio::test]
+async fn a_grace_answer_is_access_only_once_the_successor_was_consumed_in_turn() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let login = app.login_cookie(&email).await;
+    let first = login.cookie().unwrap();
+    let second = app.refresh_cookie(&first.value).await.cookie().unwrap();
+    let third = app.refresh_cookie(&second.value).await.cookie().unwrap();
+
+    // `second` is no longer the live token: sending it again would hand out
+    // a consumed token. An access token only, and the cookie left alone.
+    let late = app.refresh_cookie(&first.value).await;
+    assert_eq!(late.status, StatusCode::OK);
+    assert!(
+        late.headers.get("set-cookie").is_none(),
+        "{:?}",
+        late.headers
+    );
+    assert!(late.refresh_token().is_none());
+    assert_eq!(
+        app.validate(&late.access_token()).await.sid,
+        app.validate(&login.access_token()).await.sid
+    );
+    // Body mode: no refresh token in the body either.
+    let body = app.login_body(&email).await.refresh_token().unwrap();
+    let next = app.refresh_body(&body).await.refresh_token().unwrap();
+    assert_eq!(app.refresh_body(&next).await.status, StatusCode::OK);
+    let late = app.refresh_body(&body).await;
+    assert_eq!(late.status, StatusCode::OK);
+    assert!(late.refresh_token().is_none());
+
+    // Nothing forked, nothing was revoked: the newest token carries on.
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
+        2
+    );
+    assert_eq!(
+        app.refresh_cookie(&third.value).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_new_token_key_makes_grace_answers_access_only_unless_the_old_one_is_retired() {
+    let old_key = TokenKeyFile::new();
+    let new_key = TokenKeyFile::new();
+    let app = spawn_app_with(&[("REFRESH_TOKEN_KEY_FILE", old_key.path())]).await;
+    let email = app.registered_user().await;
+    let body = app.login_body(&email).await.refresh_token().unwrap();
+    let lost_body = app.refresh_body(&body).await.refresh_token().unwrap();
+    let cookie = app.login_cookie(&email).await.cookie().unwrap();
+    let lost_cookie = app.refresh_cookie(&cookie.value).await.cookie().unwrap();
+
+    // Restarted with another key, the old one not kept: the successors can
+    // no longer be derived, so the retries get access tokens only.
+    let replaced = app
+        .replica_with(&[("REFRESH_TOKEN_KEY_FILE", new_key.path())])
+        .await;
+    let retry = replaced.refresh_body(&body).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert!(retry.refresh_token().is_none());
+    let retry = replaced.refresh_cookie(&cookie.value).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert!(
+        retry.headers.get("set-cookie").is_none(),
+        "no cookie at all"
+    );
+
+    // With the old key retired, they are sent again.
+    let rotated = app
+        .replica_with(&[
+            ("REFRESH_TOKEN_KEY_FILE", new_key.path()),
+            ("RETIRED_REFRESH_TOKEN_KEY_FILES", old_key.path()),
+        ])
+        .await;
+    let retry = rotated.refresh_body(&body).await;
+    assert_eq!(retry.refresh_token().as_deref(), Some(lost_body.as_str()));
+    let retry = rotated.refresh_cookie(&cookie.value).await;
+    assert_eq!(retry.cookie().unwrap().value, lost_cookie.value);
+
+    // New rotations derive with the new key, and its successors are sent
+    // again by any server that holds it.
+    let next = rotated
+        .refresh_body(&lost_body)
+        .await
+        .refresh_token()
+        .unwrap();
+    let again = replaced.refresh_body(&lost_body).await;
+    assert_eq!(again.refresh_token().as_deref(), Some(next.as_str()));
+}
+
+#[tokio::test]
+async fn the_successor_is_the_hmac_of_the_presented_token_and_only_its_hash_is_stored() {
+    use hmac::{Hmac, Mac};
+    let key = TokenKeyFile::new();
+    let app = spawn_app_with(&[("REFRESH_TOKEN_KEY_FILE", key.path())]).await;
+    let email = app.registered_user().await;
+    let first = app.login_body(&email).await.refresh_token().unwrap();
+    let second = app.refresh_body(&first).await.refresh_token().unwrap();
+
+    let material = std::fs::read_to_string(&key.path).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(material.trim_end().as_bytes()).unwrap();
+    mac.update(b"refresh-successor\0");
+    mac.update(first.as_bytes());
+    use base64::Engine;
+    let expected =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    assert_eq!(second, expected);
+    // The database holds its SHA-256, and nothing from which it follows
+    // without the key.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM refresh_tokens WHERE token_hash = '\\x{}'::bytea",
+            sha256_hex(&second)
+        )),
+        1
+    );
+    for token in [&first, &second] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM refresh_tokens WHERE position(convert_to('{token}', 'UTF8') in token_hash) > 0"
+            )),
+            0
+        );
+    }
 }
 
 #[tokio::test]
@@ -211,29 +355,21 @@ async fn a_zero_grace_makes_every_replay_a_reuse() {
     );
 }
 
-#[tokio::test]
-async fn twenty_concurrent_refreshes_of_one_token_yield_exactly_one_successor() {
-    let app = spawn_app().await;
-    let email = app.registered_user().await;
-    let token = app.login_body(&email).await.refresh_token().unwrap();
-
-    let attempts = (0..20).map(|_| app.refresh_body(&token));
-    let results = futures_util::future::join_all(attempts).await;
-
+/// Twenty requests present one token at once: one rotates it, the others
+/// queue on its row lock and fall under the grace. Every answer carries the
+/// one successor, and the database holds exactly one rotation.
+async fn assert_one_rotation(app: &TestApp, results: &[Tokens], carried: &[Option<String>]) {
     let statuses: Vec<StatusCode> = results.iter().map(|r| r.status).collect();
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
         "no 5xx, no 401: {statuses:?}"
     );
-    let successors: HashSet<String> = results.iter().filter_map(Tokens::refresh_token).collect();
-    assert_eq!(successors.len(), 1, "exactly one request rotated");
-    assert_eq!(
-        results
-            .iter()
-            .filter(|r| r.refresh_token().is_some())
-            .count(),
-        1
+    assert!(
+        carried.iter().all(Option::is_some),
+        "every 200 carries the refresh token: {carried:?}"
     );
+    let successors: HashSet<&String> = carried.iter().flatten().collect();
+    assert_eq!(successors.len(), 1, "one and the same successor for all");
     let sids: HashSet<Uuid> = futures_util::future::join_all(
         results
             .iter()
@@ -243,36 +379,62 @@ async fn twenty_concurrent_refreshes_of_one_token_yield_exactly_one_successor() 
     .into_iter()
     .collect();
     assert_eq!(sids.len(), 1, "one session");
-    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
     assert_eq!(
         app.count("SELECT count(*) AS n FROM refresh_tokens WHERE successor_id IS NOT NULL"),
-        1
+        1,
+        "exactly one rotation"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NULL"),
+        1,
+        "no fork"
     );
     assert_eq!(
         app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
         1
     );
-
-    // The one successor carries on.
-    let successor = successors.into_iter().next().unwrap();
-    assert_eq!(app.refresh_body(&successor).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
-async fn concurrent_cookie_refreshes_never_clear_the_cookie() {
+async fn twenty_concurrent_refreshes_in_body_mode_all_carry_the_one_successor() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let token = app.login_body(&email).await.refresh_token().unwrap();
+
+    let results = futures_util::future::join_all((0..20).map(|_| app.refresh_body(&token))).await;
+    let carried: Vec<Option<String>> = results.iter().map(Tokens::refresh_token).collect();
+    assert!(results.iter().all(|r| r.cookie().is_none()));
+    assert_one_rotation(&app, &results, &carried).await;
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
+
+    // The one successor carries on.
+    let successor = carried[0].clone().unwrap();
+    let next = app.refresh_body(&successor).await;
+    assert_eq!(next.status, StatusCode::OK);
+    assert_ne!(next.refresh_token().unwrap(), successor);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_refreshes_in_cookie_mode_all_set_the_one_successor() {
     let app = spawn_app().await;
     let email = app.registered_user().await;
     let cookie = app.login_cookie(&email).await.cookie().unwrap();
+
     let results =
-        futures_util::future::join_all((0..10).map(|_| app.refresh_cookie(&cookie.value))).await;
-    assert!(results.iter().all(|r| r.status == StatusCode::OK));
-    let cookies: Vec<SetCookie> = results.iter().filter_map(Tokens::cookie).collect();
-    assert_eq!(
-        cookies.len(),
-        1,
-        "only the winner sets a cookie, and nobody clears it"
+        futures_util::future::join_all((0..20).map(|_| app.refresh_cookie(&cookie.value))).await;
+    let carried: Vec<Option<String>> = results
+        .iter()
+        .map(|r| r.cookie().map(|c| c.value))
+        .collect();
+    assert!(results.iter().all(|r| r.refresh_token().is_none()));
+    assert!(
+        carried.iter().flatten().all(|v| !v.is_empty()),
+        "nobody clears the cookie"
     );
-    assert!(!cookies[0].value.is_empty());
+    assert_one_rotation(&app, &results, &carried).await;
+
+    let successor = carried[0].clone().unwrap();
+    assert_eq!(app.refresh_cookie(&successor).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

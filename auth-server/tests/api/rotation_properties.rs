@@ -1,81 +1,123 @@
 //! Property tests of the rotation rules against the real schema: any
-//! interleaving of refreshes (of live, consumed and stale tokens), logouts
-//! and the passing of the grace leaves every session either revoked or valid
-//! with exactly one live refresh token, and every answer is the one a simple
-//! model predicts.
+//! interleaving of refreshes, answers lost on their way back (and retried),
+//! replays of older tokens, logouts, key rotations and the passing of the
+//! grace leaves every session either revoked or valid with exactly one live
+//! refresh token in a chain without forks; every answer is the one a simple
+//! model predicts; a token sent again is always the very successor the
+//! rotation issued; and a client that keeps the last token it received and
+//! retries a lost answer within the grace is never logged out by reuse
+//! detection.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use auth_server::db::models::{ClientInfo, RevocationReason};
-use auth_server::db::tokens::{self, RefreshOutcome};
-use auth_server::db::{self, sessions};
+use auth_server::db::rotation::{self, RefreshOutcome};
+use auth_server::db::{self, sessions, tokens};
 use auth_server::refresh_token::RefreshToken;
 use auth_server::rotation::{Policy, Rejection};
+use auth_server::token_keys::TokenKeys;
 use chrono::Utc;
 use diesel::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::helpers::TestDatabase;
+use crate::helpers::{TestDatabase, TokenKeyFile};
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Present the token issued `n` steps back (0: the newest).
-    Refresh(usize),
-    Logout(usize),
+    /// The client refreshes with the last token it received, and reads the
+    /// answer.
+    Refresh,
+    /// The client refreshes with the last token it received; the answer is
+    /// lost on its way back (a dropped connection, a closed tab), so the
+    /// client still holds that token.
+    RefreshLost,
+    /// Someone else presents the token issued `n` steps back: a stale copy
+    /// in another tab, or a thief's.
+    Replay(usize),
+    Logout,
     /// Time passes beyond the reuse grace for every consumed token.
     GraceEnds,
+    /// The server's token key changes; the old one is kept as retired.
+    RotateKey,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0usize..4).prop_map(Op::Refresh),
-        1 => (0usize..4).prop_map(Op::Logout),
+        4 => Just(Op::Refresh),
+        3 => Just(Op::RefreshLost),
+        1 => (0usize..4).prop_map(Op::Replay),
+        1 => Just(Op::Logout),
         2 => Just(Op::GraceEnds),
+        1 => Just(Op::RotateKey),
     ]
 }
+
+/// The most keys a case rotates through.
+const KEYS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Expected {
     Rotated,
-    Grace,
+    /// The successor of the presented token, sent again.
+    Resent,
+    AccessOnly,
     Reuse,
     Revoked,
 }
 
-/// What the rules say should happen, from what the client did.
+/// What the rules say should happen, from what was done.
 #[derive(Debug, Default)]
 struct Model {
-    /// Per token issued: consumed, and whether the grace has passed since.
+    /// Per token of the chain, in issue order (each the successor of the
+    /// one before): consumed, and whether the grace has passed since.
     tokens: Vec<(bool, bool)>,
+    /// The token the client last received.
+    held: usize,
     revoked: bool,
+    /// Someone other than the client presented a token.
+    interfered: bool,
+    /// The grace passed while the client held a consumed token: it did not
+    /// retry a lost answer in time.
+    late: bool,
 }
 
 impl Model {
-    fn refresh(&mut self, index: usize) -> Expected {
+    fn present(&mut self, index: usize) -> Expected {
         if self.revoked {
             return Expected::Revoked;
         }
-        let (consumed, stale) = self.tokens[index];
-        match (consumed, stale) {
+        match self.tokens[index] {
             (false, _) => {
                 self.tokens[index].0 = true;
                 self.tokens.push((false, false));
                 Expected::Rotated
             }
-            (true, false) => Expected::Grace,
+            (true, false) if !self.tokens[index + 1].0 => Expected::Resent,
+            (true, false) => Expected::AccessOnly,
             (true, true) => {
                 self.revoked = true;
                 Expected::Reuse
             }
         }
     }
+
+    fn grace_ends(&mut self) {
+        for token in &mut self.tokens {
+            token.1 |= token.0;
+        }
+        self.late |= self.tokens[self.held].0;
+    }
 }
 
 fn outcome_kind(outcome: &RefreshOutcome) -> Expected {
     match outcome {
         RefreshOutcome::Rotated { .. } => Expected::Rotated,
-        RefreshOutcome::Grace { .. } => Expected::Grace,
+        RefreshOutcome::Grace {
+            resend: Some(_), ..
+        } => Expected::Resent,
+        RefreshOutcome::Grace { resend: None, .. } => Expected::AccessOnly,
         RefreshOutcome::ReuseDetected { .. } => Expected::Reuse,
         RefreshOutcome::Rejected {
             rejection: Rejection::SessionRevoked,
@@ -83,6 +125,17 @@ fn outcome_kind(outcome: &RefreshOutcome) -> Expected {
         } => Expected::Revoked,
         other => panic!("unexpected outcome {other:?}"),
     }
+}
+
+/// The server's key ring after `rotations` key changes, each old key
+/// retired.
+fn ring(files: &[TokenKeyFile], rotations: usize) -> TokenKeys {
+    let retired: Vec<PathBuf> = files[..rotations]
+        .iter()
+        .rev()
+        .map(|f| f.path.clone())
+        .collect();
+    TokenKeys::from_files(&files[rotations].path, &retired).unwrap()
 }
 
 #[derive(QueryableByName)]
@@ -110,6 +163,7 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
         reuse_grace: Duration::from_secs(10),
     };
     let client = ClientInfo::default();
+    let key_files: Vec<TokenKeyFile> = (0..=KEYS).map(|_| TokenKeyFile::new()).collect();
 
     // The runner takes a `Fn`: lend the connection through a RefCell.
     let shared = std::cell::RefCell::new(conn);
@@ -117,32 +171,57 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
         cases: 64,
         ..Config::default()
     });
-    let result = runner.run(&proptest::collection::vec(op(), 1..16), |ops| {
+    let result = runner.run(&proptest::collection::vec(op(), 1..20), |ops| {
         let mut guard = shared.borrow_mut();
         let conn = &mut *guard;
-        // A fresh session per case.
+        let mut rotations = 0;
+        let mut keys = ring(&key_files, rotations);
+        // A fresh session per case; its first token from the CSPRNG.
         let first = RefreshToken::generate().unwrap();
         let now = Utc::now();
         let session = sessions::create(conn, user.id, &client, &first.hash(), now + chrono::Duration::days(1), now + chrono::Duration::hours(1))
             .unwrap();
-        let mut issued = vec![first];
-        let mut model = Model { tokens: vec![(false, false)], revoked: false };
+        let mut chain = vec![first];
+        let mut model = Model { tokens: vec![(false, false)], ..Model::default() };
 
         for op in &ops {
-            match op {
-                Op::Refresh(back) => {
-                    let index = issued.len() - 1 - back.min(&(issued.len() - 1));
-                    let successor = RefreshToken::generate().unwrap();
-                    let outcome = tokens::refresh(conn, &issued[index].hash(), &successor.hash(), &client, &policy).unwrap();
-                    let expected = model.refresh(index);
-                    prop_assert_eq!(outcome_kind(&outcome), expected, "{:?} of token {} in {:?}", op, index, ops);
-                    if expected == Expected::Rotated {
-                        issued.push(successor);
+            let presented = match op {
+                Op::Refresh | Op::RefreshLost => Some(model.held),
+                Op::Replay(back) => Some(chain.len() - 1 - back.min(&(chain.len() - 1))),
+                _ => None,
+            };
+            if let Some(index) = presented {
+                let successors = chain[index].successors(&keys);
+                let outcome = rotation::refresh(conn, &chain[index].hash(), &successors.hashes(), &client, &policy).unwrap();
+                let expected = model.present(index);
+                prop_assert_eq!(outcome_kind(&outcome), expected, "{:?} of token {} in {:?}", op, index, ops);
+                let received = match outcome {
+                    RefreshOutcome::Rotated { .. } => {
+                        let issued = successors.take(auth_server::refresh_token::KeyIndex::CURRENT).unwrap();
+                        chain.push(RefreshToken::parse(issued.expose()).unwrap());
+                        Some(chain.len() - 1)
                     }
+                    RefreshOutcome::Grace { resend: Some(resend), .. } => {
+                        let again = successors.take(resend.key).unwrap();
+                        // Never a different token: the very one its
+                        // consumption issued.
+                        prop_assert_eq!(again.expose(), chain[index + 1].expose(), "{:?}", ops);
+                        Some(index + 1)
+                    }
+                    _ => None,
+                };
+                match (op, received) {
+                    (Op::Refresh, Some(token)) => model.held = token,
+                    (Op::Replay(_), _) => model.interfered = true,
+                    _ => {}
                 }
-                Op::Logout(back) => {
-                    let index = issued.len() - 1 - back.min(&(issued.len() - 1));
-                    let owner = tokens::session_of(conn, &issued[index].hash()).unwrap().unwrap();
+                if expected == Expected::Reuse {
+                    prop_assert!(model.interfered || model.late, "a client that kept its last token and retried in time was logged out by reuse detection: {:?}", ops);
+                }
+            }
+            match op {
+                Op::Logout => {
+                    let owner = tokens::session_of(conn, &chain[model.held].hash()).unwrap().unwrap();
                     sessions::revoke(conn, owner.id, RevocationReason::Logout).unwrap();
                     model.revoked = true;
                 }
@@ -154,10 +233,13 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
                     ))
                     .execute(conn)
                     .unwrap();
-                    for token in &mut model.tokens {
-                        token.1 |= token.0;
-                    }
+                    model.grace_ends();
                 }
+                Op::RotateKey if rotations < KEYS => {
+                    rotations += 1;
+                    keys = ring(&key_files, rotations);
+                }
+                _ => {}
             }
 
             // The invariant, read from the database itself.
@@ -173,12 +255,12 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
                 conn,
                 &format!("SELECT count(*) AS n FROM refresh_tokens WHERE session_id = '{}' AND successor_id IS NOT NULL", session.id),
             );
-            prop_assert_eq!(successors as usize, issued.len() - 1, "one successor per rotation, a chain without forks");
+            prop_assert_eq!(successors as usize, chain.len() - 1, "one successor per rotation, a chain without forks");
         }
         // A revoked session refuses every token it ever had.
         if model.revoked {
-            for token in &issued {
-                let outcome = tokens::refresh(conn, &token.hash(), &RefreshToken::generate().unwrap().hash(), &client, &policy).unwrap();
+            for token in &chain {
+                let outcome = rotation::refresh(conn, &token.hash(), &token.successors(&keys).hashes(), &client, &policy).unwrap();
                 prop_assert_eq!(outcome_kind(&outcome), Expected::Revoked);
             }
         }

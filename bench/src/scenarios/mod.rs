@@ -8,6 +8,7 @@ mod me;
 mod memory;
 mod refresh;
 mod revocation;
+mod seven_statements;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,14 @@ use auth_server::config::Settings;
 
 use crate::client::{Client, Tokens};
 use crate::load::{self, Load, Measured};
-use crate::procfs::Watched;
+use crate::procfs::{Processes, Watched};
 use crate::report::{self, Row, Table};
 use crate::stack::Stack;
 use crate::{Args, Scenario, loopback_url};
+
+/// The name the PostgreSQL backends of the bench's database are watched
+/// under.
+const POSTGRES: &str = "PostgreSQL";
 
 /// What every scenario shares.
 struct Bench<'a> {
@@ -33,6 +38,8 @@ struct Bench<'a> {
     watched: Vec<Watched>,
     /// The services' database: only when the stack is ours.
     database_url: Option<String>,
+    /// The auth server of `--baseline-bin-dir`, when there is one.
+    baseline: Option<Arc<Client>>,
     email: Arc<str>,
     password: Arc<str>,
 }
@@ -57,19 +64,19 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
     };
     let settings = Settings::from_lookup(|name| auth_env.get(name).cloned())
         .map_err(|e| anyhow!("auth-server settings: {e}"))?;
-    let mut watched = vec![Watched {
-        name: "bench",
-        pid: std::process::id(),
-    }];
+    let mut watched = vec![Watched::process("bench", std::process::id())];
     if let Some(stack) = stack.as_mut() {
         stack.wait_ready(&client).await?;
+        watched.push(Watched::process(stack.auth.name, stack.auth.pid()));
+        if let Some(baseline) = &stack.baseline {
+            watched.push(Watched::process(baseline.name, baseline.pid()));
+        }
+        watched.push(Watched::process(stack.api.name, stack.api.pid()));
         watched.push(Watched {
-            name: stack.auth.name,
-            pid: stack.auth.pid(),
-        });
-        watched.push(Watched {
-            name: stack.api.name,
-            pid: stack.api.pid(),
+            name: POSTGRES,
+            processes: Processes::PostgresBackends {
+                database: stack.database_name().to_owned(),
+            },
         });
     } else {
         for url in [&client.auth_ready, &client.api_ready] {
@@ -80,11 +87,20 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
         }
     }
 
+    let baseline = match stack.as_ref().and_then(|s| s.baseline.as_ref()) {
+        Some(service) => Some(Arc::new(Client::new(
+            &service.url,
+            &api_url,
+            args.concurrency * 2,
+        )?)),
+        None => None,
+    };
     let bench = Bench {
         args,
         client,
         watched,
         database_url: stack.as_ref().map(|s| s.database_url().to_owned()),
+        baseline,
         email: format!("bench-{}@example.com", uuid::Uuid::new_v4().simple()).into(),
         password: format!("bench-password-{}", uuid::Uuid::new_v4()).into(),
         settings,
@@ -111,14 +127,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
             continue;
         }
         let outcome = match scenario {
-            Scenario::Me => bench.me(&sessions).await,
+            Scenario::Me => bench.me(&sessions).await.map(|row| vec![row]),
             Scenario::Refresh => bench.refresh(&chains).await,
-            Scenario::Login => bench.login().await,
-            Scenario::Interference => bench.interference(&chains).await,
-            Scenario::Revocation => bench.revocation().await,
+            Scenario::Login => bench.login().await.map(|row| vec![row]),
+            Scenario::Interference => bench.interference(&chains).await.map(|row| vec![row]),
+            Scenario::Revocation => bench.revocation().await.map(|row| vec![row]),
         };
         match outcome {
-            Ok(row) => rows.push(row),
+            Ok(more) => rows.extend(more),
             Err(e) => {
                 eprintln!("{scenario:?} failed: {e:#}");
                 rows.push(Row {
@@ -141,6 +157,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Table> {
 struct Chains(Arc<Vec<Mutex<String>>>);
 
 impl Chains {
+    /// `n` sessions of the bench user logged in through `client`.
+    async fn log_in(bench: &Bench<'_>, client: &Arc<Client>, n: usize) -> anyhow::Result<Self> {
+        let mut tokens = Vec::with_capacity(n);
+        for _ in 0..n {
+            tokens.push(client.login(&bench.email, &bench.password).await?);
+        }
+        Self::from_sessions(&tokens)
+    }
+
     fn from_sessions(sessions: &[Tokens]) -> anyhow::Result<Self> {
         let tokens = sessions
             .iter()
@@ -212,13 +237,13 @@ impl Bench<'_> {
 
     fn progress(&self, label: &str, m: &Measured, server: Option<&str>) {
         let mut line = format!("  {label}: {}", report::throughput(m));
-        if let Some(server) = server
-            && let Some(cpu) = m.cpu.per_op(server, m.count())
-        {
-            line.push_str(&format!(
-                "; {server} {:.0} µs CPU per operation",
-                cpu.as_secs_f64() * 1e6
-            ));
+        for server in server.into_iter().chain([POSTGRES]) {
+            if let Some(cpu) = m.cpu.per_op(server, m.count()) {
+                line.push_str(&format!(
+                    "; {server} {:.0} µs CPU per operation",
+                    cpu.as_secs_f64() * 1e6
+                ));
+            }
         }
         line.push_str(&format!("\n    cpu: {}", m.cpu.describe()));
         if let Some(failure) = &m.recorder.first_failure {
@@ -246,9 +271,27 @@ impl Bench<'_> {
 /// Throughput, and what each operation cost the server in CPU time: on two
 /// shared cores the load generator's own cost blurs rates, this does not.
 fn with_cpu(m: &Measured, server: &str) -> String {
-    match m.cpu.per_op(server, m.count()) {
-        Some(cpu) => format!("{} · {} CPU/req", report::throughput(m), cpu_time(cpu)),
-        None => report::throughput(m),
+    with_cpu_of(m, &[server])
+}
+
+/// Throughput, and what each operation cost each of `servers` in CPU time
+/// (`… · 300 µs auth-server + 200 µs PostgreSQL CPU/req`).
+fn with_cpu_of(m: &Measured, servers: &[&str]) -> String {
+    let costs: Vec<String> = servers
+        .iter()
+        .filter_map(|server| {
+            let cpu = m.cpu.per_op(server, m.count())?;
+            Some(if servers.len() == 1 {
+                cpu_time(cpu)
+            } else {
+                format!("{} {server}", cpu_time(cpu))
+            })
+        })
+        .collect();
+    if costs.is_empty() {
+        report::throughput(m)
+    } else {
+        format!("{} · {} CPU/req", report::throughput(m), costs.join(" + "))
     }
 }
 

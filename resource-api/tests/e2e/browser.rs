@@ -1,7 +1,10 @@
 //! The demo app of `web/` in a real Chromium, driven through chromedriver
 //! (WebDriver, with fantoccini): it registers and logs in, keeps the refresh
 //! token out of scripts' reach, survives a reload, refreshes silently when
-//! its access token expires, lets two tabs refresh at the same moment, and
+//! its access token expires, lets two tabs refresh at the same moment (with
+//! its Web Lock and no grace; and without the lock under the default grace,
+//! where the server's answer to the second tab is the cookie the first got),
+//! recovers from a refresh whose answer was lost by trying it once more, and
 //! logs out.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -44,15 +48,25 @@ const STATE: &str = r#"
         session: field('session'),
         expires: field('expires'),
         sessions: [...document.querySelectorAll('#sessions li')].map((li) => li.dataset.sessionId),
+        resetShown: shown('reset-view'),
+        unverifiedBanner: shown('verify-banner'),
+        events: [...document.querySelectorAll('#events li')].map((li) => li.dataset.type),
+        href: window.location.href,
         log: [...document.querySelectorAll('#log li')].map((li) => li.dataset.entry).reverse(),
     };
 "#;
 
-#[tokio::test]
-async fn the_demo_app_in_chromium() {
+/// A scenario, run against a stack and a Chromium session of its own.
+type Scenario = for<'a> fn(&'a Stack, &'a Client) -> LocalBoxFuture<'a, ()>;
+
+/// Starts the stack and a browser, runs `scenario`, and on failure reports
+/// what each tab showed; skipped in URL mode (the test serves `web/` itself,
+/// with its origin allowed by the in-process services) and without the
+/// browser binaries outside CI.
+async fn in_chromium(test: &str, options: Options, scenario: Scenario) {
     if url_mode().is_some() {
         eprintln!(
-            "SKIPPED the_demo_app_in_chromium: it serves web/ itself, with its origin allowed by in-process services"
+            "SKIPPED {test}: it serves web/ itself, with its origin allowed by in-process services"
         );
         return;
     }
@@ -60,7 +74,20 @@ async fn the_demo_app_in_chromium() {
         return;
     };
     let started = Instant::now();
-    let stack = spawn_stack_with(Options {
+    let stack = spawn_stack_with(options).await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.session(&chromium).await;
+
+    let outcome = AssertUnwindSafe(scenario(&stack, &browser))
+        .catch_unwind()
+        .await;
+    finish(driver, browser, outcome).await;
+    eprintln!("{test} took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn the_demo_app_in_chromium() {
+    let options = Options {
         access_token_ttl: ACCESS_TOKEN_TTL,
         leeway: "0s",
         // No grace: two tabs presenting one refresh token would revoke the
@@ -68,23 +95,171 @@ async fn the_demo_app_in_chromium() {
         reuse_grace: "0s",
         serve_web: true,
         ..Options::default()
+    };
+    in_chromium("the_demo_app_in_chromium", options, |stack, tab| {
+        Box::pin(scenario(stack, tab))
     })
     .await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.session(&chromium).await;
+}
 
-    let outcome = AssertUnwindSafe(scenario(&stack, &browser))
-        .catch_unwind()
+/// Without the Web Lock, under the default grace: two tabs present one
+/// cookie at the same instant, the server rotates it once and answers the
+/// other tab with the very cookie the first got; then a refresh's answer is
+/// lost on its way back (the cookie it set never reaches the browser), the
+/// app tries once more, and the server sends that cookie again. Past the
+/// grace, both tabs still hold the live cookie: a consumed one would now be
+/// reuse and end the session.
+#[tokio::test]
+async fn without_the_web_lock_two_tabs_and_a_lost_answer_stay_logged_in() {
+    let options = Options {
+        access_token_ttl: ACCESS_TOKEN_TTL,
+        leeway: "0s",
+        serve_web: true,
+        web_refresh_lock: false,
+        web_through_lossy_proxy: true,
+        ..Options::default()
+    };
+    in_chromium(
+        "without_the_web_lock_two_tabs_and_a_lost_answer_stay_logged_in",
+        options,
+        |stack, tab| Box::pin(without_the_lock(stack, tab)),
+    )
+    .await;
+}
+
+async fn without_the_lock(stack: &Stack, tab: &Client) {
+    let web_url = stack.web_url.clone().unwrap();
+    let control = stack.control.as_ref().unwrap();
+    tab.goto(&web_url).await.unwrap();
+    wait(tab, "the login form", |s| s["loginShown"] == true).await;
+    let email = format!("browser-{}@example.com", Uuid::new_v4().simple());
+    let state = register(tab, &email).await;
+    let session = state["session"].as_str().unwrap().to_owned();
+    let (tab_a, tab_b) = second_tab(tab, &web_url, &session).await;
+
+    let rotations = || {
+        control.count(&format!(
+            "SELECT count(*) AS n FROM refresh_tokens WHERE session_id = '{session}' AND successor_id IS NOT NULL"
+        ))
+    };
+    tokio::time::sleep(PAST_EXPIRY).await;
+    let before = rotations();
+    reload_together(tab, &[&tab_a, &tab_b], &session).await;
+    // Informative only: whether the two refreshes overlapped is up to the
+    // scheduler; when they did, one rotation served both.
+    eprintln!(
+        "two tabs without the lock: {} rotation(s) for two refreshes",
+        rotations() - before
+    );
+
+    // The first tab's next refresh rotates the cookie, but its answer never
+    // arrives: the app gives up waiting, tries once more with the cookie it
+    // still has, and is sent the new one.
+    switch(tab, &tab_a).await;
+    tokio::time::sleep(PAST_EXPIRY).await;
+    let proxy = stack.lossy_proxy.as_ref().unwrap();
+    proxy.lose_next_refresh_answer();
+    let before = read_state(tab).await;
+    let before_rotations = rotations();
+    click(tab, "#reload-button").await;
+    let after = wait(tab, "the refresh tried once more", |s| {
+        let new = since(&before, s);
+        s["message"] != "" || (has(&new, "GET /api/me 200") && has(&new, "GET /auth/sessions 200"))
+    })
+    .await;
+    let new = since(&before, &after);
+    assert_eq!(after["message"], "", "{after}");
+    assert_eq!(
+        new.iter()
+            .filter(|e| e.starts_with("POST /auth/refresh"))
+            .collect::<Vec<_>>(),
+        ["POST /auth/refresh unreachable", "POST /auth/refresh 200"],
+        "{new:?}"
+    );
+    assert_eq!(
+        rotations(),
+        before_rotations + 1,
+        "one rotation, its answer lost"
+    );
+
+    // Past the grace, a tab left with a consumed cookie would now revoke the
+    // session: both tabs hold the live one, so both refresh again.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    reload_together(tab, &[&tab_a, &tab_b], &session).await;
+    assert_eq!(
+        control.count(&format!(
+            "SELECT count(*) AS n FROM sessions WHERE id = '{session}' AND revoked_at IS NULL"
+        )),
+        1,
+        "the session was never revoked"
+    );
+}
+
+/// Opens the app in a second tab, which restores `session` from the shared
+/// cookie; returns the first tab and the second, which is current.
+async fn second_tab(tab: &Client, web_url: &str, session: &str) -> (WindowHandle, WindowHandle) {
+    let first = tab.window().await.unwrap();
+    let second = tab.new_window(false).await.unwrap().handle;
+    switch(tab, &second).await;
+    tab.goto(web_url).await.unwrap();
+    wait(tab, "the second tab restored", |s| {
+        s["loggedIn"] == true && s["session"] == session
+    })
+    .await;
+    (first, second)
+}
+
+/// Registers `email` in the page, which logs in; returns what the page shows
+/// then.
+async fn register(tab: &Client, email: &str) -> Value {
+    type_into(tab, "email", email).await;
+    type_into(tab, "password", PASSWORD).await;
+    click(tab, "#register-button").await;
+    wait(tab, "/api/me and the sessions after registering", |s| {
+        s["loggedIn"] == true
+            && s["email"] == email
+            && s["sessions"].as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await
+}
+
+/// Every tab clicks its reload button at the same instant, with an expired
+/// access token: each refreshes once, successfully, and stays in `session`.
+async fn reload_together(tab: &Client, tabs: &[&WindowHandle], session: &str) {
+    let at = tab
+        .execute("return Date.now() + 1200;", vec![])
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    for handle in tabs {
+        switch(tab, handle).await;
+        before.push(read_state(tab).await);
+        tab.execute(
+            "setTimeout(() => document.getElementById('reload-button').click(), arguments[0] - Date.now());",
+            vec![at.clone()],
+        )
+        .await
+        .unwrap();
+    }
+    for (handle, before) in tabs.iter().zip(&before) {
+        switch(tab, handle).await;
+        let after = wait(tab, "a tab after the simultaneous refresh", |s| {
+            let new = since(before, s);
+            s["message"] != ""
+                || (has(&new, "GET /api/me 200") && has(&new, "GET /auth/sessions 200"))
+        })
         .await;
-    if outcome.is_err() {
-        report_failure(&browser).await;
+        let new = since(before, &after);
+        assert_eq!(after["message"], "", "{after}");
+        assert_eq!(after["session"], session);
+        assert_eq!(
+            new.iter()
+                .filter(|e| e.starts_with("POST /auth/refresh"))
+                .collect::<Vec<_>>(),
+            ["POST /auth/refresh 200"],
+            "{new:?}"
+        );
     }
-    let _ = browser.close().await;
-    drop(driver);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    eprintln!("the_demo_app_in_chromium took {:?}", started.elapsed());
 }
 
 async fn scenario(stack: &Stack, tab: &Client) {
@@ -97,15 +272,7 @@ async fn scenario(stack: &Stack, tab: &Client) {
     assert_eq!(state["message"], "Log in, or create an account.");
 
     // Register (which logs in) and see /api/me.
-    type_into(tab, "email", &email).await;
-    type_into(tab, "password", PASSWORD).await;
-    click(tab, "#register-button").await;
-    let state = wait(tab, "/api/me and the sessions after registering", |s| {
-        s["loggedIn"] == true
-            && s["email"] == email.as_str()
-            && s["sessions"].as_array().is_some_and(|l| !l.is_empty())
-    })
-    .await;
+    let state = register(tab, &email).await;
     let session = state["session"].as_str().unwrap().to_owned();
     assert_eq!(state["sessions"], json!([session]), "{state}");
 
@@ -155,52 +322,12 @@ async fn scenario(stack: &Stack, tab: &Client) {
     assert_ne!(after["expires"], before["expires"], "a new access token");
 
     // A second tab restores the same session from the shared cookie.
-    let tab_a = tab.window().await.unwrap();
-    let tab_b = tab.new_window(false).await.unwrap().handle;
-    switch(tab, &tab_b).await;
-    tab.goto(&web_url).await.unwrap();
-    wait(tab, "the second tab restored", |s| {
-        s["loggedIn"] == true && s["session"] == session.as_str()
-    })
-    .await;
+    let (tab_a, tab_b) = second_tab(tab, &web_url, &session).await;
 
     // Both tabs' tokens expire; both reload at the same instant, so both
     // refresh with the same cookie at once unless they coordinate.
     tokio::time::sleep(PAST_EXPIRY).await;
-    let at = tab
-        .execute("return Date.now() + 1200;", vec![])
-        .await
-        .unwrap();
-    let mut before = Vec::new();
-    for handle in [&tab_a, &tab_b] {
-        switch(tab, handle).await;
-        before.push(read_state(tab).await);
-        tab.execute(
-            "setTimeout(() => document.getElementById('reload-button').click(), arguments[0] - Date.now());",
-            vec![at.clone()],
-        )
-        .await
-        .unwrap();
-    }
-    for (handle, before) in [&tab_a, &tab_b].into_iter().zip(&before) {
-        switch(tab, handle).await;
-        let after = wait(tab, "a tab after the simultaneous refresh", |s| {
-            let new = since(before, s);
-            s["message"] != ""
-                || (has(&new, "GET /api/me 200") && has(&new, "GET /auth/sessions 200"))
-        })
-        .await;
-        let new = since(before, &after);
-        assert_eq!(after["message"], "", "{after}");
-        assert_eq!(after["session"], session.as_str());
-        assert_eq!(
-            new.iter()
-                .filter(|e| e.starts_with("POST /auth/refresh"))
-                .collect::<Vec<_>>(),
-            ["POST /auth/refresh 200"],
-            "{new:?}"
-        );
-    }
+    reload_together(tab, &[&tab_a, &tab_b], &session).await;
 
     // Back in the first tab: another session of the user appears in the
     // list and can be revoked.
@@ -286,6 +413,182 @@ async fn scenario(stack: &Stack, tab: &Client) {
         s["loginShown"] == true && s["message"] == "Log in, or create an account."
     })
     .await;
+}
+
+/// Reset by e-mail, end to end: the links read from a real SMTP server's
+/// Maildir and opened in Chromium, which takes the token out of the
+/// address bar before it calls the auth server.
+#[tokio::test]
+async fn reset_by_email_in_chromium() {
+    if url_mode().is_some() {
+        eprintln!("SKIPPED reset_by_email_in_chromium: it reads the mail of in-process services");
+        return;
+    }
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let smtp = crate::smtp::SmtpServer::start();
+    let stack = spawn_stack_with(Options {
+        serve_web: true,
+        smtp_url: Some(smtp.url()),
+        ..Options::default()
+    })
+    .await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.session(&chromium).await;
+    let outcome = AssertUnwindSafe(reset_scenario(&stack, &smtp, &browser))
+        .catch_unwind()
+        .await;
+    finish(driver, browser, outcome).await;
+}
+
+async fn reset_scenario(stack: &Stack, smtp: &crate::smtp::SmtpServer, tab: &Client) {
+    const NEW_PASSWORD: &str = "a brand new passphrase";
+    let web_url = stack.web_url.clone().unwrap();
+    let email = format!("reset-{}@example.com", Uuid::new_v4().simple());
+
+    // Register: until the address is verified, a banner offers to resend.
+    tab.goto(&web_url).await.unwrap();
+    wait(tab, "the login form", |s| s["loginShown"] == true).await;
+    type_into(tab, "email", &email).await;
+    type_into(tab, "password", PASSWORD).await;
+    click(tab, "#register-button").await;
+    wait(tab, "logged in, unverified", |s| {
+        s["loggedIn"] == true && s["unverifiedBanner"] == true
+    })
+    .await;
+    click(tab, "#resend-button").await;
+    wait(tab, "the resend acknowledged", |s| {
+        s["message"] == "A new link is on its way to your address."
+    })
+    .await;
+
+    // The newest verification link, opened: verified, and gone from the bar.
+    let mails = smtp.wait_for(&email, 2, Duration::from_secs(15)).await;
+    let verify_link = mails
+        .iter()
+        .rev()
+        .find(|m| m.subject() == "Confirm your e-mail address")
+        .unwrap()
+        .link("verify");
+    assert!(
+        verify_link.starts_with(&format!("{web_url}/#verify=")),
+        "{verify_link}"
+    );
+    tab.goto(&verify_link).await.unwrap();
+    let state = wait(tab, "the address verified", |s| {
+        s["loggedIn"] == true
+            && s["unverifiedBanner"] == false
+            && s["message"] == "Your e-mail address is verified."
+    })
+    .await;
+    assert_eq!(
+        state["href"],
+        format!("{web_url}/"),
+        "the token left the address bar"
+    );
+    assert!(
+        state["events"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("email_verified")),
+        "{state}"
+    );
+
+    // Log out, then forget the password.
+    click(tab, "#logout-button").await;
+    wait(tab, "logged out", |s| s["loginShown"] == true).await;
+    click(tab, "#forgot summary").await;
+    type_into(tab, "forgot-email", &email).await;
+    click(tab, "#forgot-button").await;
+    wait(tab, "the reset request acknowledged", |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("If an account has this address"))
+    })
+    .await;
+
+    // The link from the delivered message, opened in the browser.
+    let link = smtp
+        .mail_titled(&email, "Reset your password")
+        .await
+        .link("reset");
+    assert!(link.starts_with(&format!("{web_url}/#reset=")), "{link}");
+    let before_reset = stack.login_as(&email).await;
+    tab.goto(&link).await.unwrap();
+    let state = wait(tab, "the reset form", |s| s["resetShown"] == true).await;
+    assert_eq!(
+        state["href"],
+        format!("{web_url}/"),
+        "the token left the address bar"
+    );
+    let history = tab.execute("return history.length;", vec![]).await.unwrap();
+    assert!(history.as_u64().is_some());
+    type_into(tab, "reset-password", NEW_PASSWORD).await;
+    click(tab, "#reset-button").await;
+    let state = wait(tab, "the password reset", |s| {
+        s["loginShown"] == true
+            && s["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Your password is reset"))
+    })
+    .await;
+    assert_eq!(state["resetShown"], false);
+
+    // Every session ended; the new password logs in, the old one does not.
+    assert_revoked_soon(stack, &before_reset.access_token).await;
+    let old = stack
+        .client
+        .post(format!("{}/auth/login", stack.auth_url))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    type_into(tab, "email", &email).await;
+    type_into(tab, "password", NEW_PASSWORD).await;
+    click(tab, "#login-button").await;
+    let state = wait(tab, "logged in with the new password", |s| {
+        s["loggedIn"] == true
+            && s["events"]
+                .as_array()
+                .is_some_and(|e| e.contains(&json!("password_reset")))
+    })
+    .await;
+    let events = state["events"].as_array().unwrap();
+    assert!(
+        events.contains(&json!("password_reset_requested")),
+        "{state}"
+    );
+    assert_eq!(events[0], "login", "{state}");
+
+    // The link is single use: opened again, the page says so.
+    tab.goto(&link).await.unwrap();
+    type_into(tab, "reset-password", "yet another passphrase").await;
+    click(tab, "#reset-button").await;
+    wait(tab, "a used link refused", |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("The password was not reset"))
+    })
+    .await;
+}
+
+/// After a scenario: what the page showed if it failed, then the browser
+/// and chromedriver closed, then the failure (if any) raised again.
+async fn finish(
+    driver: Driver,
+    browser: Client,
+    outcome: Result<(), Box<dyn std::any::Any + Send>>,
+) {
+    if outcome.is_err() {
+        report_failure(&browser).await;
+    }
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 fn workspace() -> PathBuf {

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use test_db::TestDatabase;
 use uuid::Uuid;
 
+pub use crate::lossy_proxy::LossyProxy;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// An origin the in-process services allow, as a deployment's web app would be.
@@ -46,6 +48,9 @@ pub struct Stack {
     /// PEM of the signing key, to forge tokens the real key signed.
     pub signing_pem: Option<String>,
     pub control: Option<Control>,
+    /// Between the served app and the auth server, when
+    /// [`Options::web_through_lossy_proxy`] asked for it.
+    pub lossy_proxy: Option<LossyProxy>,
 }
 
 /// Settings of the in-process services that tests may change.
@@ -59,10 +64,20 @@ pub struct Options {
     /// `JWT_LEEWAY` of both services.
     pub leeway: &'static str,
     /// Also serve `web/` on a port of its own, its origin allowed by both
-    /// services and its `config.js` naming them.
+    /// services and its `config.js` naming them (and the e-mail links
+    /// pointing at it).
     pub serve_web: bool,
+    /// `SMTP_URL` of the auth server; without it mail goes to files in a
+    /// directory of the test's own.
+    pub smtp_url: Option<String>,
     /// `MAX_SESSIONS_PER_USER` of the auth server.
     pub max_sessions_per_user: &'static str,
+    /// Whether the served app's tabs take turns refreshing (its Web Lock);
+    /// `false` writes `refreshLock: false` into its `config.js`.
+    pub web_refresh_lock: bool,
+    /// The served app reaches the auth server through a [`LossyProxy`]
+    /// ([`Stack::lossy_proxy`]), which can lose a refresh's answer.
+    pub web_through_lossy_proxy: bool,
 }
 
 impl Default for Options {
@@ -75,7 +90,10 @@ impl Default for Options {
             access_token_ttl: "15m",
             leeway: "5s",
             serve_web: false,
+            smtp_url: None,
             max_sessions_per_user: "100",
+            web_refresh_lock: true,
+            web_through_lossy_proxy: false,
         }
     }
 }
@@ -126,6 +144,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
             client,
             signing_pem,
             control: None,
+            lossy_proxy: None,
         };
     }
 
@@ -136,9 +155,11 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         .serve_web
         .then(|| TcpListener::bind("127.0.0.1:0").unwrap());
     let mut allowed_origins = WEB_ORIGIN.to_owned();
+    let mut public_url = WEB_ORIGIN.to_owned();
     if let Some(listener) = &web_listener {
         let port = listener.local_addr().unwrap().port();
-        allowed_origins.push_str(&format!(",http://127.0.0.1:{port}"));
+        public_url = format!("http://127.0.0.1:{port}");
+        allowed_origins.push_str(&format!(",{public_url}"));
     }
 
     let db = TestDatabase::create();
@@ -146,7 +167,8 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     std::fs::create_dir_all(&key_dir).unwrap();
     let key_path = key_dir.join("signing.pem");
     auth_server::signing::write_new_key(&key_path).unwrap();
-    let auth_vars = vars(&[
+    let mail_dir = key_dir.join("mail");
+    let mut auth_vars = vars(&[
         ("DATABASE_URL", &db.url),
         ("AUTH_BIND", "127.0.0.1:0"),
         ("AUTH_INTERNAL_BIND", "127.0.0.1:0"),
@@ -161,8 +183,14 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("JWT_LEEWAY", options.leeway),
         ("ALLOWED_ORIGINS", &allowed_origins),
         ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),
+        ("PUBLIC_URL", &public_url),
+        ("MAIL_DIR", mail_dir.to_str().unwrap()),
+        ("MAIL_REQUEST_RATE_LIMIT", "0"),
         ("MAX_SESSIONS_PER_USER", options.max_sessions_per_user),
     ]);
+    if let Some(url) = &options.smtp_url {
+        auth_vars.insert("SMTP_URL".to_owned(), url.clone());
+    }
     let (auth_port, auth_internal_port, auth) = start_auth(&auth_vars).await;
     let auth_url = format!("http://127.0.0.1:{auth_port}");
     let auth_internal_url = format!("http://127.0.0.1:{auth_internal_port}");
@@ -190,7 +218,12 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     let api_url = format!("http://127.0.0.1:{}", api.port());
     let api_internal_url = format!("http://127.0.0.1:{}", api.internal_port());
     tokio::spawn(api.run_until_stopped());
-    let web_url = web_listener.map(|listener| serve_web(listener, &auth_url, &api_url));
+    let lossy_proxy = options
+        .web_through_lossy_proxy
+        .then(|| LossyProxy::start(&auth_url));
+    let web_auth_url = lossy_proxy.as_ref().map_or(&auth_url, |p| &p.url);
+    let web_url = web_listener
+        .map(|listener| serve_web(listener, web_auth_url, &api_url, options.web_refresh_lock));
 
     let stack = Stack {
         auth_url,
@@ -208,6 +241,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
             key_dir,
             db,
         }),
+        lossy_proxy,
     };
     stack.wait_until_ready().await;
     stack
@@ -235,9 +269,11 @@ fn web_dir() -> PathBuf {
 
 /// Serves `web/` as any static server would, except that `config.js` names
 /// the in-process services. Returns the app's URL.
-fn serve_web(listener: TcpListener, auth_url: &str, api_url: &str) -> String {
+fn serve_web(listener: TcpListener, auth_url: &str, api_url: &str, refresh_lock: bool) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = format!("window.APP_CONFIG = {{ authUrl: '{auth_url}', apiUrl: '{api_url}' }};\n");
+    let config = format!(
+        "window.APP_CONFIG = {{ authUrl: '{auth_url}', apiUrl: '{api_url}', refreshLock: {refresh_lock} }};\n"
+    );
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(config.clone()))
@@ -466,6 +502,10 @@ impl Control {
             "SIGNING_KEY_FILE".to_owned(),
             path.to_str().unwrap().to_owned(),
         );
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db.count(sql)
     }
 
     pub fn execute(&self, sql: &str) {

@@ -9,12 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+/// The auth server suite's SMTP server (aiosmtpd), shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../../auth-server/tests/api/smtp.rs"]
+mod smtp;
 
 mod admin;
 mod browser;
 mod cors;
 mod deployment;
 mod feed;
+mod lossy_proxy;
+mod lost_answers;
 mod outages;
 mod revocation;
 mod tokens;

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -120,6 +121,24 @@ async fn revocation_propagation_over_twenty_trials() {
         samples.len()
     );
     assert!(worst < WITHIN);
+}
+
+#[tokio::test]
+async fn a_password_change_reaches_the_api_within_a_second_and_spares_its_session() {
+    let stack = spawn_stack().await;
+    let here = stack.login().await;
+    let elsewhere = stack.login_as(&here.email).await;
+    let response = stack
+        .client
+        .post(format!("{}/auth/password", stack.auth_url))
+        .bearer_auth(&here.access_token)
+        .json(&json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    rejected_within(&stack, &elsewhere.access_token).await;
+    assert_eq!(stack.me_status(&here.access_token).await, StatusCode::OK);
 }
 
 /// `MAX_SESSIONS_PER_USER=3`: the fourth login evicts the oldest session,

@@ -18,6 +18,8 @@ async fn login_then_api_me() {
     assert_eq!(body["session_id"], claims["sid"]);
     assert_eq!(body["email"], login.email.as_str());
     assert_eq!(body["roles"], json!([]));
+    assert_eq!(body["email_verified"], false, "a new account's address");
+    assert_eq!(claims["email_verified"], false);
     let expires_at =
         chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expires_at.timestamp(), claims["exp"].as_i64().unwrap());

@@ -1,0 +1,175 @@
+//! The audit trail: security events, each inserted by the transaction of the
+//! change it records, and read back newest first with a keyset cursor.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use super::DbResult;
+use super::models::ClientInfo;
+use super::schema::audit_events;
+
+/// At most one `login_failed` event is stored per account and client address
+/// within this window; the others are only counted (in `/metrics`), so a
+/// password-guessing attacker cannot grow the table without bound.
+pub const LOGIN_FAILED_WINDOW_SECS: i64 = 15 * 60;
+
+/// The contract's audit event types (this issue writes the first twelve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Register,
+    Login,
+    LoginFailed,
+    RefreshReuseDetected,
+    Logout,
+    LogoutAll,
+    SessionDeleted,
+    SessionEvicted,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailVerified,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Login => "login",
+            Self::LoginFailed => "login_failed",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::SessionDeleted => "session_deleted",
+            Self::SessionEvicted => "session_evicted",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerified => "email_verified",
+        }
+    }
+}
+
+/// One event as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    #[diesel(column_name = type_)]
+    pub event_type: String,
+    pub actor_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<Uuid>,
+}
+
+/// What an event is about; `client` says who asked (address, user agent,
+/// request id). The actor is the user themself unless `actor` says otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub event_type: EventType,
+    pub user_id: Uuid,
+    pub session_id: Option<Uuid>,
+    pub client: &'a ClientInfo,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(event_type: EventType, user_id: Uuid, client: &'a ClientInfo) -> Self {
+        Self {
+            event_type,
+            user_id,
+            session_id: None,
+            client,
+        }
+    }
+
+    pub fn in_session(mut self, session_id: Uuid) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+}
+
+/// Inserts the event; call it inside the transaction of the change.
+pub fn record(conn: &mut PgConnection, event: Event<'_>) -> QueryResult<()> {
+    record_by(conn, event, Some(event.user_id))
+}
+
+/// Inserts an event the server did by itself (no acting user), such as a
+/// reset requested by an unauthenticated client.
+pub fn record_by_server(conn: &mut PgConnection, event: Event<'_>) -> QueryResult<()> {
+    record_by(conn, event, None)
+}
+
+fn record_by(conn: &mut PgConnection, event: Event<'_>, actor: Option<Uuid>) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::id.eq(Uuid::new_v4()),
+            audit_events::type_.eq(event.event_type.as_str()),
+            audit_events::actor_id.eq(actor),
+            audit_events::user_id.eq(event.user_id),
+            audit_events::session_id.eq(event.session_id),
+            audit_events::ip.eq(event.client.ip.as_deref()),
+            audit_events::user_agent.eq(event.client.user_agent.as_deref()),
+            audit_events::request_id.eq(event.client.request_id),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A failed login, stored when the account exists and no failure from the
+/// same client address was stored within [`LOGIN_FAILED_WINDOW_SECS`].
+/// `true` when stored. An unknown email (`None`) makes the same single
+/// statement, which stores nothing: the two take the same time.
+pub fn record_login_failed(
+    conn: &mut PgConnection,
+    user_id: Option<Uuid>,
+    client: &ClientInfo,
+) -> DbResult<bool> {
+    let stored = diesel::sql_query(format!(
+        "INSERT INTO audit_events (id, type, user_id, ip, user_agent, request_id) \
+         SELECT $1, 'login_failed', $2, $3, $4, $5 \
+         WHERE $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events WHERE user_id = $2 AND type = 'login_failed' \
+           AND ip IS NOT DISTINCT FROM $3 AND at > now() - interval '{LOGIN_FAILED_WINDOW_SECS} seconds')"
+    ))
+    .bind::<SqlUuid, _>(Uuid::new_v4())
+    .bind::<Nullable<SqlUuid>, _>(user_id)
+    .bind::<Nullable<Text>, _>(client.ip.as_deref())
+    .bind::<Nullable<Text>, _>(client.user_agent.as_deref())
+    .bind::<Nullable<SqlUuid>, _>(client.request_id)
+    .execute(conn)?;
+    Ok(stored > 0)
+}
+
+/// Where a page of events starts: strictly older than this event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// The user's events, newest first, after `cursor`; at most `limit`.
+pub fn for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    cursor: Option<Position>,
+    limit: i64,
+) -> DbResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table
+        .filter(audit_events::user_id.eq(user_id))
+        .order((audit_events::at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .into_boxed();
+    if let Some(Position { at, id }) = cursor {
+        query = query.filter(
+            audit_events::at
+                .lt(at)
+                .or(audit_events::at.eq(at).and(audit_events::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
+}

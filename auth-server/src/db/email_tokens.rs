@@ -1,0 +1,97 @@
+//! Rows of `email_tokens`: reset and verification tokens, stored as hashes
+//! (see `crate::email_token` for how the tokens themselves are made).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::email_tokens;
+use crate::email_token::Purpose;
+use crate::refresh_token::TokenHash;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = email_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct EmailTokenRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub purpose: String,
+    pub email: String,
+    pub token_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub spent_at: Option<DateTime<Utc>>,
+}
+
+impl EmailTokenRow {
+    /// Neither used, nor killed, nor expired.
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.spent_at.is_none() && self.expires_at > now
+    }
+}
+
+pub fn insert(conn: &mut PgConnection, row: &EmailTokenRow) -> QueryResult<()> {
+    diesel::insert_into(email_tokens::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<EmailTokenRow>> {
+    email_tokens::table
+        .find(id)
+        .select(EmailTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Whether a presented token could be used now (no lock: a cheap check
+/// before work such as hashing a new password; the change re-checks).
+pub fn is_usable(conn: &mut PgConnection, hash: &TokenHash, purpose: Purpose) -> QueryResult<bool> {
+    let found = email_tokens::table
+        .filter(email_tokens::token_hash.eq(hash.as_bytes()))
+        .filter(email_tokens::purpose.eq(purpose.as_str()))
+        .filter(email_tokens::spent_at.is_null())
+        .filter(email_tokens::expires_at.gt(Utc::now()))
+        .select(email_tokens::id)
+        .first::<Uuid>(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Locks the presented token's row and spends it, when it is usable: two
+/// requests with one token queue on the lock and only the first gets it.
+pub fn spend(
+    conn: &mut PgConnection,
+    hash: &TokenHash,
+    purpose: Purpose,
+) -> QueryResult<Option<EmailTokenRow>> {
+    let Some(row) = email_tokens::table
+        .filter(email_tokens::token_hash.eq(hash.as_bytes()))
+        .filter(email_tokens::purpose.eq(purpose.as_str()))
+        .select(EmailTokenRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    if !row.is_usable(now) {
+        return Ok(None);
+    }
+    diesel::update(email_tokens::table.find(row.id))
+        .set(email_tokens::spent_at.eq(now))
+        .execute(conn)?;
+    Ok(Some(row))
+}
+
+/// Kills the user's live tokens of a purpose: a newer request, a password
+/// change or a reset makes older links useless. Returns how many.
+pub fn kill(conn: &mut PgConnection, user_id: Uuid, purpose: Purpose) -> QueryResult<usize> {
+    diesel::update(email_tokens::table)
+        .filter(email_tokens::user_id.eq(user_id))
+        .filter(email_tokens::purpose.eq(purpose.as_str()))
+        .filter(email_tokens::spent_at.is_null())
+        .set(email_tokens::spent_at.eq(Utc::now()))
+        .execute(conn)
+}

@@ -26,6 +26,17 @@ struct Stack {
     client: reqwest::Client,
     auth: Option<Handle>,
     db: TestDatabase,
+    _mail: MailDir,
+}
+
+/// `MAIL_DIR` of the auth server (registration writes a verification mail
+/// there), removed with the stack.
+struct MailDir(std::path::PathBuf);
+
+impl Drop for MailDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 struct Login {
@@ -39,8 +50,11 @@ struct Login {
 /// `REVOCATION_MAX_STALENESS`.
 async fn spawn(max_staleness: &str) -> Stack {
     let db = TestDatabase::create();
+    let mail =
+        MailDir(std::env::temp_dir().join(format!("axum-api-mail-{}", Uuid::new_v4().simple())));
     let auth_vars: HashMap<&str, &str> = HashMap::from([
         ("DATABASE_URL", db.url.as_str()),
+        ("MAIL_DIR", mail.0.to_str().unwrap()),
         ("AUTH_BIND", "127.0.0.1:0"),
         ("AUTH_INTERNAL_BIND", "127.0.0.1:0"),
         ("HTTP_WORKERS", "2"),
@@ -92,6 +106,7 @@ async fn spawn(max_staleness: &str) -> Stack {
             .unwrap(),
         auth: Some(handle),
         db,
+        _mail: mail,
     }
 }
 

@@ -8,7 +8,11 @@ use resource_guard::{Guard, GuardSettings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt::init();
+    // `RUST_LOG`, else `info`: the guard says at `warn` when it cannot
+    // reach the auth server.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     match serve().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,6 +18,7 @@ mod internal;
 mod login;
 mod logout;
 mod mail;
+mod oauth;
 mod origin;
 mod password_change;
 mod password_reset;

@@ -441,3 +441,47 @@ async fn expired_tokens_are_inactive() {
     assert_eq!(app.introspect(&login.access_token()).await, inactive());
     assert_eq!(app.introspect(&refresh).await, inactive());
 }
+
+/// An independent client library (Python's Authlib) drives discovery, the
+/// refresh_token grant and its rotation, its own automatic refresh,
+/// revocation and introspection against a real server
+/// (`scripts/oauth_interop.py`). CI installs Authlib (`.ci/run`); without
+/// it this test fails, saying how to install it.
+#[tokio::test]
+async fn authlib_interoperates() {
+    // The metadata must name where the server really is: bind a free port
+    // first and announce it as AUTH_PUBLIC_URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let public = format!("http://{bind}");
+    let app = spawn_app_with(&[("AUTH_BIND", &bind), ("AUTH_PUBLIC_URL", &public)]).await;
+    assert_eq!(app.address, public);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/oauth_interop.py");
+    let address = app.address.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .env("AUTH_URL", address)
+            .env("INTERNAL_API_TOKEN", RESOURCE_SERVER_TOKEN)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs (CI installs it, with Authlib: see .ci/run)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'authlib'"),
+        "Authlib is missing: python3 -m pip install 'authlib==1.9.6'"
+    );
+    assert!(
+        output.status.success(),
+        "the Authlib client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}

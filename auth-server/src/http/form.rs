@@ -7,16 +7,18 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
 
 use super::body::{media_type, read_bounded};
 use crate::error::ApiError;
 
 pub const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
 
-/// The parameters of a form-encoded body, each name at most once.
+/// A form-encoded body whose parameters each come at most once.
 #[derive(Default)]
-pub struct FormBody(Vec<(String, String)>);
+pub struct FormBody(Bytes);
 
 impl FromRequest for FormBody {
     type Error = ApiError;
@@ -32,15 +34,15 @@ impl FromRequest for FormBody {
                     "the request body must be form-encoded (Content-Type: {FORM_MEDIA_TYPE})"
                 )));
             }
-            Self::parse(&body)
+            Self::new(body)
         })
     }
 }
 
 impl FormBody {
-    /// The parameters of a body already read; a name twice is a `400`.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+    /// A body already read; a name twice is a `400`.
+    pub fn new(body: Bytes) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
             .map_err(|_| ApiError::bad_request("the request body is not a valid form"))?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(earlier, _)| earlier == name) {
@@ -50,23 +52,24 @@ impl FormBody {
                 )));
             }
         }
-        Ok(Self(pairs))
+        Ok(Self(body))
     }
 
-    /// The parameter's value; an empty value counts as absent (RFC 6749
-    /// §3.1).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+    /// The parameters as `T`, whose fields are all `Option<String>` (so a
+    /// missing one is named by [`required`]); unknown ones are ignored
+    /// (RFC 6749 §3.2).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_urlencoded::from_bytes(&self.0)
+            .map_err(|_| ApiError::bad_request("the request body is not a valid form"))
     }
+}
 
-    /// The parameter's value, or `400 invalid_request` naming it.
-    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name)
-            .ok_or_else(|| ApiError::bad_request(format!("{name}: is required")))
-    }
+/// A parameter's value, or `400 invalid_request` naming it; an empty value
+/// counts as absent (RFC 6749 §3.1).
+pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("{name}: is required")))
 }
 
 /// A parameter name fit to be named in an error: short, printable ASCII.
@@ -85,16 +88,33 @@ fn printable(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
+
+    #[derive(Deserialize)]
+    struct Grant {
+        grant_type: Option<String>,
+        refresh_token: Option<String>,
+        scope: Option<String>,
+        token: Option<String>,
+    }
+
+    fn grant(body: &'static [u8]) -> Result<Grant, ApiError> {
+        FormBody::new(Bytes::from_static(body))?.parse()
+    }
 
     #[test]
     fn parameters_are_read_once_each() {
-        let form = FormBody::parse(b"grant_type=refresh_token&refresh_token=a%2Bb&scope=").unwrap();
-        assert_eq!(form.get("grant_type"), Some("refresh_token"));
-        assert_eq!(form.get("refresh_token"), Some("a+b"));
-        assert_eq!(form.get("scope"), None, "empty is absent");
-        assert!(form.required("token").is_err());
-        assert!(FormBody::parse(b"token=a&token=b").is_err());
-        assert!(FormBody::parse(b"").unwrap().get("token").is_none());
+        let form = grant(b"grant_type=refresh_token&refresh_token=a%2Bb&scope=&other=1").unwrap();
+        assert_eq!(form.grant_type.as_deref(), Some("refresh_token"));
+        assert_eq!(
+            required(form.refresh_token, "refresh_token").unwrap(),
+            "a+b"
+        );
+        assert!(required(form.scope, "scope").is_err(), "empty is absent");
+        assert!(required(form.token, "token").is_err());
+        assert!(grant(b"token=a&token=b").is_err());
+        assert!(grant(b"").unwrap().token.is_none());
     }
 }

@@ -12,6 +12,7 @@ pub mod input;
 pub mod internal;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod origin;
 
 use actix_web::middleware::from_fn;
@@ -66,6 +67,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource(TOKEN_PATH).route(web::post().to(oauth::token)))
     .service(resource(REVOCATION_PATH).route(web::post().to(oauth::revoke)))
     .service(resource(INTROSPECTION_PATH).route(web::post().to(oauth::introspect)))
+    .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
     .service(resource("/readyz").route(web::get().to(h::readyz)));
 }

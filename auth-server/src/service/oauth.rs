@@ -28,7 +28,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// The authorization server metadata (RFC 8414 §2). The endpoints are built
 /// on `AUTH_PUBLIC_URL` (the issuer by default), never on the request's
 /// `Host`, which a client controls.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Metadata {
     pub issuer: String,
     pub jwks_uri: String,
@@ -128,7 +128,7 @@ pub async fn revoke(state: &AppState, token: &str, client: ClientInfo) -> Result
 
 /// The RFC 7662 answer: `{"active": false}` alone for any token that cannot
 /// be used, so it tells nothing about why.
-#[derive(Debug, Serialize, Default, PartialEq)]
+#[derive(Debug, Serialize, Default, PartialEq, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
     /// `access_token` or `refresh_token`.

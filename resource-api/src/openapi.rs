@@ -29,7 +29,10 @@ use crate::handlers;
         handlers::readyz,
         openapi_json,
     ),
-    components(responses(Unauthorized, Forbidden, Unavailable)),
+    components(
+        schemas(ErrorResponse),
+        responses(Unauthorized, Forbidden, Unavailable)
+    ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "api", description = "What an access token opens"),

@@ -72,7 +72,16 @@ pub struct RegisteredUser {
     tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "The account exists", body = Registered),
+        (status = 201, description = "The account exists", body = Registered,
+            links(("Login" = (
+                operation_id = "login",
+                request_body = json!({
+                    "email": "$request.body#/email",
+                    "password": "$request.body#/password",
+                    "refresh_token_delivery": "body"
+                }),
+                description = "Log in as the new user, the refresh token in the body"
+            )))),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
@@ -113,6 +122,12 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
             headers(
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Set-Cookie" = String, description = "`refresh_token=…; HttpOnly; Secure; SameSite=Strict; Path=/auth` in cookie delivery"),
+            ),
+            links(
+                ("Refresh" = (operation_id = "refresh", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("Logout" = (operation_id = "logout", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("TokenEndpoint" = (operation_id = "token", request_body = json!({"grant_type": "refresh_token", "refresh_token": "$response.body#/refresh_token"}))),
+                ("Revoke" = (operation_id = "revoke", request_body = json!({"token": "$response.body#/refresh_token"}))),
             )),
         (status = 400, response = BadRequest),
         (status = 401, description = "`invalid_credentials`: the same for an unknown e-mail and a wrong password", body = super::openapi::ErrorResponse),
@@ -159,7 +174,13 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
     security((), ("refresh_cookie" = [])),
     responses(
         (status = 200, description = "Rotated", body = TokenResponse,
-            headers(("Cache-Control" = String, description = "`no-store`"))),
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            links(
+                ("Refresh" = (operation_id = "refresh", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("Logout" = (operation_id = "logout", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("TokenEndpoint" = (operation_id = "token", request_body = json!({"grant_type": "refresh_token", "refresh_token": "$response.body#/refresh_token"}))),
+                ("Revoke" = (operation_id = "revoke", request_body = json!({"token": "$response.body#/refresh_token"}))),
+            )),
         (status = 400, response = BadRequest),
         (status = 401, description = "`invalid_grant`: missing, unknown, expired, revoked or reused", body = super::openapi::ErrorResponse),
         (status = 403, response = Forbidden),

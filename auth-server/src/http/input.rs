@@ -18,7 +18,7 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// Trimmed, stored and returned in lower case.
-    #[schema(max_length = 254)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub password: SecretString,
@@ -26,7 +26,7 @@ pub struct RegisterRequest {
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
-    #[schema(max_length = 254)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub password: SecretString,
@@ -45,6 +45,7 @@ pub struct ChangePasswordRequest {
 
 #[derive(Deserialize, ToSchema)]
 pub struct ForgotPasswordRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 

@@ -46,7 +46,7 @@ use super::{account, handlers, oauth};
         handlers::readyz,
         openapi_json,
     ),
-    components(responses(
+    components(schemas(ErrorResponse), responses(
         BadRequest,
         Unauthorized,
         Forbidden,
@@ -178,11 +178,45 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// The document in its committed form: pretty JSON, with a final newline.
 pub fn document_json() -> String {
     static JSON: LazyLock<String> = LazyLock::new(|| {
-        let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+        let mut document = serde_json::to_value(document()).unwrap_or_default();
+        camel_case_links(&mut document);
+        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
         text.push('\n');
         text
     });
     JSON.clone()
+}
+
+/// utoipa 5.5 writes the fields of a Link Object in snake case
+/// (`operation_id`, `request_body`); OpenAPI names them `operationId`,
+/// `operationRef` and `requestBody`, and clients (schemathesis's stateful
+/// phase) read only those.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let operations = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    let responses = operations
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut());
+    let links = responses
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(from) {
+                link.insert(to.to_owned(), value);
+            }
+        }
+    }
 }
 
 /// This document.

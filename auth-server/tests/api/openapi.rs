@@ -49,8 +49,15 @@ async fn openapi_the_committed_document_is_the_served_one() {
 #[tokio::test]
 async fn openapi_documents_every_contract_endpoint_and_security_scheme() {
     let app = spawn_app().await;
-    let document: Value = serde_json::from_str(&served(&app).await).unwrap();
+    let text = served(&app).await;
+    let document: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(document["openapi"], "3.1.0");
+    // The stateful links (register → login → refresh → logout), in
+    // OpenAPI's own field names.
+    let login = &document["paths"]["/auth/register"]["post"]["responses"]["201"]["links"]["Login"];
+    assert_eq!(login["operationId"], "login");
+    assert!(login["requestBody"].is_object());
+    assert!(!text.contains("\"operation_id\""), "links in snake case");
     for (method, path) in [
         ("post", "/auth/register"),
         ("post", "/auth/login"),
@@ -84,6 +91,7 @@ async fn openapi_documents_every_contract_endpoint_and_security_scheme() {
     assert_eq!(schemes["refresh_cookie"]["in"], "cookie");
     assert_eq!(schemes["refresh_cookie"]["name"], "refresh_token");
     assert_eq!(schemes["resource_server"]["scheme"], "bearer");
+    assert_references_resolve(&document);
     let error = &document["components"]["schemas"]["Error"];
     assert_eq!(
         error["required"],
@@ -120,4 +128,25 @@ async fn openapi_every_documented_operation_answers_as_documented() {
             }
         }
     }
+}
+
+/// Every `$ref` of the document points at something in it.
+fn assert_references_resolve(document: &Value) {
+    fn walk(node: &Value, document: &Value) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    let pointer = reference.strip_prefix('#').unwrap_or(reference);
+                    assert!(
+                        document.pointer(pointer).is_some(),
+                        "unresolvable reference {reference}"
+                    );
+                }
+                map.values().for_each(|v| walk(v, document));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, document)),
+            _ => {}
+        }
+    }
+    walk(document, document);
 }

@@ -98,7 +98,7 @@ run() {
     local name=$1 seconds=$2
     shift 2
     log "schemathesis: $name (at most ${seconds}s)"
-    if ! timeout $((seconds + 60)) schemathesis run \
+    if ! timeout $((seconds + 60)) python3 -m schemathesis.cli run \
         --checks "$CHECKS" \
         --max-examples "$MAX_EXAMPLES" \
         --max-time "$seconds" \

@@ -339,6 +339,7 @@ pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> H
     responses(
         (status = 204, description = "The session is revoked"),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     )

@@ -99,9 +99,10 @@ async fn openapi_documents_every_contract_endpoint_and_security_scheme() {
     );
 }
 
-/// Every documented operation, called without credentials or body, answers
-/// one of the statuses it documents (never a 404 or 405 of a route that
-/// does not exist), with the contract's error body when it fails.
+/// Every documented operation, called without credentials or body, and
+/// again from a foreign `Origin`, answers one of the statuses it documents
+/// (never a 404 or 405 of a route that does not exist), with the
+/// contract's error body when it fails.
 #[tokio::test]
 async fn openapi_every_documented_operation_answers_as_documented() {
     let app = spawn_app().await;
@@ -109,22 +110,23 @@ async fn openapi_every_documented_operation_answers_as_documented() {
     let paths = document["paths"].as_object().unwrap();
     for (path, operations) in paths {
         for (method, operation) in operations.as_object().unwrap() {
-            let url = app.url(&path.replace("{id}", &uuid::Uuid::new_v4().to_string()));
-            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let response = app
-                .client
-                .request(method.clone(), url)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16().to_string();
-            assert!(
-                operation["responses"][&status].is_object(),
-                "{method} {path} answered {status}, which it does not document"
-            );
-            if response.status().as_u16() >= 400 {
-                let body: Value = response.json().await.unwrap();
-                assert!(body["error"].is_string(), "{method} {path}: {body}");
+            for origin in [None, Some("https://evil.example.com")] {
+                let url = app.url(&path.replace("{id}", &uuid::Uuid::new_v4().to_string()));
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut request = app.client.request(method.clone(), url);
+                if let Some(origin) = origin {
+                    request = request.header("origin", origin);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16().to_string();
+                assert!(
+                    operation["responses"][&status].is_object(),
+                    "{method} {path} (Origin {origin:?}) answered {status}, which it does not document"
+                );
+                if response.status().as_u16() >= 400 {
+                    let body: Value = response.json().await.unwrap();
+                    assert!(body["error"].is_string(), "{method} {path}: {body}");
+                }
             }
         }
     }

@@ -143,6 +143,22 @@ async fn the_token_endpoint_rotates_exactly_as_refresh_does() {
 }
 
 #[tokio::test]
+async fn a_grace_answer_whose_successor_is_used_carries_the_access_token_only() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let first = app.login_body(&email).await.refresh_token().unwrap();
+    let second = app.oauth_refresh(&first).await.refresh_token().unwrap();
+    let third = app.oauth_refresh(&second).await;
+    assert_eq!(third.status, StatusCode::OK);
+
+    let late = app.oauth_refresh(&first).await;
+    assert_eq!(late.status, StatusCode::OK, "{}", late.body);
+    assert!(!late.access_token().is_empty());
+    assert_eq!(late.refresh_token(), None, "never another refresh token");
+    assert_eq!(late.body["token_type"], "Bearer");
+}
+
+#[tokio::test]
 async fn reuse_after_the_grace_is_invalid_grant_400_and_revokes_the_session() {
     let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "0s")]).await;
     let email = app.registered_user().await;

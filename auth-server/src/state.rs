@@ -24,13 +24,11 @@ pub struct AppState {
     /// Derives what the server must produce again without storing it.
     pub token_keys: Arc<TokenKeys>,
     pub validator: Arc<Validator>,
-    /// Per client (IPv4 address or IPv6 /64), login and register together.
-    /// Failed logins per account are counted in PostgreSQL instead
-    /// ([`crate::login_throttle`]).
-    pub login_limiter: Option<Arc<RateLimiter>>,
+    /// Per client (IPv4 address or IPv6 /64) on refresh, in this process
+    /// only. The limits on login, register and the requests that send mail
+    /// are shared by the replicas, in PostgreSQL
+    /// ([`crate::service::rate_limits`]).
     pub refresh_limiter: Option<Arc<RateLimiter>>,
-    /// Per client on forgot-password and resend-verification.
-    pub mail_request_limiter: Option<Arc<RateLimiter>>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
@@ -54,17 +52,9 @@ impl AppState {
             leeway: settings.tokens.leeway,
         });
         Self {
-            login_limiter: settings
-                .rate_limits
-                .login
-                .map(|limit| Arc::new(RateLimiter::new(limit))),
             refresh_limiter: settings
                 .rate_limits
                 .refresh
-                .map(|limit| Arc::new(RateLimiter::new(limit))),
-            mail_request_limiter: settings
-                .rate_limits
-                .mail_requests
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
             settings,
             database,

@@ -11,6 +11,7 @@ pub mod login_throttle;
 pub mod models;
 pub mod outbox;
 mod pool;
+pub mod rate_limits;
 pub mod revocations;
 pub mod rotation;
 pub mod schema;

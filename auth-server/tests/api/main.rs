@@ -23,6 +23,7 @@ mod password_change;
 mod password_reset;
 mod refresh;
 mod register;
+mod replicas;
 mod rotation_properties;
 mod round_trips;
 mod sessions;

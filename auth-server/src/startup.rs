@@ -91,6 +91,12 @@ impl Application {
         }
         .spawn();
         crate::service::janitor::spawn(database, sweep_interval, retention);
+        // Other replicas' revocations wake this one's held polls at once.
+        db::notifications::spawn(
+            state.settings.database.url.clone(),
+            vec![(db::notifications::REVOCATIONS, &state.revocations)],
+        )
+        .context("starting the LISTEN thread")?;
         let server = serve(listener, state.clone())?;
         let internal = serve_internal(internal_listener, state.clone())?;
         Ok(Self {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod email_tokens;
 pub mod login_throttle;
 pub mod models;
+pub mod notifications;
 pub mod outbox;
 mod pool;
 pub mod rate_limits;

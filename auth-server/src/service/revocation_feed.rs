@@ -15,8 +15,10 @@ use crate::state::AppState;
 
 /// Longest a long poll is held: below common proxy idle timeouts.
 pub const MAX_WAIT: Duration = Duration::from_secs(25);
-/// How often a held poll re-reads the database, for revocations made by
-/// other replicas (this replica's own wake it at once).
+/// How often a held poll re-reads the database anyway. Revocations wake it
+/// at once: this replica's own directly, other replicas' through
+/// PostgreSQL's NOTIFY ([`crate::db::notifications`]); the re-read covers a
+/// notification lost while the LISTEN connection was down.
 const RECHECK: Duration = Duration::from_millis(250);
 /// Kept past the last possible access-token expiry: clock skew between the
 /// services, and signing that happens just after a concurrent revocation.

@@ -1,6 +1,8 @@
 //! Several replicas on one database: what one replica counts or revokes,
 //! the others see.
 
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -141,4 +143,116 @@ async fn the_janitor_sweeps_spent_rate_buckets() {
     assert_eq!(swept.rate_buckets, 1);
     // The live bucket (the registration's, within its window) stays.
     assert_eq!(app.count("SELECT count(*) AS n FROM rate_buckets"), 1);
+}
+
+/// One answer of the revocation feed of `app`.
+async fn feed(app: &TestApp, query: &str) -> serde_json::Value {
+    let response = app
+        .client
+        .get(app.internal_url(&format!("/internal/revocations{query}")))
+        .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Where a reader that has caught up with `app`'s feed stands.
+async fn caught_up(app: &TestApp) -> String {
+    let mut page = feed(app, "").await;
+    while page["more"] == true {
+        page = feed(
+            app,
+            &format!("?cursor={}", page["cursor"].as_str().unwrap()),
+        )
+        .await;
+    }
+    format!(
+        "?cursor={}&seen={}",
+        page["cursor"].as_str().unwrap(),
+        page["held"]
+    )
+}
+
+#[tokio::test]
+async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
+    let a = spawn_app().await;
+    let b = a.replica_with(&[]).await;
+    let email = a.registered_user().await;
+    let mut woken = Vec::new();
+    for _ in 0..8 {
+        let login = a.login_body(&email).await;
+        let position = caught_up(&b).await;
+        let held = {
+            let b_client = b.client.clone();
+            let url = b.internal_url(&format!("/internal/revocations{position}&wait=10"));
+            tokio::spawn(async move {
+                let response = b_client
+                    .get(url)
+                    .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                let answered = Instant::now();
+                let body: serde_json::Value = response.json().await.unwrap();
+                (answered, body)
+            })
+        };
+        // Let the poll be held (and its first re-read pass) before the logout.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let logout_sent = Instant::now();
+        let logout = a.logout_body(&login.refresh_token().unwrap()).await;
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        let (answered, body) = held.await.unwrap();
+        assert_eq!(body["revocations"].as_array().unwrap().len(), 1, "{body}");
+        woken.push(answered.saturating_duration_since(logout_sent));
+    }
+    woken.sort();
+    let millis: Vec<u128> = woken.iter().map(Duration::as_millis).collect();
+    println!("logout on A → poll held on B answered after (ms, sorted): {millis:?}");
+    // The fallback re-read alone (every 250 ms) would give a median near 125 ms.
+    assert!(
+        woken[woken.len() / 2] < Duration::from_millis(60),
+        "median {millis:?}"
+    );
+    assert!(
+        woken[woken.len() - 1] < Duration::from_millis(250),
+        "{millis:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_revoking_transaction_notifies_once_on_commit_and_never_on_rollback() {
+    use diesel::connection::SimpleConnection;
+
+    // The trigger, not the server, sends it: any path that revokes (here
+    // plain SQL, as an operator's script would) wakes the replicas.
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    for _ in 0..3 {
+        app.login_body(&email).await;
+    }
+    let mut listener = app.conn();
+    listener.batch_execute("LISTEN revocations").unwrap();
+    let revoke_all = "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout_all', \
+                      revoked_xid = pg_current_xact_id()::text::bigint WHERE revoked_at IS NULL";
+    let mut conn = app.conn();
+    conn.batch_execute(&format!("BEGIN; {revoke_all}; ROLLBACK"))
+        .unwrap();
+    conn.batch_execute(&format!("BEGIN; {revoke_all}; COMMIT"))
+        .unwrap();
+    // Already revoked: revoking again notifies nothing.
+    conn.batch_execute("UPDATE sessions SET revoked_reason = 'logout'")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let received: Vec<_> = listener
+        .notifications_iter()
+        .map(|n| n.unwrap().channel)
+        .collect();
+    assert_eq!(
+        received,
+        ["revocations"],
+        "one for three sessions, none for the rollback"
+    );
 }

@@ -8,11 +8,11 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::db::models::RevocationReason;
+use crate::keyring::SigningKeys;
 use crate::metrics::Metrics;
 use crate::password::PasswordPool;
 use crate::rate_limit::RateLimiter;
 use crate::rotation::Policy;
-use crate::signing::SigningKey;
 use crate::token_keys::TokenKeys;
 
 #[derive(Clone)]
@@ -20,7 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub database: Database,
     pub passwords: PasswordPool,
-    pub signing: Arc<SigningKey>,
+    /// The keys that sign and are published, replaced whole on rotation.
+    pub signing: Arc<SigningKeys>,
     /// Derives what the server must produce again without storing it.
     pub token_keys: Arc<TokenKeys>,
     pub validator: Arc<Validator>,
@@ -42,7 +43,7 @@ impl AppState {
         settings: Arc<Settings>,
         database: Database,
         passwords: PasswordPool,
-        signing: Arc<SigningKey>,
+        signing: Arc<SigningKeys>,
         token_keys: Arc<TokenKeys>,
         metrics: Arc<Metrics>,
     ) -> Self {

@@ -17,6 +17,7 @@ pub mod revocations;
 pub mod rotation;
 pub mod schema;
 pub mod sessions;
+pub mod signing_keys;
 pub mod sweep;
 pub mod tokens;
 pub mod users;

@@ -126,10 +126,10 @@ fn serve(conn: &mut PgConnection, channels: &[(&'static str, Weak<Notify>)]) -> 
         for notification in conn.notifications_iter() {
             match notification {
                 Ok(n) => {
-                    if let Some((name, _)) = channels.iter().find(|(c, _)| *c == n.channel) {
-                        if !woken.contains(name) {
-                            woken.push(name);
-                        }
+                    if let Some((name, _)) = channels.iter().find(|(c, _)| *c == n.channel)
+                        && !woken.contains(name)
+                    {
+                        woken.push(name);
                     }
                 }
                 Err(e) => return Ended::Broken(e.to_string()),
@@ -137,10 +137,10 @@ fn serve(conn: &mut PgConnection, channels: &[(&'static str, Weak<Notify>)]) -> 
         }
         for name in woken {
             for (channel, wake) in channels {
-                if *channel == name {
-                    if let Some(wake) = wake.upgrade() {
-                        wake.notify_waiters();
-                    }
+                if *channel == name
+                    && let Some(wake) = wake.upgrade()
+                {
+                    wake.notify_waiters();
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod rate_limits;
 pub mod refresh;
 pub mod revocation_feed;
 pub mod sessions;
+pub mod signing_keys;
 pub mod users;
 pub mod verification;
 

@@ -87,6 +87,8 @@ pub async fn read(
         cursor: page.next.encode(),
         more: page.more,
         held: page.held,
-        kids: vec![state.signing.kid().to_owned()],
+        // Every key published, the next one included: an API that lacks one
+        // refetches the JWKS now, long before that key signs.
+        kids: state.signing.published_kids(),
     })
 }

@@ -27,5 +27,6 @@ mod replicas;
 mod rotation_properties;
 mod round_trips;
 mod sessions;
+mod signing_keys;
 mod throttle;
 mod verification;

@@ -210,7 +210,7 @@ async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
     }
     woken.sort();
     let millis: Vec<u128> = woken.iter().map(Duration::as_millis).collect();
-    println!("logout on A → poll held on B answered after (ms, sorted): {millis:?}");
+    eprintln!("logout on A → poll held on B answered after (ms, sorted): {millis:?}");
     // The fallback re-read alone (every 250 ms) would give a median near 125 ms.
     assert!(
         woken[woken.len() / 2] < Duration::from_millis(60),

@@ -104,7 +104,7 @@ impl Application {
         db::notifications::spawn(state.settings.database.url.clone(), channels)
             .context("starting the LISTEN thread")?;
         if let Some(store) = key_store {
-            store.spawn(signing, keys_changed);
+            store.spawn(signing, keys_changed, Arc::clone(&state.keys_reloaded));
         }
         let server = serve(listener, state.clone())?;
         let internal = serve_internal(internal_listener, state.clone())?;

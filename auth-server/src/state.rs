@@ -33,6 +33,10 @@ pub struct AppState {
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
+    /// Woken after the signing keys are reloaded: long polls answer at once
+    /// when the published keys changed, so the APIs fetch a next key as soon
+    /// as it is published.
+    pub keys_reloaded: Arc<Notify>,
     /// Woken after a request queues mail: the mail worker sends it at once.
     pub mail_queued: Arc<Notify>,
     pub metrics: Arc<Metrics>,
@@ -64,6 +68,7 @@ impl AppState {
             token_keys,
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
+            keys_reloaded: Arc::new(Notify::new()),
             mail_queued: Arc::new(Notify::new()),
             metrics,
         }

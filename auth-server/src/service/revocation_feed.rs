@@ -41,15 +41,18 @@ pub async fn read(
         .unwrap_or_else(|_| chrono::Duration::days(1));
 
     if let (Some(Cursor::Caught { span, since }), false) = (&cursor, wait.is_zero()) {
+        // The answer lists the published keys: a change is news too.
+        let kids = state.signing.published_kids();
         loop {
             // Listen before looking, so a revocation between the two wakes us.
             let revoked = state.revocations.notified();
+            let reloaded = state.keys_reloaded.notified();
             let (span, since) = (span.clone(), *since);
             let count = state
                 .database
                 .run(move |conn| db::revocations::count_since(conn, &span, since))
                 .await?;
-            if count != seen {
+            if count != seen || state.signing.published_kids() != kids {
                 break;
             }
             let now = tokio::time::Instant::now();
@@ -58,6 +61,7 @@ pub async fn read(
             }
             tokio::select! {
                 () = revoked => {}
+                () = reloaded => {}
                 () = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
             }
         }

@@ -184,8 +184,9 @@ impl KeyStore {
     }
 
     /// Keeps `keys` current for as long as the runtime runs: rotates when
-    /// due, reloads on every check and every notification on `wake`.
-    pub fn spawn(self, keys: Arc<SigningKeys>, wake: Arc<Notify>) {
+    /// due, reloads on every check and every notification on `wake`, and
+    /// wakes `reloaded` after each reload.
+    pub fn spawn(self, keys: Arc<SigningKeys>, wake: Arc<Notify>, reloaded: Arc<Notify>) {
         let interval = self.check_interval();
         tokio::spawn(async move {
             loop {
@@ -201,7 +202,10 @@ impl KeyStore {
                     }
                 }
                 match self.load().await {
-                    Ok(ring) => keys.replace(ring),
+                    Ok(ring) => {
+                        keys.replace(ring);
+                        reloaded.notify_waiters();
+                    }
                     Err(ServiceError::Unavailable(cause))
                         if cause == DbError::Stopped.to_string() =>
                     {

@@ -33,6 +33,18 @@ async fn jwks_kids(app: &TestApp) -> HashSet<String> {
         .collect()
 }
 
+async fn feed(app: &TestApp, query: &str) -> Value {
+    app.client
+        .get(app.internal_url(&format!("/internal/revocations{query}")))
+        .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn auth_server(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_auth-server"));
     command
@@ -125,7 +137,35 @@ async fn operators_list_and_rotate_keys_and_every_replica_follows_at_once() {
         ("RUST_LOG", "warn"),
     ];
 
+    // A poll held on B answers as soon as B publishes the next key, so that
+    // the APIs fetch it at once (the answer lists the published kids).
+    let position = feed(&b, "").await;
+    let held = {
+        let (client, url) = (
+            b.client.clone(),
+            b.internal_url(&format!(
+                "/internal/revocations?cursor={}&seen={}&wait=10",
+                position["cursor"].as_str().unwrap(),
+                position["held"]
+            )),
+        );
+        tokio::spawn(async move {
+            let answer: Value = client
+                .get(url)
+                .bearer_auth(auth_server::config::DEVELOPMENT_INTERNAL_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (Instant::now(), answer)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
     // A next key: published at once, signing ten minutes later.
+    let published = Instant::now();
     let rotate = auth_server(&["keys", "rotate"], &env);
     assert!(
         rotate.status.success(),
@@ -148,6 +188,9 @@ async fn operators_list_and_rotate_keys_and_every_replica_follows_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(kid(&b.login_body(&email).await.access_token()), kid(&old));
+    let (answered, answer) = held.await.unwrap();
+    assert_eq!(answer["kids"].as_array().unwrap().len(), 2, "{answer}");
+    assert!(answered.duration_since(published) < Duration::from_secs(5));
 
     // An emergency: a key that signs at once, on every replica.
     let now = auth_server(&["keys", "rotate", "--now"], &env);

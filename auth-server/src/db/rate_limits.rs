@@ -44,7 +44,10 @@ struct Hit {
 
 /// Counts one request of `key` under the limit `scope`: `Ok` when it may go
 /// on; otherwise how long until one would be let through. A refused request
-/// costs nothing: it leaves the arrival time as it was.
+/// writes nothing (the update's `WHERE` fails, so a client hammering its
+/// limit costs reads, not dead rows), and its wait is read from the row as
+/// the statement's snapshot saw it; a row committed by another replica
+/// after that snapshot is not seen, and the wait is then one interval.
 pub fn hit(
     conn: &mut PgConnection,
     scope: &str,
@@ -52,15 +55,17 @@ pub fn hit(
     gcra: Gcra,
 ) -> DbResult<Result<(), Duration>> {
     let hit: Hit = diesel::sql_query(
-        "INSERT INTO rate_buckets AS b (scope, key, tat, allowed) \
-         VALUES ($1, $2, now() + make_interval(secs => $3), true) \
-         ON CONFLICT (scope, key) DO UPDATE SET \
-           allowed = greatest(b.tat, now()) <= now() + make_interval(secs => $4), \
-           tat = CASE WHEN greatest(b.tat, now()) <= now() + make_interval(secs => $4) \
-                      THEN greatest(b.tat, now()) + make_interval(secs => $3) \
-                      ELSE b.tat END \
-         RETURNING allowed, \
-           extract(epoch FROM tat - make_interval(secs => $4) - now())::float8 AS wait_secs",
+        "WITH hit AS ( \
+           INSERT INTO rate_buckets AS b (scope, key, tat) \
+           VALUES ($1, $2, now() + make_interval(secs => $3)) \
+           ON CONFLICT (scope, key) DO UPDATE \
+             SET tat = greatest(b.tat, now()) + make_interval(secs => $3) \
+             WHERE greatest(b.tat, now()) <= now() + make_interval(secs => $4) \
+           RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM hit) AS allowed, \
+           coalesce(extract(epoch FROM \
+             (SELECT tat FROM rate_buckets WHERE scope = $1 AND key = $2) \
+             - make_interval(secs => $4) - now())::float8, $3) AS wait_secs",
     )
     .bind::<Text, _>(scope)
     .bind::<Text, _>(key)

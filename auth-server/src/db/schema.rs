@@ -31,7 +31,6 @@ diesel::table! {
         scope -> Text,
         key -> Text,
         tat -> Timestamptz,
-        allowed -> Bool,
     }
 }
 

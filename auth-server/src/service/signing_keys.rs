@@ -112,7 +112,8 @@ impl KeyStore {
             .database
             .run(move |conn| {
                 signing_keys::create_if(conn, Lock::Wait, now, &candidate, |at, keys| {
-                    if now {
+                    // With no key yet (no server started), it signs at once.
+                    if now || keys.is_empty() {
                         return Some(at);
                     }
                     let waiting = keys.iter().any(|k| k.activate_at > at);

@@ -39,7 +39,10 @@ async fn login_and_mail_limits_hold_across_two_replicas() {
         let login = post_from(app, "/auth/login", credentials.clone()).await;
         assert_eq!(login.status(), StatusCode::OK);
     }
-    // The fifth is refused wherever it lands, and says when to come back.
+    // The fifth is refused wherever it lands, and says when to come back;
+    // a refusal writes nothing (the row's version stays the same).
+    let version = "SELECT xmin::text::bigint AS n FROM rate_buckets WHERE scope = 'login' AND key = '198.51.100.77'";
+    let before = a.count(version);
     for app in [&a, &b] {
         let refused = post_from(app, "/auth/login", credentials.clone()).await;
         let retry_after: u64 = refused.headers()["retry-after"]
@@ -51,6 +54,7 @@ async fn login_and_mail_limits_hold_across_two_replicas() {
         assert!((1..=15).contains(&retry_after), "{retry_after}");
         assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     }
+    assert_eq!(a.count(version), before, "refusals leave the row alone");
     // Another client is not affected.
     let other = b.login_from(&email, PASSWORD, "198.51.100.78", None).await;
     assert_eq!(other.status(), StatusCode::OK);
@@ -136,8 +140,8 @@ async fn the_janitor_sweeps_spent_rate_buckets() {
     .await;
     app.registered_user().await;
     app.execute(
-        "INSERT INTO rate_buckets (scope, key, tat, allowed) \
-         VALUES ('login', '192.0.2.200', now() - interval '1 second', true)",
+        "INSERT INTO rate_buckets (scope, key, tat) \
+         VALUES ('login', '192.0.2.200', now() - interval '1 second')",
     );
     let swept = app.sweep().await;
     assert_eq!(swept.rate_buckets, 1);

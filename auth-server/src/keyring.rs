@@ -46,6 +46,15 @@ impl KeyTimes {
         retire_at: None,
     };
 
+    /// A key from `RETIRED_SIGNING_KEY_FILES` beside the database's: older
+    /// than any of them, so it never signs, and published for as long as it
+    /// is configured (the way from `SIGNING_KEY_FILE` to the database).
+    pub const CONFIGURED_RETIRED: Self = Self {
+        publish_at: DateTime::<Utc>::MIN_UTC,
+        activate_at: DateTime::<Utc>::MIN_UTC,
+        retire_at: Some(DateTime::<Utc>::MAX_UTC),
+    };
+
     /// Whether the JWKS lists it at `now`: published, and not yet past the
     /// expiry of the last token it can have signed.
     pub fn published(&self, now: DateTime<Utc>, last_token: Duration) -> bool {

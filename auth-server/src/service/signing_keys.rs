@@ -4,6 +4,7 @@
 //! [`KeyStore::check_interval`] (the rules: [`crate::keyring`]; the
 //! statements: [`crate::db::signing_keys`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct KeyStore {
     /// How long a retired key stays published: the access tokens' lifetime
     /// and leeway.
     pub last_token: Duration,
+    /// `RETIRED_SIGNING_KEY_FILES`: keys that signed before the database's
+    /// (a former `SIGNING_KEY_FILE`), published and accepted while listed.
+    pub retired_files: Vec<PathBuf>,
 }
 
 /// What `auth-server keys rotate` did.
@@ -59,6 +63,7 @@ impl KeyStore {
                 publish_ahead: tokens.signing_key_publish_ahead,
             },
             last_token: tokens.access_ttl + tokens.leeway,
+            retired_files: tokens.retired_key_files.clone(),
         }))
     }
 
@@ -170,6 +175,10 @@ impl KeyStore {
             return Err(ServiceError::Unavailable(
                 "no signing key stored yet".to_owned(),
             ));
+        }
+        for path in &self.retired_files {
+            let key = SigningKey::from_pem_file(path).map_err(ServiceError::Internal)?;
+            keys.push((key, KeyTimes::CONFIGURED_RETIRED));
         }
         Ok(Keyring::new(keys, self.last_token))
     }

@@ -251,3 +251,68 @@ async fn a_replica_with_another_key_encryption_key_refuses_to_start() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn moving_from_a_key_file_to_the_database_keeps_its_tokens_valid() {
+    let dir = std::env::temp_dir().join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("signing.pem");
+    auth_server::signing::write_new_key(&pem).unwrap();
+    let with_file = spawn_app_with(&[("SIGNING_KEY_FILE", pem.to_str().unwrap())]).await;
+    let email = with_file.registered_user().await;
+    let old = with_file.login_body(&email).await.access_token();
+
+    // The next release: keys in the database, the file's key retired.
+    let kek = TokenKeyFile::new();
+    let mut vars = with_file.vars.clone();
+    vars.remove("SIGNING_KEY_FILE");
+    vars.insert("KEY_ENCRYPTION_KEY_FILE".to_owned(), kek.path().to_owned());
+    vars.insert(
+        "RETIRED_SIGNING_KEY_FILES".to_owned(),
+        pem.to_str().unwrap().to_owned(),
+    );
+    let settings = auth_server::config::Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let app = auth_server::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let sessions = with_file
+        .client
+        .get(format!("{address}/auth/sessions"))
+        .bearer_auth(&old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.status(),
+        StatusCode::OK,
+        "the file key's token is still accepted"
+    );
+    let jwks: Value = with_file
+        .client
+        .get(format!("{address}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids.contains(&kid(&old)));
+    let login = with_file
+        .login_at(&address, &email, PASSWORD, "192.0.2.1", None)
+        .await;
+    let new: Value = login.json().await.unwrap();
+    let new_kid = kid(new["access_token"].as_str().unwrap());
+    assert_ne!(new_kid, kid(&old), "the database's key signs");
+    assert!(kids.contains(&new_kid));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -101,8 +101,12 @@ impl Application {
         if key_store.is_some() {
             channels.push((db::notifications::SIGNING_KEYS, &keys_changed));
         }
-        db::notifications::spawn(state.settings.database.url.clone(), channels)
-            .context("starting the LISTEN thread")?;
+        db::notifications::spawn(
+            state.settings.database.url.clone(),
+            channels,
+            Arc::clone(&state.listen),
+        )
+        .context("starting the LISTEN thread")?;
         if let Some(store) = key_store {
             store.spawn(signing, keys_changed, Arc::clone(&state.keys_reloaded));
         }

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::db::models::RevocationReason;
+use crate::db::notifications::ListenStatus;
 use crate::keyring::SigningKeys;
 use crate::metrics::Metrics;
 use crate::password::PasswordPool;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// when the published keys changed, so the APIs fetch a next key as soon
     /// as it is published.
     pub keys_reloaded: Arc<Notify>,
+    /// Whether this replica hears other replicas' notifications now.
+    pub listen: Arc<ListenStatus>,
     /// Woken after a request queues mail: the mail worker sends it at once.
     pub mail_queued: Arc<Notify>,
     pub metrics: Arc<Metrics>,
@@ -69,6 +72,7 @@ impl AppState {
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
             keys_reloaded: Arc::new(Notify::new()),
+            listen: Arc::default(),
             mail_queued: Arc::new(Notify::new()),
             metrics,
         }

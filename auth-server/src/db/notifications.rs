@@ -18,6 +18,7 @@
 //! own. It reconnects with a doubling backoff, and ends when every waker it
 //! serves has been dropped (the server stopped).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,12 +49,25 @@ pub fn notify(conn: &mut PgConnection, channel: &str) -> super::DbResult<()> {
     Ok(())
 }
 
+/// Whether the LISTEN connection is up now, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ListenStatus {
+    connected: AtomicBool,
+}
+
+impl ListenStatus {
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
 /// Starts listening on each channel, waking its [`Notify`] (every waiter at
 /// once) for each notification. Held weakly: the thread ends once they are
 /// all dropped.
 pub fn spawn(
     url: SecretString,
     channels: Vec<(&'static str, &Arc<Notify>)>,
+    status: Arc<ListenStatus>,
 ) -> std::io::Result<()> {
     let channels: Vec<(&'static str, Weak<Notify>)> = channels
         .into_iter()
@@ -61,11 +75,11 @@ pub fn spawn(
         .collect();
     std::thread::Builder::new()
         .name("pg-listen".to_owned())
-        .spawn(move || listen(&url, &channels))?;
+        .spawn(move || listen(&url, &channels, &status))?;
     Ok(())
 }
 
-fn listen(url: &SecretString, channels: &[(&'static str, Weak<Notify>)]) {
+fn listen(url: &SecretString, channels: &[(&'static str, Weak<Notify>)], status: &ListenStatus) {
     let mut backoff = FIRST_BACKOFF;
     let mut failing = false;
     let listen_sql: String = channels
@@ -99,11 +113,14 @@ fn listen(url: &SecretString, channels: &[(&'static str, Weak<Notify>)]) {
             tracing::info!("listening for other replicas' changes again");
         }
         backoff = FIRST_BACKOFF;
+        status.connected.store(true, Ordering::Relaxed);
         // Whatever was sent while nobody listened.
         if !wake_all(channels) {
             return;
         }
-        match serve(&mut conn, channels) {
+        let ended = serve(&mut conn, channels);
+        status.connected.store(false, Ordering::Relaxed);
+        match ended {
             Ended::Dropped => return,
             Ended::Broken(error) => {
                 tracing::warn!(%error, "the LISTEN connection broke; reconnecting");

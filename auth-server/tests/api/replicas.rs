@@ -213,6 +213,7 @@ async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
         woken.push(answered.saturating_duration_since(logout_sent));
     }
     woken.sort();
+    assert!(b.metrics().await.contains("auth_listen_connected 1"));
     let millis: Vec<u128> = woken.iter().map(Duration::as_millis).collect();
     eprintln!("logout on A → poll held on B answered after (ms, sorted): {millis:?}");
     // The fallback re-read alone (every 250 ms) would give a median near 125 ms.

@@ -19,6 +19,7 @@
 //! clock is a little off signs a few seconds early or late with keys that
 //! every API already has.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -169,13 +170,24 @@ impl Keyring {
 /// The keyring every request reads, replaced whole when keys are reloaded.
 pub struct SigningKeys {
     ring: RwLock<Arc<Keyring>>,
+    /// When a reload last changed the published kids (microseconds since
+    /// the epoch): a feed reader answered before then has not seen them.
+    kids_changed_at: AtomicI64,
 }
 
 impl SigningKeys {
     pub fn new(ring: Keyring) -> Self {
         Self {
             ring: RwLock::new(Arc::new(ring)),
+            kids_changed_at: AtomicI64::new(Utc::now().timestamp_micros()),
         }
+    }
+
+    /// When the published kids last changed (this process's start at the
+    /// earliest).
+    pub fn kids_changed_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.kids_changed_at.load(Ordering::Relaxed))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     pub fn ring(&self) -> Arc<Keyring> {
@@ -183,7 +195,16 @@ impl SigningKeys {
     }
 
     pub fn replace(&self, ring: Keyring) {
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        let now = Utc::now();
+        let kids = ring.published_kids(now);
+        let old = std::mem::replace(
+            &mut *self.ring.write().unwrap_or_else(PoisonError::into_inner),
+            Arc::new(ring),
+        );
+        if old.published_kids(now) != kids {
+            self.kids_changed_at
+                .store(now.timestamp_micros(), Ordering::Relaxed);
+        }
     }
 
     /// Signs with the key active now.

@@ -40,8 +40,14 @@ pub async fn read(
     let window = chrono::Duration::from_std(tokens.access_ttl + tokens.leeway + FORGET_MARGIN)
         .unwrap_or_else(|_| chrono::Duration::days(1));
 
-    if let (Some(Cursor::Caught { span, since }), false) = (&cursor, wait.is_zero()) {
-        // The answer lists the published keys: a change is news too.
+    // The answer lists the published keys: a change is news too, whether it
+    // comes while the poll is held or came after the reader's last answer
+    // (given at its cursor's `since` plus the window).
+    let stale_kids =
+        |since: &chrono::DateTime<Utc>| state.signing.kids_changed_at() > *since + window;
+    if let (Some(Cursor::Caught { span, since }), false) = (&cursor, wait.is_zero())
+        && !stale_kids(since)
+    {
         let kids = state.signing.published_kids();
         loop {
             // Listen before looking, so a revocation between the two wakes us.

@@ -192,6 +192,10 @@ async fn operators_list_and_rotate_keys_and_every_replica_follows_at_once() {
     assert_eq!(answer["kids"].as_array().unwrap().len(), 2, "{answer}");
     assert!(answered.duration_since(published) < Duration::from_secs(5));
 
+    // A reader answered before the next change, polling after it: answered
+    // at once, not at the end of its wait.
+    let before_change = feed(&b, "").await;
+
     // An emergency: a key that signs at once, on every replica.
     let now = auth_server(&["keys", "rotate", "--now"], &env);
     assert!(
@@ -219,6 +223,22 @@ async fn operators_list_and_rotate_keys_and_every_replica_follows_at_once() {
         "`keys rotate --now`: both replicas signed with the new key within {:?}",
         rotated.elapsed()
     );
+    let polled = Instant::now();
+    let late = feed(
+        &b,
+        &format!(
+            "?cursor={}&seen={}&wait=10",
+            before_change["cursor"].as_str().unwrap(),
+            before_change["held"]
+        ),
+    )
+    .await;
+    assert!(
+        polled.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        polled.elapsed()
+    );
+    assert_ne!(late["kids"], before_change["kids"]);
     assert_eq!(
         b.get_sessions(&old).await.status(),
         StatusCode::OK,

@@ -10,6 +10,7 @@ pub mod health;
 mod issue;
 pub mod janitor;
 pub mod login_throttle;
+pub mod oauth;
 pub mod passwords;
 pub mod rate_limits;
 pub mod refresh;

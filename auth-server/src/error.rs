@@ -249,7 +249,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::EmailNotVerified => Self::EmailNotVerified,
             ServiceError::AlreadyVerified => Self::AlreadyVerified,
             ServiceError::NotFound(what) => Self::NotFound(what),
-            ServiceError::Throttled(wait) => Self::rate_limited(wait),
+            ServiceError::Throttled(wait) | ServiceError::RateLimited(wait) => {
+                Self::rate_limited(wait)
+            }
             ServiceError::Unavailable(cause) => Self::unavailable(cause),
             ServiceError::Contended => Self::unavailable("lock wait timed out"),
             ServiceError::Internal(cause) => Self::Internal(cause),

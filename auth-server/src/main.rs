@@ -1,9 +1,11 @@
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use auth_server::config::Settings;
 use auth_server::db::{self, Database};
+use auth_server::service::signing_keys::KeyStore;
 use auth_server::service::{self, ServiceError};
 use auth_server::signing;
 use auth_server::startup::Application;
@@ -49,6 +51,25 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// The signing keys kept in the database (KEY_ENCRYPTION_KEY_FILE).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the keys: when each is published, signs and is retired.
+    List,
+    /// Publish a next key now; it signs SIGNING_KEY_PUBLISH_AHEAD later.
+    Rotate {
+        /// Sign with the new key at once (a leaked key). APIs that have not
+        /// fetched the JWKS since refuse its tokens until they do: those on
+        /// resource-guard refetch on an unknown kid within seconds.
+        #[arg(long)]
+        now: bool,
     },
 }
 
@@ -139,6 +160,65 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 UsersCommand::RevokeRole { email, role } => (email, role, false),
             };
             set_role(&settings, &email, &role, grant)
+        }
+        Command::Keys { command } => keys(&settings, command),
+    }
+}
+
+fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let database = Database::new(&settings.database);
+    let Some(store) = KeyStore::from_settings(settings, &database)? else {
+        anyhow::bail!(
+            "the signing keys are not in the database: set KEY_ENCRYPTION_KEY_FILE (and not SIGNING_KEY_FILE, whose key is rotated by hand)"
+        );
+    };
+    let system = actix_web::rt::System::new();
+    match command {
+        KeysCommand::List => {
+            let keys = system
+                .block_on(store.list())
+                .map_err(|e| anyhow::Error::new(e).context("listing the signing keys"))?;
+            let now = chrono::Utc::now();
+            // A table for the operator, on stdout (the log goes to stderr).
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "kid\tstate\tpublish_at\tactivate_at\tretire_at")?;
+            for key in keys {
+                let state = match key.retire_at {
+                    _ if key.publish_at > now => "created",
+                    _ if key.activate_at > now => "next",
+                    Some(retired) if retired <= now => "retired",
+                    _ => "active",
+                };
+                let retire_at = key
+                    .retire_at
+                    .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+                writeln!(
+                    out,
+                    "{}\t{state}\t{}\t{}\t{retire_at}",
+                    key.kid,
+                    key.publish_at.to_rfc3339(),
+                    key.activate_at.to_rfc3339()
+                )?;
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate { now } => {
+            let rotated = system
+                .block_on(store.rotate(now))
+                .map_err(|e| anyhow::Error::new(e).context("rotating the signing keys"))?;
+            match rotated {
+                Some(rotated) => {
+                    eprintln!(
+                        "published signing key {}; it signs from {}",
+                        rotated.kid,
+                        rotated.activate_at.to_rfc3339()
+                    );
+                    Ok(())
+                }
+                None => anyhow::bail!(
+                    "a next key is already published and waiting to sign (`auth-server keys list`); `--now` replaces it with one that signs at once"
+                ),
+            }
         }
     }
 }

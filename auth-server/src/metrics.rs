@@ -1,8 +1,8 @@
 //! Prometheus metrics (served at `GET /metrics` by [`crate::http::metrics`]):
 //! requests and latency by route and status (shared with every service),
 //! logins, registrations, refreshes by outcome, reuse detections, revocations
-//! by reason, mail attempts, failed logins left out of the audit trail, and
-//! pool usage.
+//! by reason, mail attempts, failed logins left out of the audit trail,
+//! pool usage, and whether the LISTEN connection is up.
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ pub struct Metrics {
     pub login_failures_unrecorded: IntCounter,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
+    listen_connected: IntGauge,
 }
 
 impl Metrics {
@@ -74,6 +75,10 @@ impl Metrics {
             &["state"],
         )?;
         let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size")?;
+        let listen_connected = IntGauge::new(
+            "auth_listen_connected",
+            "1 while the LISTEN connection that hears other replicas' revocations and key changes is up (else held polls fall back to re-reading every 250 ms)",
+        )?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(registrations.clone()))?;
         registry.register(Box::new(refreshes.clone()))?;
@@ -83,6 +88,7 @@ impl Metrics {
         registry.register(Box::new(login_failures_unrecorded.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(listen_connected.clone()))?;
         Ok(Arc::new(Self {
             registry,
             http,
@@ -95,12 +101,14 @@ impl Metrics {
             login_failures_unrecorded,
             pool_connections,
             pool_max,
+            listen_connected,
         }))
     }
 
-    /// Every metric in Prometheus's text format, with the pool's figures as
-    /// they are now.
-    pub fn render(&self, pool: PoolStats) -> Result<String, prometheus::Error> {
+    /// Every metric in Prometheus's text format, with the pool's figures and
+    /// the LISTEN connection's state as they are now.
+    pub fn render(&self, pool: PoolStats, listening: bool) -> Result<String, prometheus::Error> {
+        self.listen_connected.set(i64::from(listening));
         self.pool_connections
             .with_label_values(&["idle"])
             .set(i64::from(pool.idle));

@@ -1,5 +1,4 @@
-//! The per-address limits kept in memory: login and register together
-//! (`LOGIN_RATE_LIMIT`) and refresh (`REFRESH_RATE_LIMIT`), per
+//! The per-address limit kept in memory: refresh (`REFRESH_RATE_LIMIT`), per
 //! [`ClientKey`] (an IPv4 address or an IPv6 /64).
 //!
 //! governor's GCRA decides (a burst of the limit's count, then one more per
@@ -9,8 +8,11 @@
 //! first, keys that keep coming (a client being limited) stay. An evicted
 //! key starts again with a full budget: the price of a hard bound.
 //!
-//! Per process: with several replicas each enforces its own budget. The
-//! failed-login limits that must hold across replicas are in PostgreSQL
+//! Per process: with several replicas each enforces its own budget, on
+//! purpose (refresh is the hot path; a shared count would add a database
+//! round trip to every rotation). The limits that must hold across replicas
+//! are in PostgreSQL: login, register and the mail requests
+//! ([`crate::service::rate_limits`]), failed logins
 //! ([`crate::login_throttle`]).
 
 use std::convert::Infallible;

@@ -62,6 +62,29 @@ impl SigningKey {
         Self::from_encoding_key(EncodingKey::from_ed_der(&new_pkcs8_der()?))
     }
 
+    /// A key from its 32-byte Ed25519 seed: the private half that
+    /// PostgreSQL keeps sealed ([`crate::sealing`]).
+    pub fn from_seed(seed: &[u8]) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            seed.len() == 32,
+            "an Ed25519 seed is 32 bytes, not {}",
+            seed.len()
+        );
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(seed);
+        Self::from_encoding_key(EncodingKey::from_ed_der(&der))
+    }
+
+    /// The private half, to be sealed.
+    pub fn seed(&self) -> secrecy::SecretBox<[u8; 32]> {
+        secrecy::SecretBox::new(Box::new(self.signer.to_bytes()))
+    }
+
+    /// The public half (32 bytes).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.signer.verifying_key().to_bytes()
+    }
+
     fn from_encoding_key(encoding: EncodingKey) -> anyhow::Result<Self> {
         let mut public_jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA)
             .context("deriving the public key")?;

@@ -23,10 +23,12 @@ use crate::config::Settings;
 use crate::db;
 use crate::db::sweep::Retention;
 use crate::http::{self, handlers};
+use crate::keyring::{Keyring, SigningKeys};
 use crate::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
 use crate::mail::transport::Transport;
 use crate::mail::worker::MailWorker;
 use crate::password::PasswordPool;
+use crate::service::signing_keys::KeyStore;
 use crate::signing::SigningKey;
 use crate::state::AppState;
 use crate::token_keys::TokenKeys;
@@ -57,10 +59,11 @@ impl Application {
         for warning in settings.warnings() {
             tracing::warn!("{warning}");
         }
-        let signing = load_signing_key(&settings)?;
         let token_keys = load_token_keys(&settings)?;
         prepare_database(&settings).await?;
         let database = db::Database::new(&settings.database);
+        let (signing, key_store) = load_signing_keys(&settings, &database).await?;
+        let signing = Arc::new(signing);
         let passwords = PasswordPool::start(&settings.password)?;
         let listener = TcpListener::bind(settings.http.bind)
             .with_context(|| format!("binding AUTH_BIND {}", settings.http.bind))?;
@@ -76,7 +79,7 @@ impl Application {
             Arc::new(settings),
             database.clone(),
             passwords,
-            Arc::new(signing),
+            Arc::clone(&signing),
             Arc::new(token_keys),
             metrics,
         );
@@ -91,6 +94,22 @@ impl Application {
         }
         .spawn();
         crate::service::janitor::spawn(database, sweep_interval, retention);
+        // Other replicas' revocations wake this one's held polls at once;
+        // new signing keys are loaded at once.
+        let keys_changed = Arc::new(tokio::sync::Notify::new());
+        let mut channels = vec![(db::notifications::REVOCATIONS, &state.revocations)];
+        if key_store.is_some() {
+            channels.push((db::notifications::SIGNING_KEYS, &keys_changed));
+        }
+        db::notifications::spawn(
+            state.settings.database.url.clone(),
+            channels,
+            Arc::clone(&state.listen),
+        )
+        .context("starting the LISTEN thread")?;
+        if let Some(store) = key_store {
+            store.spawn(signing, keys_changed, Arc::clone(&state.keys_reloaded));
+        }
         let server = serve(listener, state.clone())?;
         let internal = serve_internal(internal_listener, state.clone())?;
         Ok(Self {
@@ -146,13 +165,34 @@ fn retention(settings: &Settings) -> Retention {
     }
 }
 
+/// The signing keys: `SIGNING_KEY_FILE` (with its retired keys), else the
+/// database's under `KEY_ENCRYPTION_KEY_FILE` (with the store that keeps
+/// them current), else an ephemeral development key.
+async fn load_signing_keys(
+    settings: &Settings,
+    database: &db::Database,
+) -> anyhow::Result<(SigningKeys, Option<KeyStore>)> {
+    if let Some(store) = KeyStore::from_settings(settings, database)? {
+        let ring = store
+            .start()
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the signing keys from the database: {e}"))?;
+        for (kid, times) in ring.kids() {
+            tracing::info!(kid, activate_at = %times.activate_at, "signing key loaded from the database");
+        }
+        return Ok((SigningKeys::new(ring), Some(store)));
+    }
+    let key = load_signing_key(settings)?;
+    Ok((SigningKeys::new(Keyring::single(key)), None))
+}
+
 fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
     let mut key = match &settings.tokens.signing_key_file {
         Some(path) => SigningKey::from_pem_file(path)?,
         None => {
             tracing::warn!(
-                "SIGNING_KEY_FILE is not set: using an EPHEMERAL signing key. Every token dies with this process. \
-                 Development only; create a key with `auth-server keygen --out FILE`."
+                "Neither SIGNING_KEY_FILE nor KEY_ENCRYPTION_KEY_FILE is set: using an EPHEMERAL signing key. Every token dies with this process. \
+                 Development only; for keys kept and rotated in the database, write a key-encryption key with `auth-server secret --out FILE`."
             );
             SigningKey::ephemeral()?
         }

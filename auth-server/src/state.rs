@@ -8,11 +8,12 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::db::models::RevocationReason;
+use crate::db::notifications::ListenStatus;
+use crate::keyring::SigningKeys;
 use crate::metrics::Metrics;
 use crate::password::PasswordPool;
 use crate::rate_limit::RateLimiter;
 use crate::rotation::Policy;
-use crate::signing::SigningKey;
 use crate::token_keys::TokenKeys;
 
 #[derive(Clone)]
@@ -20,20 +21,25 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub database: Database,
     pub passwords: PasswordPool,
-    pub signing: Arc<SigningKey>,
+    /// The keys that sign and are published, replaced whole on rotation.
+    pub signing: Arc<SigningKeys>,
     /// Derives what the server must produce again without storing it.
     pub token_keys: Arc<TokenKeys>,
     pub validator: Arc<Validator>,
-    /// Per client (IPv4 address or IPv6 /64), login and register together.
-    /// Failed logins per account are counted in PostgreSQL instead
-    /// ([`crate::login_throttle`]).
-    pub login_limiter: Option<Arc<RateLimiter>>,
+    /// Per client (IPv4 address or IPv6 /64) on refresh, in this process
+    /// only. The limits on login, register and the requests that send mail
+    /// are shared by the replicas, in PostgreSQL
+    /// ([`crate::service::rate_limits`]).
     pub refresh_limiter: Option<Arc<RateLimiter>>,
-    /// Per client on forgot-password and resend-verification.
-    pub mail_request_limiter: Option<Arc<RateLimiter>>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
+    /// Woken after the signing keys are reloaded: long polls answer at once
+    /// when the published keys changed, so the APIs fetch a next key as soon
+    /// as it is published.
+    pub keys_reloaded: Arc<Notify>,
+    /// Whether this replica hears other replicas' notifications now.
+    pub listen: Arc<ListenStatus>,
     /// Woken after a request queues mail: the mail worker sends it at once.
     pub mail_queued: Arc<Notify>,
     pub metrics: Arc<Metrics>,
@@ -44,7 +50,7 @@ impl AppState {
         settings: Arc<Settings>,
         database: Database,
         passwords: PasswordPool,
-        signing: Arc<SigningKey>,
+        signing: Arc<SigningKeys>,
         token_keys: Arc<TokenKeys>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -54,17 +60,9 @@ impl AppState {
             leeway: settings.tokens.leeway,
         });
         Self {
-            login_limiter: settings
-                .rate_limits
-                .login
-                .map(|limit| Arc::new(RateLimiter::new(limit))),
             refresh_limiter: settings
                 .rate_limits
                 .refresh
-                .map(|limit| Arc::new(RateLimiter::new(limit))),
-            mail_request_limiter: settings
-                .rate_limits
-                .mail_requests
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
             settings,
             database,
@@ -73,6 +71,8 @@ impl AppState {
             token_keys,
             validator: Arc::new(validator),
             revocations: Arc::new(Notify::new()),
+            keys_reloaded: Arc::new(Notify::new()),
+            listen: Arc::default(),
             mail_queued: Arc::new(Notify::new()),
             metrics,
         }

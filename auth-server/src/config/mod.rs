@@ -104,11 +104,18 @@ impl Settings {
 
     /// What is accepted but worth a line in the log at start (production).
     pub fn warnings(&self) -> Vec<String> {
-        if self.is_production() {
+        let mut warnings = if self.is_production() {
             production::warnings(self)
         } else {
             Vec::new()
+        };
+        if self.tokens.signing_key_file.is_some() && self.tokens.key_encryption_key_file.is_some() {
+            warnings.push(
+                "KEY_ENCRYPTION_KEY_FILE is ignored while SIGNING_KEY_FILE is set: the file's key signs, and keys do not rotate on their own"
+                    .to_owned(),
+            );
         }
+        warnings
     }
 }
 

@@ -16,10 +16,12 @@ use super::{PasswordSettings, Settings};
 pub const MAX_ALLOWANCE: Duration = Duration::from_secs(60);
 
 pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
-    if settings.tokens.signing_key_file.is_none() {
+    if settings.tokens.signing_key_file.is_none()
+        && settings.tokens.key_encryption_key_file.is_none()
+    {
         return Err(invalid(
             "SIGNING_KEY_FILE",
-            "must be set in production: an ephemeral key would invalidate every token on restart (create one with `auth-server keygen --out FILE`)",
+            "or KEY_ENCRYPTION_KEY_FILE must be set in production: an ephemeral key would invalidate every token on restart (keys rotated in the database: `auth-server secret --out FILE` for KEY_ENCRYPTION_KEY_FILE; a key of your own: `auth-server keygen --out FILE`)",
         ));
     }
     if settings.tokens.refresh_token_key_file.is_none() {
@@ -164,6 +166,11 @@ mod tests {
             "PUBLIC_URL"
         );
         assert!(settings(&[prod, key, token, refresh_key, smtp, public]).is_ok());
+        let kek = ("KEY_ENCRYPTION_KEY_FILE", "/keys/kek");
+        assert!(
+            settings(&[prod, kek, token, refresh_key, smtp, public]).is_ok(),
+            "keys in the database instead of a file"
+        );
         assert!(
             settings(&[smtp]).is_ok() && settings(&[]).is_ok(),
             "development needs neither"

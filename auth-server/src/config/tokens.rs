@@ -15,6 +15,14 @@ pub struct TokenSettings {
     pub public_url: String,
     pub audience: String,
     pub signing_key_file: Option<PathBuf>,
+    /// Seals the signing keys kept in PostgreSQL, which then rotate on their
+    /// own (`crate::keyring`); unused when `signing_key_file` is set.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// How long a key signs before the next one takes over.
+    pub signing_key_rotation: Duration,
+    /// How long before it signs a new key is in the JWKS: longer than the
+    /// APIs take to refetch it (`JWKS_REFRESH_INTERVAL`).
+    pub signing_key_publish_ahead: Duration,
     /// Keys that no longer sign but are still published and accepted, so
     /// their tokens live out their lifetime after a key rotation.
     pub retired_key_files: Vec<PathBuf>,
@@ -48,6 +56,9 @@ impl TokenSettings {
             public_url,
             audience: env.string("JWT_AUDIENCE", "resource-api"),
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            key_encryption_key_file: env.get("KEY_ENCRYPTION_KEY_FILE").map(PathBuf::from),
+            signing_key_rotation: env.duration("SIGNING_KEY_ROTATION", "30d")?,
+            signing_key_publish_ahead: env.duration("SIGNING_KEY_PUBLISH_AHEAD", "10m")?,
             retired_key_files: paths(env, "RETIRED_SIGNING_KEY_FILES"),
             refresh_token_key_file: env.get("REFRESH_TOKEN_KEY_FILE").map(PathBuf::from),
             retired_refresh_token_key_files: paths(env, "RETIRED_REFRESH_TOKEN_KEY_FILES"),
@@ -65,6 +76,18 @@ impl TokenSettings {
             if value < Duration::from_secs(1) {
                 return Err(invalid(variable, "must be at least 1s"));
             }
+        }
+        if tokens.signing_key_publish_ahead.is_zero() {
+            return Err(invalid(
+                "SIGNING_KEY_PUBLISH_AHEAD",
+                "must be more than 0s: the APIs need the time to fetch a key before it signs (`auth-server keys rotate --now` is the emergency way)",
+            ));
+        }
+        if tokens.signing_key_rotation <= tokens.signing_key_publish_ahead {
+            return Err(invalid(
+                "SIGNING_KEY_ROTATION",
+                "must be longer than SIGNING_KEY_PUBLISH_AHEAD",
+            ));
         }
         if tokens.access_ttl > Duration::from_secs(24 * 3600) {
             return Err(invalid(
@@ -105,6 +128,38 @@ mod tests {
         assert_eq!(t.access_ttl, Duration::from_secs(15 * 60));
         assert_eq!(t.session_max_lifetime, Duration::from_secs(30 * 86_400));
         assert_eq!(t.leeway, Duration::from_secs(5));
+        assert_eq!(t.key_encryption_key_file, None);
+        assert_eq!(t.signing_key_rotation, Duration::from_secs(30 * 86_400));
+        assert_eq!(t.signing_key_publish_ahead, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_rotation_outlasts_the_publication_ahead() {
+        for (vars, variable) in [
+            (
+                [
+                    ("SIGNING_KEY_ROTATION", "10m"),
+                    ("SIGNING_KEY_PUBLISH_AHEAD", "10m"),
+                ],
+                "SIGNING_KEY_ROTATION",
+            ),
+            (
+                [
+                    ("SIGNING_KEY_ROTATION", "1d"),
+                    ("SIGNING_KEY_PUBLISH_AHEAD", "0s"),
+                ],
+                "SIGNING_KEY_PUBLISH_AHEAD",
+            ),
+        ] {
+            assert_eq!(tokens(&vars).unwrap_err().variable, variable);
+        }
+        assert!(
+            tokens(&[
+                ("SIGNING_KEY_ROTATION", "5s"),
+                ("SIGNING_KEY_PUBLISH_AHEAD", "2s")
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -27,6 +27,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_buckets (scope, key) {
+        scope -> Text,
+        key -> Text,
+        tat -> Timestamptz,
+    }
+}
+
+diesel::table! {
     email_tokens (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -118,6 +126,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     failure_buckets,
     known_login_clients,
     mail_outbox,
+    rate_buckets,
     refresh_tokens,
     sessions,
     users,

@@ -1,8 +1,9 @@
 //! The janitor's deletions: refresh tokens past their expiry (a replay of one
 //! is then simply unknown, which it would be refused as anyway), sessions
 //! past retention, failed-login buckets whose window has passed (they would
-//! start over anyway) and login clients not seen for long, so the tables do
-//! not grow without bound.
+//! start over anyway), rate buckets whose arrival time has passed (an empty
+//! budget's row says no more than no row) and login clients not seen for
+//! long, so the tables do not grow without bound.
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub struct Swept {
     pub refresh_tokens: usize,
     pub sessions: usize,
     pub failure_buckets: usize,
+    pub rate_buckets: usize,
     pub known_login_clients: usize,
 }
 
@@ -56,6 +58,11 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
     let buckets = format!(
         "DELETE FROM failure_buckets WHERE (scope, key) IN (SELECT scope, key FROM failure_buckets WHERE last_failure_at <= $1 LIMIT {BATCH})"
     );
+    // No index on `tat` (see the migration): each batch scans the table,
+    // which holds at most the clients seen within one limit's window.
+    let rate_buckets = format!(
+        "DELETE FROM rate_buckets WHERE (scope, key) IN (SELECT scope, key FROM rate_buckets WHERE tat <= $1 LIMIT {BATCH})"
+    );
     let clients = format!(
         "DELETE FROM known_login_clients WHERE (account_key, client_key) IN (SELECT account_key, client_key FROM known_login_clients WHERE last_success_at <= $1 LIMIT {BATCH})"
     );
@@ -63,6 +70,7 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
         refresh_tokens: delete_in_batches(conn, &tokens, now)?,
         sessions: delete_in_batches(conn, &sessions, before(retention.sessions))?,
         failure_buckets: delete_in_batches(conn, &buckets, before(retention.failure_buckets))?,
+        rate_buckets: delete_in_batches(conn, &rate_buckets, now)?,
         known_login_clients: delete_in_batches(
             conn,
             &clients,

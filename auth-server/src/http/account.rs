@@ -11,7 +11,7 @@ use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::no_store;
-use super::handlers::{Handled, limit_client, rfc3339};
+use super::handlers::{Handled, rfc3339};
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest, VerifyEmailRequest,
     check_password_field, normalize_email,
@@ -21,6 +21,7 @@ use super::openapi::{
     Unavailable, Unprocessable,
 };
 use crate::error::ApiError;
+use crate::service::rate_limits::{self, Scope};
 use crate::service::{events, passwords, verification};
 use crate::state::AppState;
 
@@ -64,7 +65,7 @@ pub async fn change_password(
     // Guessing the current password with a stolen access token is guessing
     // a password: the login budget applies.
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.login_limiter.as_deref(), client)?;
+    rate_limits::hit(&state, Scope::Login, client).await?;
     let input: ChangePasswordRequest = body.parse()?;
     check_password_field("current_password", &input.current_password)?;
     check_password_field("new_password", &input.new_password)?;
@@ -103,7 +104,7 @@ pub async fn forgot_password(
     body: JsonBody,
 ) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.mail_request_limiter.as_deref(), client)?;
+    rate_limits::hit(&state, Scope::MailRequests, client).await?;
     let input: ForgotPasswordRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
     passwords::forgot(&state, email, client_info(&req, client)).await?;
@@ -190,7 +191,7 @@ pub async fn resend_verification(
     auth: Authenticated,
 ) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.mail_request_limiter.as_deref(), client)?;
+    rate_limits::hit(&state, Scope::MailRequests, client).await?;
     verification::resend(&state, auth.0.sub, client_info(&req, client)).await?;
     Ok(accepted())
 }

@@ -44,9 +44,10 @@ impl FromRequest for Authenticated {
                     "missing bearer token"
                 }));
             };
+            let keys = state.signing.ring();
             let claims = state
                 .validator
-                .validate(&token, state.signing.verification_keys())
+                .validate(&token, keys.verification_keys())
                 .map_err(|e| invalid(&e.to_string()))?;
             if !sessions::is_live(&state.database, claims.sid).await? {
                 return Err(invalid(&shared_claims::TokenError::Revoked.to_string()));

@@ -24,6 +24,7 @@ use service_kit::telemetry::record_identity;
 use crate::client_key::ClientKey;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
+use crate::service::rate_limits::{self, Scope};
 use crate::service::{accounts, health, refresh, sessions};
 use crate::state::AppState;
 
@@ -34,7 +35,7 @@ pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
 }
 
 /// The per-client budget (an IPv4 address or an IPv6 /64) of an in-memory
-/// limit.
+/// limit (refresh's; the others are shared: [`rate_limits`]).
 pub(super) fn limit_client(
     limiter: Option<&RateLimiter>,
     client: Option<IpAddr>,
@@ -93,7 +94,7 @@ pub struct RegisteredUser {
 )]
 pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.login_limiter.as_deref(), client)?;
+    rate_limits::hit(&state, Scope::Login, client).await?;
     let input: RegisterRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
     check_password(&input.password)?;
@@ -140,7 +141,7 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
 )]
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.login_limiter.as_deref(), client)?;
+    rate_limits::hit(&state, Scope::Login, client).await?;
     let input: LoginRequest = body.parse()?;
     let email = normalize_email(&input.email)?;
     check_password(&input.password)?;

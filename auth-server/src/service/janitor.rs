@@ -22,6 +22,7 @@ pub fn spawn(database: Database, interval: Duration, retention: Retention) {
                         refresh_tokens = swept.refresh_tokens,
                         sessions = swept.sessions,
                         failure_buckets = swept.failure_buckets,
+                        rate_buckets = swept.rate_buckets,
                         known_login_clients = swept.known_login_clients,
                         "janitor swept expired rows"
                     );

@@ -12,9 +12,11 @@ pub mod janitor;
 pub mod login_throttle;
 pub mod oauth;
 pub mod passwords;
+pub mod rate_limits;
 pub mod refresh;
 pub mod revocation_feed;
 pub mod sessions;
+pub mod signing_keys;
 pub mod users;
 pub mod verification;
 
@@ -51,6 +53,10 @@ pub enum ServiceError {
     /// Too many failed logins for this account; retry after this long.
     #[error("too many failed logins; retry after {0:?}")]
     Throttled(std::time::Duration),
+    /// The client's budget under a per-client limit is spent; retry after
+    /// this long.
+    #[error("too many requests; retry after {0:?}")]
+    RateLimited(std::time::Duration),
     /// The database or another dependency is down or saturated; retry soon.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -107,7 +107,7 @@ pub async fn revoke(state: &AppState, token: &str, client: ClientInfo) -> Result
         Shape::Access => {
             let Ok(claims) = state
                 .validator
-                .validate(token, state.signing.verification_keys())
+                .validate(token, state.signing.ring().verification_keys())
             else {
                 return Ok(());
             };
@@ -183,7 +183,7 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<Introspection, 
         Shape::Access => {
             let Ok(claims) = state
                 .validator
-                .validate(token, state.signing.verification_keys())
+                .validate(token, state.signing.ring().verification_keys())
             else {
                 return Ok(Introspection::inactive());
             };

@@ -15,8 +15,10 @@ use crate::state::AppState;
 
 /// Longest a long poll is held: below common proxy idle timeouts.
 pub const MAX_WAIT: Duration = Duration::from_secs(25);
-/// How often a held poll re-reads the database, for revocations made by
-/// other replicas (this replica's own wake it at once).
+/// How often a held poll re-reads the database anyway. Revocations wake it
+/// at once: this replica's own directly, other replicas' through
+/// PostgreSQL's NOTIFY ([`crate::db::notifications`]); the re-read covers a
+/// notification lost while the LISTEN connection was down.
 const RECHECK: Duration = Duration::from_millis(250);
 /// Kept past the last possible access-token expiry: clock skew between the
 /// services, and signing that happens just after a concurrent revocation.
@@ -38,16 +40,25 @@ pub async fn read(
     let window = chrono::Duration::from_std(tokens.access_ttl + tokens.leeway + FORGET_MARGIN)
         .unwrap_or_else(|_| chrono::Duration::days(1));
 
-    if let (Some(Cursor::Caught { span, since }), false) = (&cursor, wait.is_zero()) {
+    // The answer lists the published keys: a change is news too, whether it
+    // comes while the poll is held or came after the reader's last answer
+    // (given at its cursor's `since` plus the window).
+    let stale_kids =
+        |since: &chrono::DateTime<Utc>| state.signing.kids_changed_at() > *since + window;
+    if let (Some(Cursor::Caught { span, since }), false) = (&cursor, wait.is_zero())
+        && !stale_kids(since)
+    {
+        let kids = state.signing.published_kids();
         loop {
             // Listen before looking, so a revocation between the two wakes us.
             let revoked = state.revocations.notified();
+            let reloaded = state.keys_reloaded.notified();
             let (span, since) = (span.clone(), *since);
             let count = state
                 .database
                 .run(move |conn| db::revocations::count_since(conn, &span, since))
                 .await?;
-            if count != seen {
+            if count != seen || state.signing.published_kids() != kids {
                 break;
             }
             let now = tokio::time::Instant::now();
@@ -56,6 +67,7 @@ pub async fn read(
             }
             tokio::select! {
                 () = revoked => {}
+                () = reloaded => {}
                 () = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
             }
         }
@@ -85,6 +97,8 @@ pub async fn read(
         cursor: page.next.encode(),
         more: page.more,
         held: page.held,
-        kids: vec![state.signing.kid().to_owned()],
+        // Every key published, the next one included: an API that lacks one
+        // refetches the JWKS now, long before that key signs.
+        kids: state.signing.published_kids(),
     })
 }

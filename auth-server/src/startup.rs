@@ -223,7 +223,13 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 origins.get_ref().clone(),
                 // The refresh cookie travels with the app's requests.
                 true,
-                &[Method::GET, Method::POST, Method::DELETE, Method::OPTIONS],
+                &[
+                    Method::GET,
+                    Method::POST,
+                    Method::PUT,
+                    Method::DELETE,
+                    Method::OPTIONS,
+                ],
                 &[header::CONTENT_TYPE, header::AUTHORIZATION],
             ))
             .wrap(from_fn(move |req, next| {

@@ -219,7 +219,11 @@ impl Guard {
             }
             tracing::warn!(%detail, "accepting a token without fresh revocation state (REVOCATION_FAIL_OPEN)");
         }
-        if inner.revocations.is_revoked(&claims.sid) {
+        if inner.revocations.is_revoked(&claims.sid)
+            || inner
+                .revocations
+                .is_outdated(&claims.sub, claims.roles_version())
+        {
             return Err(invalid(TokenError::Revoked));
         }
         record_identity(&claims);

@@ -65,7 +65,7 @@ pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> DbResult<Option<User>> {
 
 /// Adds or removes a role, as the CLI does (no acting user; see
 /// [`super::admin::change_roles`]); `None` when no user has this email, or
-/// when it would take `admin` from the last enabled administrator.
+/// (the CLI is not held to `last_admin`).
 pub fn set_role(
     conn: &mut PgConnection,
     email: &str,

@@ -143,6 +143,7 @@ fn retention(settings: &Settings) -> Retention {
             .account
             .map_or(Duration::ZERO, |limit| limit.per.max(STRANGERS_MEMORY)),
         known_login_clients: KNOWN_CLIENT_LIFETIME,
+        audit_events: settings.janitor.audit_retention,
     }
 }
 

@@ -225,7 +225,6 @@ fn next_page(conn: &mut PgConnection, pass: Pass, snapshot: &Snapshot) -> QueryR
 /// its own `(xid, id)` index and the two merged in order.
 const FEED: &str = "(SELECT id AS key, id AS session_id, NULL::uuid AS user_id, \
      NULL::bigint AS roles_version, revoked_at, revoked_xid FROM sessions \
-     WHERE revoked_xid IS NOT NULL \
      UNION ALL \
      SELECT id, session_id, user_id, roles_version, at, xid FROM feed_events) AS feed";
 

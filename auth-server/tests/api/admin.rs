@@ -573,3 +573,34 @@ async fn the_audit_query_filters_and_pages() {
     let dump = app.dump_tables();
     assert!(!dump.contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn the_janitor_sweeps_audit_events_past_retention_and_spent_leftovers() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    app.login_body(&email).await;
+    let events = app.count("SELECT count(*) AS n FROM audit_events");
+    app.execute(
+        "INSERT INTO audit_events (id, at, type, user_id) \
+         VALUES (gen_random_uuid(), now() - interval '91 days', 'login', gen_random_uuid())",
+    );
+    app.execute(
+        "INSERT INTO feed_events (id, at, user_id, roles_version) \
+         VALUES (gen_random_uuid(), now() - interval '8 days', gen_random_uuid(), 3), \
+                (gen_random_uuid(), now(), gen_random_uuid(), 4)",
+    );
+    app.execute(
+        "INSERT INTO mail_outbox (id, kind, recipient, sent_at) \
+         VALUES (gen_random_uuid(), 'email_verify', 'a@example.com', now() - interval '8 days')",
+    );
+    let swept = app.sweep().await;
+    assert_eq!(swept.audit_events, 1, "{swept:?}");
+    assert_eq!(swept.feed_events, 1, "{swept:?}");
+    assert!(swept.mail_outbox >= 1, "{swept:?}");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_events"),
+        events,
+        "recent events stay"
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM feed_events"), 1);
+}

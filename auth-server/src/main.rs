@@ -249,7 +249,11 @@ async fn change_role(
         .await
         .map_err(explain)?;
     eprintln!("{email}: roles are now [{}]", user.roles.join(", "));
-    eprintln!("access tokens issued before are refused from now on; a refresh gets the new roles");
+    if grant {
+        eprintln!("access tokens issued before keep their roles; a refresh or login carries the grant");
+    } else {
+        eprintln!("access tokens issued before are refused from now on; a refresh gets the new roles");
+    }
     Ok(())
 }
 

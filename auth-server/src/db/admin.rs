@@ -164,8 +164,8 @@ impl RolesChange {
     }
 }
 
-/// Changes the user's roles (already checked; `check` vets the result). A
-/// change bumps the roles version and puts it in the feed, so every API
+/// Changes the user's roles (already checked). A change (but a grant
+/// alone) bumps the roles version and puts it in the feed, so every API
 /// refuses the user's tokens issued before; the same roles again change
 /// nothing (and record nothing).
 pub fn change_roles(
@@ -198,14 +198,23 @@ pub fn change_roles(
         {
             return Ok(Outcome::LastAdmin);
         }
+        // A grant alone (the CLI's) takes nothing away: tokens issued before
+        // carry fewer roles, never more, so they stay good until they expire
+        // and the next refresh carries the grant. Any other change refuses
+        // them.
+        let bump = i64::from(!matches!(change, RolesChange::Grant(_)));
         let user = diesel::update(users::table.find(id))
             .set((
                 users::roles.eq(&roles),
-                users::roles_version.eq(users::roles_version + 1),
+                users::roles_version.eq(users::roles_version + bump),
                 users::updated_at.eq(Utc::now()),
             ))
             .returning(User::as_returning())
             .get_result(conn)?;
+        if bump == 0 {
+            audit::record_by(conn, Event::new(EventType::RolesChanged, id, client), actor)?;
+            return Ok(Outcome::Done(user));
+        }
         diesel::sql_query(
             "INSERT INTO feed_events (id, user_id, roles_version) VALUES (gen_random_uuid(), $1, $2)",
         )

@@ -24,8 +24,30 @@ use super::{DbError, DbResult};
 /// The advisory lock the changes that can remove an administrator share.
 const ADMINS_LOCK: i64 = 0x6164_6d69_6e73; // "admins"
 
-/// Who acts: an administrator's id, or `None` (the CLI).
-pub type Actor = Option<Uuid>;
+/// Who acts: an administrator, from one of its sessions (recorded as the
+/// event's session); the CLI acts as `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+}
+
+pub type Actor = Option<Admin>;
+
+/// The event about `id` that `actor` caused.
+fn record(
+    conn: &mut PgConnection,
+    event_type: EventType,
+    id: Uuid,
+    actor: Actor,
+    client: &ClientInfo,
+) -> QueryResult<()> {
+    let mut event = Event::new(event_type, id, client);
+    if let Some(admin) = actor {
+        event = event.in_session(admin.session_id);
+    }
+    audit::record_by(conn, event, actor.map(|a| a.user_id))
+}
 
 /// What an administrator's change came to.
 #[derive(Debug)]
@@ -105,7 +127,7 @@ pub fn disable(
         }
         let revoked =
             super::sessions::revoke_all_except(conn, id, None, RevocationReason::UserDisabled)?;
-        audit::record_by(conn, Event::new(EventType::UserDisabled, id, client), actor)?;
+        record(conn, EventType::UserDisabled, id, actor, client)?;
         Ok(Outcome::Done(revoked))
     })
 }
@@ -127,7 +149,7 @@ pub fn enable(
         if updated == 0 {
             return Ok(Outcome::NotFound);
         }
-        audit::record_by(conn, Event::new(EventType::UserEnabled, id, client), actor)?;
+        record(conn, EventType::UserEnabled, id, actor, client)?;
         Ok(Outcome::Done(()))
     })
 }
@@ -212,7 +234,7 @@ pub fn change_roles(
             .returning(User::as_returning())
             .get_result(conn)?;
         if bump == 0 {
-            audit::record_by(conn, Event::new(EventType::RolesChanged, id, client), actor)?;
+            record(conn, EventType::RolesChanged, id, actor, client)?;
             return Ok(Outcome::Done(user));
         }
         diesel::sql_query(
@@ -221,7 +243,7 @@ pub fn change_roles(
         .bind::<SqlUuid, _>(id)
         .bind::<BigInt, _>(user.roles_version)
         .execute(conn)?;
-        audit::record_by(conn, Event::new(EventType::RolesChanged, id, client), actor)?;
+        record(conn, EventType::RolesChanged, id, actor, client)?;
         Ok(Outcome::Done(user))
     })
 }
@@ -255,7 +277,7 @@ pub fn delete(
         .bind::<Timestamptz, _>(since)
         .execute(conn)?;
         diesel::delete(users::table.find(id)).execute(conn)?;
-        audit::record_by(conn, Event::new(EventType::UserDeleted, id, client), actor)?;
+        record(conn, EventType::UserDeleted, id, actor, client)?;
         Ok(Outcome::Done(entries.saturating_sub(1)))
     })
 }

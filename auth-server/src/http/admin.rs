@@ -20,8 +20,8 @@ use crate::error::ApiError;
 use crate::service::{admin, events};
 use crate::state::AppState;
 
-/// An authenticated administrator: the acting user's id.
-pub struct Admin(pub Uuid);
+/// An authenticated administrator, from one of its sessions.
+pub struct Admin(pub crate::db::admin::Admin);
 
 impl FromRequest for Admin {
     type Error = ApiError;
@@ -34,7 +34,10 @@ impl FromRequest for Admin {
             if !claims.has_role(admin::ADMIN_ROLE) {
                 return Err(ApiError::InsufficientScope);
             }
-            Ok(Self(claims.sub))
+            Ok(Self(crate::db::admin::Admin {
+                user_id: claims.sub,
+                session_id: claims.sid,
+            }))
         })
     }
 }

@@ -133,7 +133,7 @@ pub async fn disable(
     )?;
     // Wake the feed's long polls even with no live session: cheap, rare.
     cx.revoked(Some(RevocationReason::UserDisabled), revoked);
-    tracing::info!(audit = "user_disabled", user_id = %id, actor_id = ?actor, sessions_revoked = revoked, "user disabled");
+    tracing::info!(audit = "user_disabled", user_id = %id, actor_id = ?actor.map(|a| a.user_id), sessions_revoked = revoked, "user disabled");
     Ok(())
 }
 
@@ -148,7 +148,7 @@ pub async fn enable(
             .run(move |conn| admin::enable(conn, actor, id, &client))
             .await?,
     )?;
-    tracing::info!(audit = "user_enabled", user_id = %id, actor_id = ?actor, "user enabled");
+    tracing::info!(audit = "user_enabled", user_id = %id, actor_id = ?actor.map(|a| a.user_id), "user enabled");
     Ok(())
 }
 
@@ -166,7 +166,7 @@ pub async fn change_roles(
             .await?,
     )?;
     cx.revoked(None, 0);
-    tracing::info!(audit = "roles_changed", user_id = %id, actor_id = ?actor, roles_version = user.roles_version, "roles set");
+    tracing::info!(audit = "roles_changed", user_id = %id, actor_id = ?actor.map(|a| a.user_id), roles_version = user.roles_version, "roles set");
     Ok(user)
 }
 
@@ -185,7 +185,7 @@ pub async fn delete(
             .await?,
     )?;
     cx.revoked(None, 0);
-    tracing::info!(audit = "user_deleted", user_id = %id, actor_id = ?actor, sessions, "user deleted");
+    tracing::info!(audit = "user_deleted", user_id = %id, actor_id = ?actor.map(|a| a.user_id), sessions, "user deleted");
     Ok(())
 }
 

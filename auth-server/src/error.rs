@@ -213,10 +213,7 @@ impl ResponseError for ApiError {
             Self::InsufficientScope => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
-                    bearer_challenge(
-                        REALM,
-                        Some(("insufficient_scope", &self.description())),
-                    ),
+                    bearer_challenge(REALM, Some(("insufficient_scope", &self.description()))),
                 ));
             }
             _ => {}

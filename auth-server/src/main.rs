@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auth_server::config::Settings;
-use auth_server::db::{self, Database};
 use auth_server::db::models::ClientInfo;
+use auth_server::db::{self, Database};
 use auth_server::service::ServiceError;
 use auth_server::service::admin;
 use auth_server::signing;
@@ -184,12 +184,15 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
     };
     match command {
         UsersCommand::List { query } => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
             let mut cursor = None;
             loop {
                 let page =
                     admin::list_users(&database, query.clone(), cursor, admin::MAX_LIMIT).await?;
                 for user in &page.users {
-                    println!(
+                    writeln!(
+                        out,
                         "{}\t{}\t[{}]{}",
                         user.id,
                         user.email,
@@ -199,7 +202,7 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
                         } else {
                             ""
                         }
-                    );
+                    )?;
                 }
                 match page.next {
                     Some(next) => cursor = admin::decode_user_cursor(&next),
@@ -250,9 +253,13 @@ async fn change_role(
         .map_err(explain)?;
     eprintln!("{email}: roles are now [{}]", user.roles.join(", "));
     if grant {
-        eprintln!("access tokens issued before keep their roles; a refresh or login carries the grant");
+        eprintln!(
+            "access tokens issued before keep their roles; a refresh or login carries the grant"
+        );
     } else {
-        eprintln!("access tokens issued before are refused from now on; a refresh gets the new roles");
+        eprintln!(
+            "access tokens issued before are refused from now on; a refresh gets the new roles"
+        );
     }
     Ok(())
 }

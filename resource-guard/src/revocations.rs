@@ -116,9 +116,7 @@ impl Revocations {
         let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
         let mut changed = 0;
         for e in entries {
-            let held = users
-                .entry(e.user_id)
-                .or_insert((i64::MIN, e.forget_after));
+            let held = users.entry(e.user_id).or_insert((i64::MIN, e.forget_after));
             if e.roles_version > held.0 {
                 held.0 = e.roles_version;
                 changed += 1;
@@ -294,10 +292,16 @@ mod tests {
             forget_after,
         };
         let later = now + chrono::Duration::minutes(16);
-        assert_eq!(revocations.apply_users(&[entry(2, later), entry(1, later)]), 1);
+        assert_eq!(
+            revocations.apply_users(&[entry(2, later), entry(1, later)]),
+            1
+        );
         assert!(revocations.is_outdated(&user, 0));
         assert!(revocations.is_outdated(&user, 1));
-        assert!(!revocations.is_outdated(&user, 2), "issued after the change");
+        assert!(
+            !revocations.is_outdated(&user, 2),
+            "issued after the change"
+        );
         assert!(!revocations.is_outdated(&Uuid::new_v4(), 0));
         assert_eq!(
             revocations.apply_users(&[entry(UserEntry::DELETED, later)]),

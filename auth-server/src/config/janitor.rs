@@ -43,7 +43,10 @@ mod tests {
         assert_eq!(janitor.session_retention, Duration::from_secs(7 * 86_400));
         assert_eq!(janitor.audit_retention, Duration::from_secs(90 * 86_400));
         let audit = JanitorSettings::from_env(&Env(lookup(&[("AUDIT_RETENTION", "400d")])));
-        assert_eq!(audit.unwrap().audit_retention, Duration::from_secs(400 * 86_400));
+        assert_eq!(
+            audit.unwrap().audit_retention,
+            Duration::from_secs(400 * 86_400)
+        );
         let zero = JanitorSettings::from_env(&Env(lookup(&[("AUDIT_RETENTION", "0s")])));
         assert_eq!(zero.unwrap_err().variable, "AUDIT_RETENTION");
         let zero = JanitorSettings::from_env(&Env(lookup(&[("CLEANUP_INTERVAL", "0s")])));

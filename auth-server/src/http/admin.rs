@@ -146,7 +146,9 @@ fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=admin::MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::unprocessable("limit", "must be a whole number from 1 to 100")),
+            .ok_or_else(|| {
+                ApiError::unprocessable("limit", "must be a whole number from 1 to 100")
+            }),
     }
 }
 
@@ -191,8 +193,8 @@ pub async fn get_user(
 ) -> Handled {
     let id = user_id(&path)?;
     let (user, sessions) = admin::find_user(&state.database, id).await?;
-    let mut view = serde_json::to_value(UserView::from(user))
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut view =
+        serde_json::to_value(UserView::from(user)).map_err(|e| ApiError::Internal(e.into()))?;
     let sessions: Vec<SessionView> = sessions.into_iter().map(SessionView::from).collect();
     view["sessions"] = serde_json::to_value(sessions).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(ok_json(view))
@@ -205,7 +207,13 @@ pub async fn disable_user(
     path: web::Path<String>,
 ) -> Handled {
     let id = user_id(&path)?;
-    admin::disable(&admin::Context::of(&state), Some(acting.0), id, client(&state, &req)).await?;
+    admin::disable(
+        &admin::Context::of(&state),
+        Some(acting.0),
+        id,
+        client(&state, &req),
+    )
+    .await?;
     Ok(no_content())
 }
 
@@ -216,7 +224,13 @@ pub async fn enable_user(
     path: web::Path<String>,
 ) -> Handled {
     let id = user_id(&path)?;
-    admin::enable(&admin::Context::of(&state), Some(acting.0), id, client(&state, &req)).await?;
+    admin::enable(
+        &admin::Context::of(&state),
+        Some(acting.0),
+        id,
+        client(&state, &req),
+    )
+    .await?;
     Ok(no_content())
 }
 
@@ -236,7 +250,8 @@ pub async fn set_roles(
         id,
         admin::RolesChange::Set(roles),
         client(&state, &req),
-    ).await?;
+    )
+    .await?;
     Ok(ok_json(
         serde_json::to_value(UserView::from(user)).map_err(|e| ApiError::Internal(e.into()))?,
     ))
@@ -249,7 +264,13 @@ pub async fn delete_user(
     path: web::Path<String>,
 ) -> Handled {
     let id = user_id(&path)?;
-    admin::delete(&admin::Context::of(&state), Some(acting.0), id, client(&state, &req)).await?;
+    admin::delete(
+        &admin::Context::of(&state),
+        Some(acting.0),
+        id,
+        client(&state, &req),
+    )
+    .await?;
     Ok(no_content())
 }
 
@@ -262,7 +283,8 @@ pub async fn audit(
     let user_id = match query.user_id.as_deref().filter(|u| !u.is_empty()) {
         None => None,
         Some(raw) => Some(
-            Uuid::try_parse(raw).map_err(|_| ApiError::unprocessable("user_id", "is not a UUID"))?,
+            Uuid::try_parse(raw)
+                .map_err(|_| ApiError::unprocessable("user_id", "is not a UUID"))?,
         ),
     };
     let event_type = match query.event_type.as_deref().filter(|t| !t.is_empty()) {

@@ -9,8 +9,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::ServiceError;
-use crate::db::admin::{self, Actor, Outcome};
 pub use crate::db::admin::RolesChange;
+use crate::db::admin::{self, Actor, Outcome};
 use crate::db::audit::{self, AuditEvent, EventType, Position};
 use crate::db::models::{ClientInfo, RevocationReason, Session, User};
 use crate::db::{self, Database};
@@ -79,11 +79,11 @@ pub async fn list_users(
     cursor: Option<String>,
     limit: i64,
 ) -> Result<UserPage, ServiceError> {
-    let query = query.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    let query = query
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| !q.is_empty());
     let mut users = database
-        .run(move |conn| {
-            admin::list_users(conn, query.as_deref(), cursor.as_deref(), limit + 1)
-        })
+        .run(move |conn| admin::list_users(conn, query.as_deref(), cursor.as_deref(), limit + 1))
         .await?;
     let more = users.len() as i64 > limit;
     users.truncate(usize::try_from(limit).unwrap_or(0));
@@ -279,7 +279,10 @@ mod tests {
     #[test]
     fn user_cursors_round_trip_and_junk_is_refused() {
         let cursor = encode_user_cursor("a@example.com");
-        assert_eq!(decode_user_cursor(&cursor).as_deref(), Some("a@example.com"));
+        assert_eq!(
+            decode_user_cursor(&cursor).as_deref(),
+            Some("a@example.com")
+        );
         for junk in ["", "!!!", &URL_SAFE_NO_PAD.encode("A@B"), &"a".repeat(500)] {
             assert_eq!(decode_user_cursor(junk), None, "{junk}");
         }

@@ -73,7 +73,10 @@ async fn only_an_admin_bearer_gets_in() {
     for (method, path) in [
         (Method::GET, "/admin/users"),
         (Method::GET, "/admin/audit"),
-        (Method::POST, &format!("/admin/users/{}/disable", Uuid::new_v4())),
+        (
+            Method::POST,
+            &format!("/admin/users/{}/disable", Uuid::new_v4()),
+        ),
         (Method::DELETE, &format!("/admin/users/{}", Uuid::new_v4())),
     ] {
         let response = app.admin_call(method, path, &access, None).await;
@@ -141,11 +144,22 @@ async fn users_are_searched_and_paged_with_opaque_cursors() {
     let wildcard = app.admin_get("/admin/users?query=%25", &admin).await;
     assert_eq!(wildcard["users"], json!([]), "% is literal");
 
-    for bad in ["limit=0", "limit=101", "limit=x", "cursor=%21%21", "cursor=QQ"] {
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "cursor=%21%21",
+        "cursor=QQ",
+    ] {
         let response = app
             .admin_call(Method::GET, &format!("/admin/users?{bad}"), &admin, None)
             .await;
-        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+        assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        )
+        .await;
     }
     let hundred = app.admin_get("/admin/users?limit=100", &admin).await;
     assert_eq!(hundred["users"].as_array().unwrap().len(), 6);
@@ -391,7 +405,12 @@ async fn a_change_of_roles_refuses_older_tokens_and_the_next_refresh_carries_it(
                 Some(&body),
             )
             .await;
-        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+        assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        )
+        .await;
     }
     let twenty: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
     let response = app
@@ -410,7 +429,11 @@ async fn the_last_enabled_admin_stays() {
     let app = spawn_app().await;
     let (admin_id, admin) = app.admin().await;
     for (method, path, body) in [
-        (Method::POST, format!("/admin/users/{admin_id}/disable"), None),
+        (
+            Method::POST,
+            format!("/admin/users/{admin_id}/disable"),
+            None,
+        ),
         (Method::DELETE, format!("/admin/users/{admin_id}"), None),
         (
             Method::PUT,
@@ -509,8 +532,7 @@ async fn a_deleted_user_is_gone_but_its_sessions_stay_in_the_feed_and_its_events
             .as_array()
             .unwrap()
             .iter()
-            .any(|u| u["user_id"] == claims.sub.to_string()
-                && u["roles_version"] == i64::MAX),
+            .any(|u| u["user_id"] == claims.sub.to_string() && u["roles_version"] == i64::MAX),
         "{feed}"
     );
     let login = app
@@ -540,7 +562,10 @@ async fn the_audit_query_filters_and_pages() {
         app.login_body(&email).await;
     }
     let logins = app
-        .admin_get(&format!("/admin/audit?user_id={id}&type=login&limit=2"), &admin)
+        .admin_get(
+            &format!("/admin/audit?user_id={id}&type=login&limit=2"),
+            &admin,
+        )
         .await;
     assert_eq!(logins["events"].as_array().unwrap().len(), 2);
     let cursor = logins["next_cursor"].as_str().unwrap().to_owned();
@@ -572,7 +597,12 @@ async fn the_audit_query_filters_and_pages() {
         let response = app
             .admin_call(Method::GET, &format!("/admin/audit?{bad}"), &admin, None)
             .await;
-        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+        assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        )
+        .await;
     }
     // No event holds a token, a password or a hash.
     let dump = app.dump_tables();

@@ -318,9 +318,15 @@ async fn an_operator_lists_disables_enables_and_deletes_users_each_recorded() {
     let tokens = app.login_body(&email).await;
     let granted = app.validate(&tokens.access_token()).await;
     assert_eq!(granted.roles, ["editor"]);
-    assert_eq!(granted.rv, Some(0), "a grant takes nothing from older tokens");
+    assert_eq!(
+        granted.rv,
+        Some(0),
+        "a grant takes nothing from older tokens"
+    );
     run(&["users", "revoke-role", &email, "editor"]);
-    let revoked = app.validate(&app.login_body(&email).await.access_token()).await;
+    let revoked = app
+        .validate(&app.login_body(&email).await.access_token())
+        .await;
     assert!(revoked.roles.is_empty());
     assert_eq!(revoked.rv, Some(1), "a revocation refuses older tokens");
 

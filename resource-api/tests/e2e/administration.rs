@@ -155,7 +155,10 @@ async fn a_change_of_roles_refuses_older_tokens_and_never_newer_ones() {
 #[tokio::test]
 async fn the_last_enabled_admin_cannot_be_removed() {
     let mut stack = spawn_stack().await;
-    let Some(admin) = stack.admin("the_last_enabled_admin_cannot_be_removed").await else {
+    let Some(admin) = stack
+        .admin("the_last_enabled_admin_cannot_be_removed")
+        .await
+    else {
         return;
     };
     // In a shared deployment other admins may exist: only in-process is

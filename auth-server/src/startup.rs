@@ -233,6 +233,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 ],
                 &[header::CONTENT_TYPE, header::AUTHORIZATION],
             ))
+            .wrap(from_fn(http::origin::put_only_under_admin))
             .wrap(from_fn(move |req, next| {
                 refused_preflight_as_error(refused_origins.clone(), req, next)
             }))

@@ -639,3 +639,76 @@ async fn the_janitor_sweeps_audit_events_past_retention_and_spent_leftovers() {
     );
     assert_eq!(app.count("SELECT count(*) AS n FROM feed_events"), 1);
 }
+
+/// Each administrator's change and its audit event commit in one
+/// transaction, the event one statement of it (counted on the connection as
+/// Diesel sends them).
+#[tokio::test]
+async fn each_change_and_its_event_are_one_transaction_with_one_statement_more() {
+    use std::sync::{Arc, Mutex};
+
+    use auth_server::db::admin::{self as admin_db, Admin, Outcome, RolesChange};
+    use auth_server::db::models::ClientInfo;
+    use diesel::Connection;
+    use diesel::connection::InstrumentationEvent;
+
+    let app = spawn_app().await;
+    let (admin_id, admin) = app.admin().await;
+    let actor = Some(Admin {
+        user_id: admin_id,
+        session_id: app.validate(&admin).await.sid,
+    });
+    let email = app.registered_user().await;
+    let id = app.user_id(&email).await;
+
+    let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
+    let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&sent);
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            log.lock().unwrap().push(query.to_string());
+        }
+    });
+    let client = ClientInfo::default();
+    let since = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let mut check = |what: &str, outcome_ok: bool| {
+        assert!(outcome_ok, "{what}");
+        let statements = std::mem::take(&mut *sent.lock().unwrap());
+        assert_eq!(
+            statements.first().map(String::as_str),
+            Some("BEGIN"),
+            "{what}: {statements:?}"
+        );
+        assert_eq!(
+            statements.last().map(String::as_str),
+            Some("COMMIT"),
+            "{what}: {statements:?}"
+        );
+        let events = statements
+            .iter()
+            .filter(|s| s.contains("audit_events"))
+            .count();
+        assert_eq!(events, 1, "{what}: {statements:#?}");
+    };
+    let ok = matches!(
+        admin_db::disable(&mut conn, actor, id, &client).unwrap(),
+        Outcome::Done(_)
+    );
+    check("disable", ok);
+    let ok = matches!(
+        admin_db::enable(&mut conn, actor, id, &client).unwrap(),
+        Outcome::Done(_)
+    );
+    check("enable", ok);
+    let change = RolesChange::Set(vec!["editor".to_owned()]);
+    let ok = matches!(
+        admin_db::change_roles(&mut conn, actor, id, &change, &client).unwrap(),
+        Outcome::Done(_)
+    );
+    check("roles", ok);
+    let ok = matches!(
+        admin_db::delete(&mut conn, actor, id, &client, since).unwrap(),
+        Outcome::Done(_)
+    );
+    check("delete", ok);
+}

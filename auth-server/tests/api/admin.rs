@@ -671,7 +671,7 @@ async fn each_change_and_its_event_are_one_transaction_with_one_statement_more()
     });
     let client = ClientInfo::default();
     let since = chrono::Utc::now() - chrono::Duration::minutes(20);
-    let mut check = |what: &str, outcome_ok: bool| {
+    let check = |what: &str, outcome_ok: bool| {
         assert!(outcome_ok, "{what}");
         let statements = std::mem::take(&mut *sent.lock().unwrap());
         assert_eq!(

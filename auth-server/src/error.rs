@@ -27,6 +27,11 @@ pub enum ApiError {
     /// which clients read as "refresh and retry".
     WrongCurrentPassword,
     InvalidGrant(&'static str),
+    /// The token endpoint refused a grant: `400 invalid_grant`, as RFC 6749
+    /// §5.2 answers (where `/auth/refresh` answers `401`).
+    GrantRefused(&'static str),
+    /// The token endpoint does not do this grant (RFC 6749 §5.2).
+    UnsupportedGrantType,
     /// An unusable reset or verification token: `400 invalid_grant`.
     InvalidEmailToken(&'static str),
     EmailNotVerified,
@@ -100,7 +105,10 @@ impl ApiError {
             | Self::RequestTimeout
             | Self::MethodNotAllowed => "invalid_request",
             Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
-            Self::InvalidGrant(_) | Self::InvalidEmailToken(_) => "invalid_grant",
+            Self::InvalidGrant(_) | Self::GrantRefused(_) | Self::InvalidEmailToken(_) => {
+                "invalid_grant"
+            }
+            Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::EmailNotVerified => "email_not_verified",
             Self::AlreadyVerified => "already_verified",
             Self::AccountDisabled => "account_disabled",
@@ -122,7 +130,12 @@ impl ApiError {
             Self::InvalidRequest { description, .. } => description.clone(),
             Self::InvalidCredentials => "the email or password is incorrect".to_owned(),
             Self::WrongCurrentPassword => "current_password: the password is incorrect".to_owned(),
-            Self::InvalidGrant(why) | Self::InvalidEmailToken(why) => (*why).to_owned(),
+            Self::InvalidGrant(why) | Self::GrantRefused(why) | Self::InvalidEmailToken(why) => {
+                (*why).to_owned()
+            }
+            Self::UnsupportedGrantType => {
+                "grant_type: only refresh_token is supported here".to_owned()
+            }
             Self::EmailNotVerified => {
                 "the e-mail address is not verified yet: open the link we sent to it".to_owned()
             }
@@ -172,7 +185,9 @@ impl ResponseError for ApiError {
             | Self::EmailNotVerified
             | Self::AccountDisabled
             | Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::InvalidEmailToken(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidEmailToken(_) | Self::GrantRefused(_) | Self::UnsupportedGrantType => {
+                StatusCode::BAD_REQUEST
+            }
             Self::AlreadyVerified | Self::LastAdmin => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -231,6 +246,17 @@ const REALM: &str = "auth-server";
 
 fn www_authenticate(description: &str, token_sent: bool) -> String {
     bearer_challenge(REALM, token_sent.then_some(("invalid_token", description)))
+}
+
+impl ApiError {
+    /// A service failure on the token endpoint (RFC 6749 §5.2): a refused
+    /// grant is `400 invalid_grant`; the rest (`429`, `503`) as anywhere.
+    pub fn from_token_grant(error: ServiceError) -> Self {
+        match error {
+            ServiceError::InvalidGrant(why) => Self::GrantRefused(why),
+            other => other.into(),
+        }
+    }
 }
 
 /// What the service layer's failures are over HTTP.

@@ -5,51 +5,130 @@ use actix_web::{HttpResponse, web};
 use chrono::SecondsFormat;
 use resource_guard::actix_web::Authenticated;
 use resource_guard::{Guard, Readiness, Refusal, Unready};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::openapi::{Forbidden, Unauthorized, Unavailable};
 
 type Handled = Result<HttpResponse, ApiError>;
 
+/// Who the access token speaks for.
+#[derive(Serialize, ToSchema)]
+pub struct Me<'a> {
+    pub user_id: uuid::Uuid,
+    pub email: &'a str,
+    pub email_verified: bool,
+    pub session_id: uuid::Uuid,
+    pub roles: &'a [String],
+    /// When the access token expires, RFC 3339 UTC.
+    pub expires_at: Option<String>,
+}
+
+/// The caller, as its access token says.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "api",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn me(Authenticated(user): Authenticated) -> HttpResponse {
     let expires_at = user
         .expires_at()
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true));
-    HttpResponse::Ok().json(serde_json::json!({
-        "user_id": user.user_id(),
-        "email": user.email(),
-        "email_verified": user.email_verified(),
-        "session_id": user.session_id(),
-        "roles": user.roles(),
-        "expires_at": expires_at,
+    HttpResponse::Ok().json(Me {
+        user_id: user.user_id(),
+        email: user.email(),
+        email_verified: user.email_verified(),
+        session_id: user.session_id(),
+        roles: user.roles(),
+        expires_at,
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Welcome {
+    pub message: &'static str,
+    pub user_id: uuid::Uuid,
+}
+
+/// For a token whose `roles` hold `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/admin",
+    tag = "api",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Welcome", body = Welcome),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn admin(Authenticated(user): Authenticated) -> Handled {
+    user.require_role("admin")?;
+    Ok(HttpResponse::Ok().json(Welcome {
+        message: "welcome, administrator",
+        user_id: user.user_id(),
     }))
 }
 
-pub async fn admin(Authenticated(user): Authenticated) -> Handled {
-    user.require_role("admin")?;
-    Ok(HttpResponse::Ok().json(
-        serde_json::json!({ "message": "welcome, administrator", "user_id": user.user_id() }),
-    ))
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (`/healthz`); `ready` or `degraded` (`/readyz`).
+    pub status: &'static str,
+    /// Why degraded (with `REVOCATION_FAIL_OPEN`), in fixed words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
+/// The process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Status))
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Status {
+        status: "ok",
+        reason: None,
+    })
 }
 
-/// Ready when the keys are loaded and the revocation state is fresh. With
-/// `REVOCATION_FAIL_OPEN` a stale state is reported as degraded, not unready:
-/// taking the API out of rotation would defeat failing open. The answer is
-/// public, so it says why in fixed words only; figures are on the internal
-/// listener's `/metrics`, causes in the log.
+/// Ready when the keys are loaded and the revocation state is fresh.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready, or degraded (failing open)", body = Status),
+        (status = 503, response = Unavailable),
+    )
+)]
+// With
+// `REVOCATION_FAIL_OPEN` a stale state is reported as degraded, not unready:
+// taking the API out of rotation would defeat failing open. The answer is
+// public, so it says why in fixed words only; figures are on the internal
+// listener's `/metrics`, causes in the log.
 pub async fn readyz(guard: web::Data<Guard>) -> Handled {
     match guard.readiness() {
-        Readiness::Ready => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+        Readiness::Ready => Ok(HttpResponse::Ok().json(Status {
+            status: "ready",
+            reason: None,
+        })),
         Readiness::Degraded { reason, detail } => {
             tracing::warn!(%detail, "ready, degraded (REVOCATION_FAIL_OPEN)");
-            Ok(HttpResponse::Ok().json(serde_json::json!({
-                "status": "degraded",
-                "reason": reason.words(),
-            })))
+            Ok(HttpResponse::Ok().json(Status {
+                status: "degraded",
+                reason: Some(reason.words()),
+            }))
         }
         Readiness::NotReady { reason, detail } => {
             Err(guard.refuse(Refusal::Unavailable { reason, detail }).into())

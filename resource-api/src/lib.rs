@@ -7,4 +7,5 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod openapi;
 pub mod startup;

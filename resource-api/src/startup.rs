@@ -78,6 +78,9 @@ impl Application {
                 // app data, decides before they run.
                 .service(resource("/api/me").route(web::get().to(h::me)))
                 .service(resource("/api/admin").route(web::get().to(h::admin)))
+                .service(
+                    resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)),
+                )
                 .service(resource("/healthz").route(web::get().to(h::healthz)))
                 .service(resource("/readyz").route(web::get().to(h::readyz)))
                 .default_service(web::to(h::not_found))

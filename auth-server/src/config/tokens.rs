@@ -9,6 +9,10 @@ use service_kit::env::{ConfigError, Env, invalid};
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
     pub issuer: String,
+    /// `AUTH_PUBLIC_URL`: where clients reach the auth server, without a
+    /// trailing `/`; the OAuth metadata's endpoint URLs are built on it,
+    /// never on a request's `Host`. `JWT_ISSUER` when unset.
+    pub public_url: String,
     pub audience: String,
     pub signing_key_file: Option<PathBuf>,
     /// Keys that no longer sign but are still published and accepted, so
@@ -28,8 +32,20 @@ pub struct TokenSettings {
 
 impl TokenSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let issuer = env.string("JWT_ISSUER", "http://localhost:8080");
+        let public_url = env.get("AUTH_PUBLIC_URL").unwrap_or_else(|| issuer.clone());
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let scheme_ok = public_url.starts_with("http://") || public_url.starts_with("https://");
+        if !scheme_ok || public_url.contains(['?', '#', ' ']) {
+            return Err(invalid(
+                "AUTH_PUBLIC_URL",
+                "must be an http(s) URL without query or fragment, such as https://auth.example.com \
+                 (unset, JWT_ISSUER is used)",
+            ));
+        }
         let tokens = Self {
-            issuer: env.string("JWT_ISSUER", "http://localhost:8080"),
+            issuer,
+            public_url,
             audience: env.string("JWT_AUDIENCE", "resource-api"),
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
             retired_key_files: paths(env, "RETIRED_SIGNING_KEY_FILES"),
@@ -83,11 +99,26 @@ mod tests {
     fn defaults_match_the_contract() {
         let t = tokens(&[]).unwrap();
         assert_eq!(t.issuer, "http://localhost:8080");
+        assert_eq!(t.public_url, "http://localhost:8080");
         assert_eq!(t.audience, "resource-api");
         assert_eq!(t.signing_key_file, None);
         assert_eq!(t.access_ttl, Duration::from_secs(15 * 60));
         assert_eq!(t.session_max_lifetime, Duration::from_secs(30 * 86_400));
         assert_eq!(t.leeway, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_issuer_and_must_be_http() {
+        let t = tokens(&[("JWT_ISSUER", "https://auth.example.com/")]).unwrap();
+        assert_eq!(t.public_url, "https://auth.example.com");
+        let t = tokens(&[("AUTH_PUBLIC_URL", "https://login.example.com/")]).unwrap();
+        assert_eq!(t.public_url, "https://login.example.com");
+        for bad in ["auth.example.com", "ftp://x", "https://x/?a=b"] {
+            assert_eq!(
+                tokens(&[("AUTH_PUBLIC_URL", bad)]).unwrap_err().variable,
+                "AUTH_PUBLIC_URL"
+            );
+        }
     }
 
     #[test]

@@ -250,6 +250,34 @@ pub fn logout(
     })
 }
 
+/// Logout by an access token's session id (OAuth revocation of an access
+/// token): as [`logout`], for a session that exists. `None` for no such
+/// session; otherwise the session's user and whether this call revoked it.
+pub fn logout_session(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    client: &ClientInfo,
+) -> DbResult<Option<(Uuid, bool)>> {
+    conn.transaction(|conn| {
+        let Some(user_id) = sessions::table
+            .find(session_id)
+            .select(sessions::user_id)
+            .first::<Uuid>(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let changed = revoke(conn, session_id, RevocationReason::Logout)?;
+        if changed {
+            audit::record(
+                conn,
+                Event::new(EventType::Logout, user_id, client).in_session(session_id),
+            )?;
+        }
+        Ok(Some((user_id, changed)))
+    })
+}
+
 /// Logout everywhere, asked from `session_id`: every live session revoked
 /// and the `logout_all` event, together; returns how many.
 pub fn logout_all(

@@ -41,3 +41,17 @@ pub fn session_of(conn: &mut PgConnection, hash: &TokenHash) -> DbResult<Option<
         .first(conn)
         .optional()?)
 }
+
+/// A refresh token with its session, whatever their states (introspection
+/// decides what they mean).
+pub fn with_session(
+    conn: &mut PgConnection,
+    hash: &TokenHash,
+) -> DbResult<Option<(RefreshTokenRow, Session)>> {
+    Ok(refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
+        .select((RefreshTokenRow::as_select(), Session::as_select()))
+        .first(conn)
+        .optional()?)
+}

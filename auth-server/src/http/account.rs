@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::bearer::Authenticated;
@@ -14,6 +15,10 @@ use super::handlers::{Handled, limit_client, rfc3339};
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest, VerifyEmailRequest,
     check_password_field, normalize_email,
+};
+use super::openapi::{
+    BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
+    Unavailable, Unprocessable,
 };
 use crate::error::ApiError;
 use crate::service::{events, passwords, verification};
@@ -28,9 +33,28 @@ fn no_content() -> HttpResponse {
 fn accepted() -> HttpResponse {
     let mut response = HttpResponse::Accepted();
     no_store(&mut response);
-    response.json(serde_json::json!({}))
+    response.json(Empty {})
 }
 
+/// Changes the password; every other session of the user ends, this one
+/// stays.
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "account",
+    request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`invalid_credentials`: the current password is wrong (not 401, which clients read as \"refresh and retry\"); or `forbidden_origin`", body = super::openapi::ErrorResponse),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -56,6 +80,23 @@ pub async fn change_password(
     Ok(no_content())
 }
 
+/// Sends a reset link when the address has an account; the same answer,
+/// in about the same time, when it has none.
+#[utoipa::path(
+    post,
+    path = "/auth/password/forgot",
+    tag = "account",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Accepted", body = Empty),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -69,6 +110,22 @@ pub async fn forgot_password(
     Ok(accepted())
 }
 
+/// Sets a new password with the token of a reset link; every session of
+/// the user ends.
+#[utoipa::path(
+    post,
+    path = "/auth/password/reset",
+    tag = "account",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is reset"),
+        (status = 400, description = "`invalid_grant` (unknown, expired or used token) or `invalid_request`", body = super::openapi::ErrorResponse),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn reset_password(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -86,6 +143,21 @@ pub async fn reset_password(
     Ok(no_content())
 }
 
+/// Verifies the address with the token of a verification link.
+#[utoipa::path(
+    post,
+    path = "/auth/email/verify",
+    tag = "account",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = "`invalid_grant` (unknown, expired or used token) or `invalid_request`", body = super::openapi::ErrorResponse),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let input: VerifyEmailRequest = body.parse()?;
     verification::verify(
@@ -97,6 +169,21 @@ pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: Js
     Ok(no_content())
 }
 
+/// Sends the verification link again.
+#[utoipa::path(
+    post,
+    path = "/auth/email/verify/resend",
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Accepted", body = Empty),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn resend_verification(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -109,23 +196,52 @@ pub async fn resend_verification(
 }
 
 /// `?cursor=&limit=`, read as text so a bad value is a `422` naming it.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// 1 to 100; 20 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
-struct EventView {
-    id: Uuid,
-    at: String,
+/// One of the user's own security events.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: Uuid,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// An audit event type (`login`, `logout`, `password_changed`, …).
     #[serde(rename = "type")]
-    event_type: String,
-    session_id: Option<Uuid>,
-    ip: Option<String>,
-    user_agent: Option<String>,
+    pub event_type: String,
+    pub session_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    /// `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The user's own security events, newest first.
+#[utoipa::path(
+    get,
+    path = "/auth/events",
+    tag = "account",
+    params(EventsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_events(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -163,8 +279,8 @@ pub async fn list_events(
         .collect();
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
-    Ok(response.json(serde_json::json!({
-        "events": views,
-        "next_cursor": page.next.as_ref().map(events::encode_cursor),
-    })))
+    Ok(response.json(EventPage {
+        events: views,
+        next_cursor: page.next.as_ref().map(events::encode_cursor),
+    }))
 }

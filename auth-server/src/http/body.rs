@@ -23,43 +23,57 @@ impl FromRequest for JsonBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
         let is_json = is_json(req);
-        let timeout = req
-            .app_data::<actix_web::web::Data<crate::state::AppState>>()
-            .map_or(std::time::Duration::from_secs(10), |state| {
-                state.settings.http.client_timeout
-            });
-        let mut payload = payload.take();
+        let read = read_bounded(req, payload);
         Box::pin(async move {
-            if declared_length.is_some_and(|n| n > MAX_BODY_BYTES) {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            // A client that trickles its body holds a connection: bound it.
-            let deadline = tokio::time::Instant::now() + timeout;
-            let mut body = BytesMut::new();
-            while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
-                .await
-                .map_err(|_| ApiError::RequestTimeout)?
-            {
-                let chunk = chunk
-                    .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::PayloadTooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read.await?;
             if !body.is_empty() && !is_json {
                 return Err(ApiError::bad_request(
                     "the request body must be JSON (Content-Type: application/json)",
                 ));
             }
-            Ok(Self(body.freeze()))
+            Ok(Self(body))
         })
+    }
+}
+
+/// The request's body, at most [`MAX_BODY_BYTES`] (`413` beyond, declared or
+/// not) and received within `CLIENT_TIMEOUT` (`408` after). Reading stops at
+/// the limit, so an oversized body costs nothing.
+pub(super) fn read_bounded(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<Bytes, ApiError>> + 'static {
+    let declared_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let timeout = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map_or(std::time::Duration::from_secs(10), |state| {
+            state.settings.http.client_timeout
+        });
+    let mut payload = payload.take();
+    async move {
+        if declared_length.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        // A client that trickles its body holds a connection: bound it.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut body = BytesMut::new();
+        while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+        {
+            let chunk =
+                chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 }
 
@@ -117,20 +131,20 @@ fn describe_data_error(path: &str, error: &serde_json::Error) -> ApiError {
     }
 }
 
-fn is_json(req: &HttpRequest) -> bool {
-    let Some(value) = req
-        .headers()
+/// The media type of the request's `Content-Type`, lower-cased, without
+/// parameters; empty when there is none.
+pub(super) fn media_type(req: &HttpRequest) -> String {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
+        .and_then(|value| value.split(';').next())
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let essence = media_type(req);
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

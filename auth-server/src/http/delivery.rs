@@ -16,20 +16,26 @@ pub const COOKIE_PATH: &str = "/auth";
 /// Where the refresh token travels. A login asks for one in its
 /// `refresh_token_delivery` field (a cookie when it does not); a refresh or
 /// logout is answered the way its token came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     Cookie,
     Body,
 }
 
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'static str,
-    expires_in: u64,
+/// The token response (RFC 6749 §5.1), sent with `Cache-Control: no-store`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse<'a> {
+    /// An EdDSA JWT (RFC 9068).
+    pub access_token: &'a str,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds: `ACCESS_TOKEN_TTL`.
+    pub expires_in: u64,
+    /// In body delivery only (and on `/oauth/token`): the next refresh
+    /// token. Absent when a grace answer cannot send the successor again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
+    pub refresh_token: Option<&'a str>,
 }
 
 /// `200` with the tokens; the refresh token (when there is a new one) in the

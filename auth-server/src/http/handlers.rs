@@ -3,14 +3,19 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::{client_info, client_ip};
-use super::delivery::{Delivery, no_store, removal_cookie, token_response};
+use super::delivery::{Delivery, TokenResponse, no_store, removal_cookie, token_response};
 use super::input::{
-    LoginRequest, RegisterRequest, check_password, normalize_email, presented_token,
+    LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email, presented_token,
+};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized,
+    Unavailable, Unprocessable,
 };
 use std::net::IpAddr;
 
@@ -42,9 +47,50 @@ pub(super) fn limit_client(
     }
 }
 
-/// Registration has the per-client limit only: it already tells whether an
-/// address has an account (`409 email_taken`), so a per-account limit would
-/// hide nothing and only let strangers block a sign-up.
+/// A registered user, as `POST /auth/register` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    pub user: RegisteredUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredUser {
+    pub id: Uuid,
+    /// Trimmed and lower-cased.
+    pub email: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Creates an account and sends a verification e-mail.
+// Registration has the per-client limit only: it already tells whether an
+// address has an account (`409 email_taken`), so a per-account limit would
+// hide nothing and only let strangers block a sign-up.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account exists", body = Registered,
+            links(("Login" = (
+                operation_id = "login",
+                request_body = json!({
+                    "email": "$request.body#/email",
+                    "password": "$request.body#/password",
+                    "refresh_token_delivery": "body"
+                }),
+                description = "Log in as the new user, the refresh token in the body"
+            )))),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     limit_client(state.login_limiter.as_deref(), client)?;
@@ -53,18 +99,45 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
     check_password(&input.password)?;
     let user = accounts::register(&state, email, input.password, client_info(&req, client)).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
-
-    #[derive(Serialize)]
-    struct Registered {
-        id: Uuid,
-        email: String,
-        created_at: String,
-    }
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "user": Registered { id: user.id, email: user.email, created_at: rfc3339(user.created_at) }
-    })))
+    Ok(HttpResponse::Created().json(Registered {
+        user: RegisteredUser {
+            id: user.id,
+            email: user.email,
+            created_at: rfc3339(user.created_at),
+        },
+    }))
 }
 
+/// Logs in with a password: a new session, an access token, and a refresh
+/// token in the cookie (default) or in the body (`refresh_token_delivery:
+/// "body"`).
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; the refresh token in the body or in a cookie, as asked",
+            body = TokenResponse,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("Set-Cookie" = String, description = "`refresh_token=…; HttpOnly; Secure; SameSite=Strict; Path=/auth` in cookie delivery"),
+            ),
+            links(
+                ("Refresh" = (operation_id = "refresh", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("Logout" = (operation_id = "logout", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("TokenEndpoint" = (operation_id = "token", request_body = json!({"grant_type": "refresh_token", "refresh_token": "$response.body#/refresh_token"}))),
+                ("Revoke" = (operation_id = "revoke", request_body = json!({"token": "$response.body#/refresh_token"}))),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_credentials`: the same for an unknown e-mail and a wrong password", body = super::openapi::ErrorResponse),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     limit_client(state.login_limiter.as_deref(), client)?;
@@ -89,6 +162,34 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
     ))
 }
 
+/// Rotates the refresh token (cookie, or `refresh_token` in the JSON body):
+/// a new access token and the next refresh token, delivered as the
+/// presented one came. Within the reuse grace a consumed token gets the very
+/// successor again; after it, the session is revoked.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Body delivery; empty for the cookie"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "Rotated", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            links(
+                ("Refresh" = (operation_id = "refresh", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("Logout" = (operation_id = "logout", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("TokenEndpoint" = (operation_id = "token", request_body = json!({"grant_type": "refresh_token", "refresh_token": "$response.body#/refresh_token"}))),
+                ("Revoke" = (operation_id = "revoke", request_body = json!({"token": "$response.body#/refresh_token"}))),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_grant`: missing, unknown, expired, revoked or reused", body = super::openapi::ErrorResponse),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     limit_client(state.refresh_limiter.as_deref(), client)?;
@@ -117,6 +218,23 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBod
     }
 }
 
+/// Ends the refresh token's session (idempotent: `204` for an unknown
+/// token too) and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Body delivery; empty for the cookie"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
     let (token, delivery) = presented_token(&req, &body)?;
     sessions::logout(
@@ -133,6 +251,19 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
     Ok(response.finish())
 }
 
+/// Ends every session of the user.
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session revoked"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logout_all(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -150,16 +281,36 @@ pub async fn logout_all(
     Ok(response.finish())
 }
 
-#[derive(Serialize)]
-struct SessionView {
-    id: Uuid,
-    created_at: String,
-    last_used_at: String,
-    expires_at: String,
-    user_agent: Option<String>,
-    current: bool,
+/// One live session of the user.
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    /// The one last seen on this session.
+    pub user_agent: Option<String>,
+    /// The session of the access token presented.
+    pub current: bool,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// The user's live sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/auth/sessions",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The live sessions", body = SessionList),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> Handled {
     let live = sessions::list(&state.database, auth.0.sub).await?;
     let sessions: Vec<SessionView> = live
@@ -175,9 +326,24 @@ pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> H
         .collect();
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
-    Ok(response.json(serde_json::json!({ "sessions": sessions })))
+    Ok(response.json(SessionList { sessions }))
 }
 
+/// Ends one of the user's sessions.
+#[utoipa::path(
+    delete,
+    path = "/auth/sessions/{id}",
+    tag = "auth",
+    params(("id" = String, Path, description = "The session id (a UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is revoked"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete_session(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -197,19 +363,69 @@ pub async fn delete_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A public key of the JWKS (RFC 7517): Ed25519 (`OKP`). The document's
+/// description of what `jsonwebtoken`'s `JwkSet` serialises (the schema
+/// checks in CI hold the two together).
+#[derive(Serialize, ToSchema)]
+pub struct JwkView {
+    pub kty: String,
+    pub crv: String,
+    pub x: String,
+    pub kid: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JwksView {
+    pub keys: Vec<JwkView>,
+}
+
+/// The keys that verify access tokens: the signing key and any retired
+/// key whose tokens may still be alive.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "operations",
+    responses((status = 200, description = "The JWKS", body = JwksView))
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=60"))
         .json(state.signing.jwks())
 }
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (`/healthz`), `ready` (`/readyz`).
+    pub status: &'static str,
 }
 
+/// The process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Status))
+)]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Status { status: "ok" })
+}
+
+/// Ready when the database answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Handled {
     health::ready(&state.database).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
 }
 
 pub async fn not_found() -> Handled {

@@ -4,6 +4,7 @@
 use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::body::JsonBody;
 use super::cookies::refresh_cookie;
@@ -14,46 +15,61 @@ pub const MAX_EMAIL_LENGTH: usize = 254;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// Trimmed, stored and returned in lower case.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub password: SecretString,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub password: SecretString,
+    /// `cookie` (the default) or `body`.
     #[serde(default)]
     pub refresh_token_delivery: Option<Delivery>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub current_password: SecretString,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub new_password: SecretString,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ForgotPasswordRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
+    /// The token of the e-mail link (from its URL fragment).
+    #[schema(value_type = String)]
     pub token: SecretString,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub new_password: SecretString,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyEmailRequest {
+    /// The token of the e-mail link (from its URL fragment).
+    #[schema(value_type = String)]
     pub token: SecretString,
 }
 
 /// The optional body of refresh and logout.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub struct RefreshRequest {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub refresh_token: Option<SecretString>,
 }
 

@@ -29,7 +29,7 @@ pub struct FeedQuery {
     wait: u64,
 }
 
-fn authorized(req: &HttpRequest, state: &AppState) -> bool {
+pub(super) fn authorized(req: &HttpRequest, state: &AppState) -> bool {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -7,15 +7,22 @@ pub mod body;
 pub mod client;
 pub mod cookies;
 pub mod delivery;
+pub mod form;
 pub mod handlers;
 pub mod input;
 pub mod internal;
 pub mod metrics;
+pub mod oauth;
+pub mod openapi;
 pub mod origin;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use shared_claims::feed::FEED_PATH;
+
+use crate::service::oauth::{
+    INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH,
+};
 
 use handlers as h;
 
@@ -70,7 +77,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/users/{id}/roles").route(web::put().to(admin::set_roles)))
             .service(resource("/audit").route(web::get().to(admin::audit))),
     )
-    .service(resource("/.well-known/jwks.json").route(web::get().to(h::jwks)))
+    .service(resource(JWKS_PATH).route(web::get().to(h::jwks)))
+    .service(resource(METADATA_PATH).route(web::get().to(oauth::metadata)))
+    .service(resource(TOKEN_PATH).route(web::post().to(oauth::token)))
+    .service(resource(REVOCATION_PATH).route(web::post().to(oauth::revoke)))
+    .service(resource(INTROSPECTION_PATH).route(web::post().to(oauth::introspect)))
+    .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
     .service(resource("/healthz").route(web::get().to(h::healthz)))
     .service(resource("/readyz").route(web::get().to(h::readyz)));
 }

@@ -19,6 +19,8 @@ mod internal;
 mod login;
 mod logout;
 mod mail;
+mod oauth;
+mod openapi;
 mod origin;
 mod password_change;
 mod password_reset;

@@ -22,6 +22,7 @@ mod deployment;
 mod feed;
 mod lossy_proxy;
 mod lost_answers;
+mod openapi;
 mod outages;
 mod revocation;
 mod tokens;

@@ -1,0 +1,154 @@
+//! The OpenAPI document: served at `/openapi.json`, the same as the one
+//! committed at `docs/openapi/auth-server.json`, and true of the server at
+//! least as far as a request without credentials goes.
+
+use std::path::PathBuf;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p auth-server --test api openapi";
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi/auth-server.json")
+}
+
+async fn served(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    response.text().await.unwrap()
+}
+
+/// Fails when the code's document and the committed one differ; with
+/// `UPDATE_OPENAPI=1` writes the committed one instead.
+#[tokio::test]
+async fn openapi_the_committed_document_is_the_served_one() {
+    let app = spawn_app().await;
+    let document = served(&app).await;
+    let path = committed_path();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &document).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == document,
+        "{} differs from the document the code generates: regenerate it with `{REGENERATE}` and commit it",
+        path.display()
+    );
+}
+
+#[tokio::test]
+async fn openapi_documents_every_contract_endpoint_and_security_scheme() {
+    let app = spawn_app().await;
+    let text = served(&app).await;
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    // The stateful links (register → login → refresh → logout), in
+    // OpenAPI's own field names.
+    let login = &document["paths"]["/auth/register"]["post"]["responses"]["201"]["links"]["Login"];
+    assert_eq!(login["operationId"], "login");
+    assert!(login["requestBody"].is_object());
+    assert!(!text.contains("\"operation_id\""), "links in snake case");
+    for (method, path) in [
+        ("post", "/auth/register"),
+        ("post", "/auth/login"),
+        ("post", "/auth/refresh"),
+        ("post", "/auth/logout"),
+        ("post", "/auth/logout-all"),
+        ("get", "/auth/sessions"),
+        ("delete", "/auth/sessions/{id}"),
+        ("post", "/auth/password"),
+        ("post", "/auth/password/forgot"),
+        ("post", "/auth/password/reset"),
+        ("post", "/auth/email/verify"),
+        ("post", "/auth/email/verify/resend"),
+        ("get", "/auth/events"),
+        ("get", "/.well-known/jwks.json"),
+        ("get", "/.well-known/oauth-authorization-server"),
+        ("post", "/oauth/token"),
+        ("post", "/oauth/revoke"),
+        ("post", "/oauth/introspect"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/openapi.json"),
+    ] {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["refresh_cookie"]["in"], "cookie");
+    assert_eq!(schemes["refresh_cookie"]["name"], "refresh_token");
+    assert_eq!(schemes["resource_server"]["scheme"], "bearer");
+    assert_references_resolve(&document);
+    let error = &document["components"]["schemas"]["Error"];
+    assert_eq!(
+        error["required"],
+        serde_json::json!(["error", "error_description"])
+    );
+}
+
+/// Every documented operation, called without credentials or body, and
+/// again from a foreign `Origin`, answers one of the statuses it documents
+/// (never a 404 or 405 of a route that does not exist), with the
+/// contract's error body when it fails.
+#[tokio::test]
+async fn openapi_every_documented_operation_answers_as_documented() {
+    let app = spawn_app().await;
+    let document: Value = serde_json::from_str(&served(&app).await).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            for origin in [None, Some("https://evil.example.com")] {
+                let url = app.url(&path.replace("{id}", &uuid::Uuid::new_v4().to_string()));
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut request = app.client.request(method.clone(), url);
+                if let Some(origin) = origin {
+                    request = request.header("origin", origin);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16().to_string();
+                assert!(
+                    operation["responses"][&status].is_object(),
+                    "{method} {path} (Origin {origin:?}) answered {status}, which it does not document"
+                );
+                if response.status().as_u16() >= 400 {
+                    let body: Value = response.json().await.unwrap();
+                    assert!(body["error"].is_string(), "{method} {path}: {body}");
+                }
+            }
+        }
+    }
+}
+
+/// Every `$ref` of the document points at something in it.
+fn assert_references_resolve(document: &Value) {
+    fn walk(node: &Value, document: &Value) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    let pointer = reference.strip_prefix('#').unwrap_or(reference);
+                    assert!(
+                        document.pointer(pointer).is_some(),
+                        "unresolvable reference {reference}"
+                    );
+                }
+                map.values().for_each(|v| walk(v, document));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, document)),
+            _ => {}
+        }
+    }
+    walk(document, document);
+}

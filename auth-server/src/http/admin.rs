@@ -8,6 +8,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::bearer::Authenticated;
@@ -15,6 +16,10 @@ use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::no_store;
 use super::handlers::{Handled, rfc3339};
+use super::openapi::{
+    AdminConflict, AdminForbidden, BadRequest, NotFound, PayloadTooLarge, Unauthorized,
+    Unavailable, Unprocessable,
+};
 use crate::db::models::{ClientInfo, Session, User};
 use crate::error::ApiError;
 use crate::service::{admin, events};
@@ -42,37 +47,84 @@ impl FromRequest for Admin {
     }
 }
 
-#[derive(Deserialize)]
+/// `?query=&cursor=&limit=`, read as text so a bad value is a `422` naming it.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
+    /// Matches the e-mail (a case-insensitive substring).
+    #[param(max_length = 254)]
     query: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// 1 to 100; 20 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `?user_id=&type=&cursor=&limit=`, read as text so a bad value is a `422`
+/// naming it.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only the events about this user.
+    #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
+    /// Only the events of this type (`login`, `user_disabled`, `roles_changed`, …).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// 1 to 100; 20 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The user's roles, replacing the ones it has.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesRequest {
+    /// At most 20, each 1 to 64 of `a-z`, `0-9`, `_`, `:` and `-`
+    /// (`^[a-z0-9_:-]{1,64}$`); duplicates are kept once.
+    #[schema(max_items = 20)]
     roles: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct UserView {
+/// A user, as an administrator sees it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AdminUser)]
+pub struct UserView {
     id: Uuid,
     email: String,
     email_verified: bool,
     roles: Vec<String>,
     disabled: bool,
+    /// RFC 3339, UTC.
     created_at: String,
+    /// RFC 3339, UTC; `null` before the first login.
     last_login_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    users: Vec<UserView>,
+    /// `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// A user and its live sessions.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserDetail {
+    id: Uuid,
+    email: String,
+    email_verified: bool,
+    roles: Vec<String>,
+    disabled: bool,
+    /// RFC 3339, UTC.
+    created_at: String,
+    /// RFC 3339, UTC; `null` before the first login.
+    last_login_at: Option<String>,
+    sessions: Vec<SessionView>,
 }
 
 impl From<User> for UserView {
@@ -89,8 +141,10 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Serialize)]
-struct SessionView {
+/// One live session of a user.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AdminSession)]
+pub struct SessionView {
     id: Uuid,
     created_at: String,
     last_used_at: String,
@@ -112,12 +166,17 @@ impl From<Session> for SessionView {
     }
 }
 
-#[derive(Serialize)]
-struct EventView {
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditEvent)]
+pub struct EventView {
     id: Uuid,
+    /// RFC 3339, UTC.
     at: String,
+    /// An audit event type (`login`, `user_disabled`, `roles_changed`, …).
     #[serde(rename = "type")]
     event_type: String,
+    /// The acting user; `null` for the CLI and the server itself.
     actor_id: Option<Uuid>,
     user_id: Option<Uuid>,
     session_id: Option<Uuid>,
@@ -126,7 +185,14 @@ struct EventView {
     request_id: Option<Uuid>,
 }
 
-fn ok_json(value: serde_json::Value) -> HttpResponse {
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    events: Vec<EventView>,
+    /// `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+fn ok_json(value: impl Serialize) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
     response.json(value)
@@ -165,6 +231,22 @@ fn client(state: &AppState, req: &HttpRequest) -> ClientInfo {
     client_info(req, client_ip(req, &state.settings.http.trusted_proxies))
 }
 
+/// Users, by e-mail, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    params(UsersQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -179,13 +261,27 @@ pub async fn list_users(
         Some(raw) => Some(admin::decode_user_cursor(raw).ok_or_else(bad_cursor)?),
     };
     let page = admin::list_users(&state.database, query.query.clone(), cursor, limit).await?;
-    let users: Vec<UserView> = page.users.into_iter().map(UserView::from).collect();
-    Ok(ok_json(serde_json::json!({
-        "users": users,
-        "next_cursor": page.next,
-    })))
+    Ok(ok_json(UserPage {
+        users: page.users.into_iter().map(UserView::from).collect(),
+        next_cursor: page.next,
+    }))
 }
 
+/// A user and its live sessions.
+#[utoipa::path(
+    get,
+    path = "/admin/users/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user id (a UUID; anything else is a `404`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = AdminUserDetail),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get_user(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -193,13 +289,36 @@ pub async fn get_user(
 ) -> Handled {
     let id = user_id(&path)?;
     let (user, sessions) = admin::find_user(&state.database, id).await?;
-    let mut view =
-        serde_json::to_value(UserView::from(user)).map_err(|e| ApiError::Internal(e.into()))?;
-    let sessions: Vec<SessionView> = sessions.into_iter().map(SessionView::from).collect();
-    view["sessions"] = serde_json::to_value(sessions).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(ok_json(view))
+    let user = UserView::from(user);
+    Ok(ok_json(AdminUserDetail {
+        id: user.id,
+        email: user.email,
+        email_verified: user.email_verified,
+        roles: user.roles,
+        disabled: user.disabled,
+        created_at: user.created_at,
+        last_login_at: user.last_login_at,
+        sessions: sessions.into_iter().map(SessionView::from).collect(),
+    }))
 }
 
+/// Disables the user: every session revoked (at the APIs within a second),
+/// its login refused with `403 account_disabled`.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/disable",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user id (a UUID; anything else is a `404`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Disabled (or already so)"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = AdminConflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn disable_user(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -217,6 +336,21 @@ pub async fn disable_user(
     Ok(no_content())
 }
 
+/// Enables the user again.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/enable",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user id (a UUID; anything else is a `404`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Enabled (or already so)"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn enable_user(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -234,6 +368,27 @@ pub async fn enable_user(
     Ok(no_content())
 }
 
+/// Replaces the user's roles; its access tokens issued before are refused
+/// (at the APIs within a second), its next refresh carries the new roles.
+#[utoipa::path(
+    put,
+    path = "/admin/users/{id}/roles",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user id (a UUID; anything else is a `404`)")),
+    request_body = RolesRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user, with its new roles", body = UserView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = AdminConflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn set_roles(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -252,11 +407,26 @@ pub async fn set_roles(
         client(&state, &req),
     )
     .await?;
-    Ok(ok_json(
-        serde_json::to_value(UserView::from(user)).map_err(|e| ApiError::Internal(e.into()))?,
-    ))
+    Ok(ok_json(UserView::from(user)))
 }
 
+/// Deletes the user, its sessions and tokens (at the APIs within a second);
+/// its audit events stay.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user id (a UUID; anything else is a `404`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = AdminConflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete_user(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -274,6 +444,22 @@ pub async fn delete_user(
     Ok(no_content())
 }
 
+/// The audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of audit events", body = AuditPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn audit(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -296,7 +482,7 @@ pub async fn audit(
         Some(raw) => Some(events::decode_cursor(raw).ok_or_else(bad_cursor)?),
     };
     let page = admin::audit(&state.database, user_id, event_type, cursor, limit).await?;
-    let events: Vec<EventView> = page
+    let events = page
         .events
         .into_iter()
         .map(|e| EventView {
@@ -311,8 +497,8 @@ pub async fn audit(
             request_id: e.request_id,
         })
         .collect();
-    Ok(ok_json(serde_json::json!({
-        "events": events,
-        "next_cursor": page.next.as_ref().map(events::encode_cursor),
-    })))
+    Ok(ok_json(AuditPage {
+        events,
+        next_cursor: page.next.as_ref().map(events::encode_cursor),
+    }))
 }

@@ -13,7 +13,7 @@ const DEV_TOKEN: &str = auth_server::config::DEVELOPMENT_INTERNAL_TOKEN;
 impl TestApp {
     /// A new user given `admin` (as an operator's CLI would), logged in;
     /// returns its id and access token.
-    async fn admin(&self) -> (Uuid, String) {
+    pub(crate) async fn admin(&self) -> (Uuid, String) {
         let email = self.registered_user().await;
         auth_server::db::users::set_role(&mut self.conn(), &email, "admin", true)
             .unwrap()
@@ -22,7 +22,7 @@ impl TestApp {
         (self.validate(&access).await.sub, access)
     }
 
-    async fn admin_call(
+    pub(crate) async fn admin_call(
         &self,
         method: Method,
         path: &str,
@@ -40,7 +40,7 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
-    async fn admin_get(&self, path: &str, access: &str) -> Value {
+    pub(crate) async fn admin_get(&self, path: &str, access: &str) -> Value {
         let response = self.admin_call(Method::GET, path, access, None).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         response.json().await.unwrap()

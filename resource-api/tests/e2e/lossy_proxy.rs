@@ -28,7 +28,13 @@ impl LossyProxy {
         let armed = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(Upstream {
             url: upstream.to_owned(),
+            // A fresh connection per request: the test idles longer than the
+            // auth server's keep-alive, and a pooled connection it is closing
+            // as the next request goes out fails that request (a 502 the
+            // browser reports as unreachable), which the test would blame on
+            // the app.
             client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -83,8 +89,12 @@ async fn forward(req: HttpRequest, body: web::Bytes, up: web::Data<Upstream>) ->
     let lose = req.method() == actix_web::http::Method::POST
         && req.path() == "/auth/refresh"
         && up.armed.swap(false, Ordering::SeqCst);
-    let Ok(answer) = request.send().await else {
-        return HttpResponse::BadGateway().finish();
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!("lossy proxy: {} {}: {e}", req.method(), req.path());
+            return HttpResponse::BadGateway().finish();
+        }
     };
     let mut response = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(answer.status().as_u16()).unwrap(),

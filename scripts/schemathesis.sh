@@ -93,6 +93,19 @@ access_token() {
         "$AUTH/auth/login" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
 
+# An administrator's access token, for /admin/*: granted through the CLI
+# (as an operator would), then logged in so the token carries the role.
+admin_token() {
+    local email="schemathesis-admin-$RANDOM$RANDOM@example.com"
+    curl -fsS -o /dev/null -H 'content-type: application/json' \
+        -d "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" "$AUTH/auth/register"
+    DATABASE_URL="$SERVER_URL/$DB_NAME" RUST_LOG=warn \
+        target/debug/auth-server users grant-role "$email" admin >/dev/null
+    curl -fsS -H 'content-type: application/json' \
+        -d "{\"email\":\"$email\",\"password\":\"$PASSWORD\",\"refresh_token_delivery\":\"body\"}" \
+        "$AUTH/auth/login" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 failed=0
 run() {
     local name=$1 seconds=$2
@@ -123,6 +136,12 @@ single=examples,coverage,fuzzing
 run auth-server-logout-all $((RUN_SECONDS / 4)) "$AUTH/openapi.json" --phases "$single" \
     -H "Authorization: Bearer $(access_token logout-all)" \
     --include-path /auth/logout-all
+# /admin/* as an administrator (the main run reaches it with a user's
+# token: 403 insufficient_scope). Its {id}s are made up, so a disable or a
+# delete finds nobody, the administrator included.
+run auth-server-admin $((RUN_SECONDS / 3)) "$AUTH/openapi.json" --phases "$single" \
+    -H "Authorization: Bearer $(admin_token)" \
+    --include-path-regex '^/admin/'
 run auth-server-introspection $((RUN_SECONDS / 3)) "$AUTH/openapi.json" --phases "$single" \
     -H "Authorization: Bearer $INTERNAL_TOKEN" \
     --include-path /oauth/introspect

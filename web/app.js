@@ -152,6 +152,7 @@ function showLoggedOut(text, kind = 'info') {
   $('sessions').replaceChildren();
   $('events').replaceChildren();
   $('verify-banner').hidden = true;
+  hideAdmin();
   showMessage(text, kind);
 }
 
@@ -169,6 +170,8 @@ async function reload() {
   const results = await Promise.allSettled([loadMe(), loadSessions(), loadEvents()]);
   const failures = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
   if (failures.length) throw failures.find((e) => e instanceof SessionEnded) || failures[0];
+  // With the token these calls settled on: its roles say whether to show it.
+  await loadAdmin();
 }
 
 function time(iso) {
@@ -233,6 +236,10 @@ const EVENT_NAMES = {
   password_reset_requested: 'Password reset requested',
   password_reset: 'Password reset',
   email_verified: 'Address verified',
+  user_disabled: 'Disabled by an administrator',
+  user_enabled: 'Enabled by an administrator',
+  user_deleted: 'Deleted by an administrator',
+  roles_changed: 'Roles changed',
 };
 
 function sessionItem(session) {
@@ -275,6 +282,217 @@ function record(method, path, status, error) {
   log.prepend(item);
   while (log.children.length > 50) log.lastChild.remove();
 }
+
+// ---------------------------------------------------------------- administration
+
+// Where the admin page stands: the search, the next pages, the user shown.
+const admin = { query: '', usersCursor: null, auditCursor: null, selected: null };
+
+/**
+ * The roles of the access token: its payload read, not verified. It only
+ * decides what to show; the auth server decides what an admin may do.
+ */
+function tokenRoles() {
+  try {
+    const payload = accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const roles = JSON.parse(atob(payload)).roles;
+    return Array.isArray(roles) ? roles : [];
+  } catch {
+    return [];
+  }
+}
+
+function hideAdmin() {
+  $('admin-view').hidden = true;
+  $('admin-user').hidden = true;
+  $('admin-users').tBodies[0].replaceChildren();
+  $('audit-events').replaceChildren();
+  admin.selected = null;
+}
+
+/** The admin page, for an access token whose roles hold `admin`. */
+async function loadAdmin() {
+  if (!tokenRoles().includes('admin')) {
+    hideAdmin();
+    return;
+  }
+  $('admin-view').hidden = false;
+  await Promise.all([loadUsers(false), loadAudit(false)]);
+  if (admin.selected) await selectUser(admin.selected);
+}
+
+function cell(text) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  return td;
+}
+
+function userRow(user) {
+  const row = document.createElement('tr');
+  row.dataset.userId = user.id;
+  row.dataset.email = user.email;
+  row.dataset.disabled = String(user.disabled);
+  row.setAttribute('aria-selected', String(user.id === admin.selected));
+  row.append(
+    cell(user.email),
+    cell(user.roles.length ? user.roles.join(', ') : '—'),
+    cell(user.disabled ? 'disabled' : 'enabled'),
+    cell(user.last_login_at ? time(user.last_login_at) : 'never'),
+  );
+  row.addEventListener('click', () => act(() => selectUser(user.id)));
+  return row;
+}
+
+/** A page of users matching the search; `more` appends the next page. */
+async function loadUsers(more) {
+  const params = new URLSearchParams({ limit: '20' });
+  if (admin.query) params.set('query', admin.query);
+  if (more && admin.usersCursor) params.set('cursor', admin.usersCursor);
+  const answer = await authorized(AUTH_URL, `/admin/users?${params}`);
+  if (answer.status !== 200) throw new Failure(`Listing users failed: ${describe(answer)}.`);
+  const rows = answer.body.users.map(userRow);
+  const body = $('admin-users').tBodies[0];
+  if (more) body.append(...rows);
+  else body.replaceChildren(...rows);
+  admin.usersCursor = answer.body.next_cursor;
+  $('admin-more').hidden = !admin.usersCursor;
+}
+
+/** One user: its state, roles and live sessions, with what can be done. */
+async function selectUser(id) {
+  const answer = await authorized(AUTH_URL, `/admin/users/${encodeURIComponent(id)}`);
+  if (answer.status === 404) {
+    admin.selected = null;
+    $('admin-user').hidden = true;
+    throw new Failure('That user no longer exists.');
+  }
+  if (answer.status !== 200) throw new Failure(`Reading the user failed: ${describe(answer)}.`);
+  const user = answer.body;
+  admin.selected = user.id;
+  const panel = $('admin-user');
+  panel.hidden = false;
+  panel.dataset.userId = user.id;
+  panel.dataset.disabled = String(user.disabled);
+  $('admin-user-email').textContent = user.email;
+  $('admin-user-id').textContent = user.id;
+  $('admin-user-state').textContent = user.disabled ? 'disabled' : 'enabled';
+  $('admin-roles').value = user.roles.join(', ');
+  $('admin-disable').hidden = user.disabled;
+  $('admin-enable').hidden = !user.disabled;
+  const sessions = user.sessions.map((session) => {
+    const item = document.createElement('li');
+    item.dataset.sessionId = session.id;
+    item.textContent = `since ${time(session.created_at)}, last used ${time(session.last_used_at)}`
+      + ` · ${session.user_agent || 'unknown client'} · ${session.ip || 'unknown address'}`;
+    return item;
+  });
+  if (!sessions.length) {
+    const none = document.createElement('li');
+    none.textContent = 'none';
+    sessions.push(none);
+  }
+  $('admin-user-sessions').replaceChildren(...sessions);
+  for (const row of $('admin-users').tBodies[0].rows) {
+    row.setAttribute('aria-selected', String(row.dataset.userId === user.id));
+  }
+}
+
+/** After a change: the list, the user (if still there) and the trail again. */
+async function afterChange(message) {
+  showMessage(message);
+  await Promise.all([loadUsers(false), loadAudit(false)]);
+  if (admin.selected) await selectUser(admin.selected);
+}
+
+async function setDisabled(disabled) {
+  const id = admin.selected;
+  const answer = await authorized(
+    AUTH_URL,
+    `/admin/users/${encodeURIComponent(id)}/${disabled ? 'disable' : 'enable'}`,
+    { method: 'POST' },
+  );
+  if (answer.status !== 204) {
+    throw new Failure(`${disabled ? 'Disabling' : 'Enabling'} failed: ${describe(answer)}.`);
+  }
+  await afterChange(disabled
+    ? 'The user is disabled: every session ended, and logging in is refused.'
+    : 'The user is enabled again.');
+}
+
+async function saveRoles() {
+  const roles = $('admin-roles').value.split(',').map((r) => r.trim()).filter(Boolean);
+  const answer = await authorized(AUTH_URL, `/admin/users/${encodeURIComponent(admin.selected)}/roles`, {
+    method: 'PUT',
+    json: { roles },
+  });
+  if (answer.status !== 200) throw new Failure(`The roles were not changed: ${describe(answer)}.`);
+  await afterChange('Roles saved. Access tokens issued before are refused; the next refresh carries the new roles.');
+}
+
+async function deleteUser() {
+  const email = $('admin-user-email').textContent;
+  if (!window.confirm(`Delete ${email}? Its sessions end and the account is gone for good.`)) return;
+  const answer = await authorized(AUTH_URL, `/admin/users/${encodeURIComponent(admin.selected)}`, {
+    method: 'DELETE',
+  });
+  if (answer.status !== 204) throw new Failure(`The user was not deleted: ${describe(answer)}.`);
+  admin.selected = null;
+  $('admin-user').hidden = true;
+  await afterChange(`${email} is deleted.`);
+}
+
+/** A page of the audit trail, newest first, with the filters applied. */
+async function loadAudit(more) {
+  const params = new URLSearchParams({ limit: '20' });
+  const user = $('audit-user').value.trim();
+  const type = $('audit-type').value;
+  if (user) params.set('user_id', user);
+  if (type) params.set('type', type);
+  if (more && admin.auditCursor) params.set('cursor', admin.auditCursor);
+  const answer = await authorized(AUTH_URL, `/admin/audit?${params}`);
+  if (answer.status !== 200) throw new Failure(`Reading the audit trail failed: ${describe(answer)}.`);
+  const items = answer.body.events.map((event) => {
+    const item = document.createElement('li');
+    item.dataset.type = event.type;
+    item.dataset.userId = event.user_id || '';
+    const what = document.createElement('strong');
+    what.textContent = EVENT_NAMES[event.type] || event.type;
+    const details = document.createElement('small');
+    details.textContent = ` ${time(event.at)} · user ${event.user_id || '—'}`
+      + ` · by ${event.actor_id || 'the server or the CLI'} · ${event.ip || 'unknown address'}`;
+    item.append(what, details);
+    return item;
+  });
+  if (more) $('audit-events').append(...items);
+  else $('audit-events').replaceChildren(...items);
+  admin.auditCursor = answer.body.next_cursor;
+  $('audit-more').hidden = !admin.auditCursor;
+}
+
+$('audit-type').append(...Object.keys(EVENT_NAMES).map((type) => {
+  const option = document.createElement('option');
+  option.value = type;
+  option.textContent = type;
+  return option;
+}));
+$('admin-search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  admin.query = $('admin-query').value.trim();
+  act(() => loadUsers(false));
+});
+$('admin-more').addEventListener('click', () => act(() => loadUsers(true)));
+$('admin-disable').addEventListener('click', () => act(() => setDisabled(true)));
+$('admin-enable').addEventListener('click', () => act(() => setDisabled(false)));
+$('admin-delete').addEventListener('click', () => act(deleteUser));
+$('admin-roles-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(saveRoles);
+});
+$('audit-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(() => loadAudit(false));
+});
+$('audit-more').addEventListener('click', () => act(() => loadAudit(true)));
 
 // ---------------------------------------------------------------- actions
 

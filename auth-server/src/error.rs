@@ -36,6 +36,11 @@ pub enum ApiError {
     InvalidEmailToken(&'static str),
     EmailNotVerified,
     AlreadyVerified,
+    AccountDisabled,
+    LastAdmin,
+    /// A valid token without the role the endpoint needs (`403`, RFC 6750
+    /// §3.1 `insufficient_scope`).
+    InsufficientScope,
     /// A Bearer endpoint refused the request. `token_sent` decides whether
     /// `WWW-Authenticate` carries `error="invalid_token"` (RFC 6750 §3.1).
     InvalidToken {
@@ -106,6 +111,9 @@ impl ApiError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::EmailNotVerified => "email_not_verified",
             Self::AlreadyVerified => "already_verified",
+            Self::AccountDisabled => "account_disabled",
+            Self::LastAdmin => "last_admin",
+            Self::InsufficientScope => "insufficient_scope",
             Self::InvalidToken { .. } => "invalid_token",
             Self::ForbiddenOrigin => "forbidden_origin",
             Self::NotFound(_) => "not_found",
@@ -132,6 +140,12 @@ impl ApiError {
                 "the e-mail address is not verified yet: open the link we sent to it".to_owned()
             }
             Self::AlreadyVerified => "the e-mail address is already verified".to_owned(),
+            Self::AccountDisabled => "the account is disabled".to_owned(),
+            Self::LastAdmin => {
+                "the last enabled administrator cannot be disabled, deleted or lose `admin`"
+                    .to_owned()
+            }
+            Self::InsufficientScope => "this endpoint needs the `admin` role".to_owned(),
             Self::InvalidToken { description, .. } => description.clone(),
             Self::ForbiddenOrigin => "requests from this origin are not allowed".to_owned(),
             Self::NotFound(what) => format!("{what} not found"),
@@ -166,13 +180,15 @@ impl ResponseError for ApiError {
             Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken { .. } => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::ForbiddenOrigin | Self::WrongCurrentPassword | Self::EmailNotVerified => {
-                StatusCode::FORBIDDEN
-            }
+            Self::ForbiddenOrigin
+            | Self::WrongCurrentPassword
+            | Self::EmailNotVerified
+            | Self::AccountDisabled
+            | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::InvalidEmailToken(_) | Self::GrantRefused(_) | Self::UnsupportedGrantType => {
                 StatusCode::BAD_REQUEST
             }
-            Self::AlreadyVerified => StatusCode::CONFLICT,
+            Self::AlreadyVerified | Self::LastAdmin => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken => StatusCode::CONFLICT,
@@ -207,6 +223,12 @@ impl ResponseError for ApiError {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     www_authenticate(description, *token_sent),
+                ));
+            }
+            Self::InsufficientScope => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(REALM, Some(("insufficient_scope", &self.description()))),
                 ));
             }
             _ => {}
@@ -248,6 +270,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidEmailToken(why) => Self::InvalidEmailToken(why),
             ServiceError::EmailNotVerified => Self::EmailNotVerified,
             ServiceError::AlreadyVerified => Self::AlreadyVerified,
+            ServiceError::AccountDisabled => Self::AccountDisabled,
+            ServiceError::LastAdmin => Self::LastAdmin,
+            ServiceError::Invalid(field, problem) => Self::unprocessable(field, problem),
             ServiceError::NotFound(what) => Self::NotFound(what),
             ServiceError::Throttled(wait) | ServiceError::RateLimited(wait) => {
                 Self::rate_limited(wait)

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auth_server::config::Settings;
+use auth_server::db::models::ClientInfo;
 use auth_server::db::{self, Database};
 use auth_server::service::signing_keys::KeyStore;
-use auth_server::service::{self, ServiceError};
+use auth_server::service::{ServiceError, admin};
 use auth_server::signing;
 use auth_server::startup::Application;
 use clap::{Parser, Subcommand};
@@ -73,8 +74,22 @@ enum KeysCommand {
     },
 }
 
+/// Every change is recorded in the audit trail with no acting user (the
+/// CLI), and reaches the APIs through the revocation feed within a second.
 #[derive(Subcommand)]
 enum UsersCommand {
+    /// List users (id, e-mail, roles, disabled), in e-mail order.
+    List {
+        /// Only those whose e-mail holds this text.
+        #[arg(long)]
+        query: Option<String>,
+    },
+    /// Disable a user: every session revoked, login refused.
+    Disable { email: String },
+    /// Enable a disabled user again.
+    Enable { email: String },
+    /// Delete a user, its sessions and tokens (its audit events stay).
+    Delete { email: String },
     /// Give a user a role (such as `admin`).
     GrantRole { email: String, role: String },
     /// Take a role from a user.
@@ -155,11 +170,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             service_kit::probe::http_ok(settings.http.bind, "/healthz").map_err(anyhow::Error::msg)
         }
         Command::Users { command } => {
-            let (email, role, grant) = match command {
-                UsersCommand::GrantRole { email, role } => (email, role, true),
-                UsersCommand::RevokeRole { email, role } => (email, role, false),
-            };
-            set_role(&settings, &email, &role, grant)
+            actix_web::rt::System::new().block_on(users(&settings, command))
         }
         Command::Keys { command } => keys(&settings, command),
     }
@@ -235,30 +246,111 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-fn set_role(settings: &Settings, email: &str, role: &str, grant: bool) -> anyhow::Result<()> {
-    let email = email.trim().to_lowercase();
-    let role = role.trim().to_owned();
-    anyhow::ensure!(
-        !role.is_empty()
-            && role.len() <= 64
-            && role
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
-        "a role is 1 to 64 letters, digits, `_` or `-`"
-    );
+async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
     let database = Database::new(&settings.database);
-    let changed = actix_web::rt::System::new().block_on(service::users::set_role(
-        &database,
-        email.clone(),
-        role,
-        grant,
-    ));
-    let user = match changed {
-        Ok(user) => user,
-        Err(ServiceError::NotFound(_)) => anyhow::bail!("no user has the email {email}"),
-        Err(e) => return Err(anyhow::Error::new(e).context("changing the user's roles")),
+    let cx = admin::Context::new(&database, &settings.tokens);
+    let cli = ClientInfo::default();
+    let id_of = |email: String| {
+        let database = &database;
+        async move {
+            let shown = email.trim().to_lowercase();
+            match admin::id_by_email(database, email).await {
+                Ok(id) => Ok((id, shown)),
+                Err(ServiceError::NotFound(_)) => anyhow::bail!("no user has the email {shown}"),
+                Err(e) => Err(anyhow::Error::new(e).context("finding the user")),
+            }
+        }
     };
-    eprintln!("{}: roles are now [{}]", user.email, user.roles.join(", "));
-    eprintln!("access tokens already issued keep their old roles until they expire");
+    match command {
+        UsersCommand::List { query } => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let mut cursor = None;
+            loop {
+                let page =
+                    admin::list_users(&database, query.clone(), cursor, admin::MAX_LIMIT).await?;
+                for user in &page.users {
+                    writeln!(
+                        out,
+                        "{}\t{}\t[{}]{}",
+                        user.id,
+                        user.email,
+                        user.roles.join(", "),
+                        if user.disabled_at.is_some() {
+                            "\tdisabled"
+                        } else {
+                            ""
+                        }
+                    )?;
+                }
+                match page.next {
+                    Some(next) => cursor = admin::decode_user_cursor(&next),
+                    None => break,
+                }
+            }
+        }
+        UsersCommand::Disable { email } => {
+            let (id, email) = id_of(email).await?;
+            admin::disable(&cx, None, id, cli).await.map_err(explain)?;
+            eprintln!("{email}: disabled; every session revoked");
+        }
+        UsersCommand::Enable { email } => {
+            let (id, email) = id_of(email).await?;
+            admin::enable(&cx, None, id, cli).await.map_err(explain)?;
+            eprintln!("{email}: enabled");
+        }
+        UsersCommand::Delete { email } => {
+            let (id, email) = id_of(email).await?;
+            admin::delete(&cx, None, id, cli).await.map_err(explain)?;
+            eprintln!("{email}: deleted, with its sessions and tokens");
+        }
+        UsersCommand::GrantRole { email, role } => {
+            change_role(&cx, id_of(email).await?, role, true).await?;
+        }
+        UsersCommand::RevokeRole { email, role } => {
+            change_role(&cx, id_of(email).await?, role, false).await?;
+        }
+    }
     Ok(())
+}
+
+async fn change_role(
+    cx: &admin::Context<'_>,
+    (id, email): (uuid::Uuid, String),
+    role: String,
+    grant: bool,
+) -> anyhow::Result<()> {
+    let mut checked = admin::check_roles(vec![role.trim().to_owned()]).map_err(explain)?;
+    let role = checked.pop().unwrap_or_default();
+    let change = if grant {
+        admin::RolesChange::Grant(role)
+    } else {
+        admin::RolesChange::Revoke(role)
+    };
+    let user = admin::change_roles(cx, None, id, change, ClientInfo::default())
+        .await
+        .map_err(explain)?;
+    eprintln!("{email}: roles are now [{}]", user.roles.join(", "));
+    if grant {
+        eprintln!(
+            "access tokens issued before keep their roles; a refresh or login carries the grant"
+        );
+    } else {
+        eprintln!(
+            "access tokens issued before are refused from now on; a refresh gets the new roles"
+        );
+    }
+    Ok(())
+}
+
+/// What the operator is told when a change is refused.
+fn explain(error: ServiceError) -> anyhow::Error {
+    match error {
+        ServiceError::NotFound(_) => anyhow::anyhow!("no such user"),
+        ServiceError::LastAdmin => anyhow::anyhow!(
+            "refused: this is the last enabled administrator (grant `admin` to another user first)"
+        ),
+        ServiceError::Invalid(_, problem) => anyhow::anyhow!("invalid role: {problem}"),
+        e => anyhow::Error::new(e),
+    }
 }

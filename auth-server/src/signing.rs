@@ -185,6 +185,7 @@ pub fn access_claims(
         email: user.email.clone(),
         email_verified: user.email_verified,
         roles: user.roles.clone(),
+        rv: Some(user.roles_version),
     }
 }
 
@@ -278,6 +279,7 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             roles: vec![],
+            rv: None,
         };
         let token = key.sign(&claims).unwrap();
         let validator = Validator::new(ValidationRules {
@@ -312,6 +314,7 @@ mod tests {
             email: "ünïcode+tag@example.com".into(),
             email_verified: true,
             roles: vec!["admin".into(), "a \"quoted\" role".into()],
+            rv: Some(1),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
@@ -342,6 +345,7 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             roles: vec![],
+            rv: None,
         };
         let old_token = old.sign(&claims).unwrap();
         let old_kid = old.kid().to_owned();

@@ -162,6 +162,7 @@ fn retention(settings: &Settings) -> Retention {
             .account
             .map_or(Duration::ZERO, |limit| limit.per.max(STRANGERS_MEMORY)),
         known_login_clients: KNOWN_CLIENT_LIFETIME,
+        audit_events: settings.janitor.audit_retention,
     }
 }
 
@@ -263,9 +264,16 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 origins.get_ref().clone(),
                 // The refresh cookie travels with the app's requests.
                 true,
-                &[Method::GET, Method::POST, Method::DELETE, Method::OPTIONS],
+                &[
+                    Method::GET,
+                    Method::POST,
+                    Method::PUT,
+                    Method::DELETE,
+                    Method::OPTIONS,
+                ],
                 &[header::CONTENT_TYPE, header::AUTHORIZATION],
             ))
+            .wrap(from_fn(http::origin::put_only_under_admin))
             .wrap(from_fn(move |req, next| {
                 refused_preflight_as_error(refused_origins.clone(), req, next)
             }))

@@ -328,6 +328,11 @@ impl Stack {
                 let port = free_port()?;
                 let mut env = auth_env.clone();
                 env.insert("AUTH_BIND".to_owned(), format!("127.0.0.1:{port}"));
+                // Its own internal listener too: two cannot share one.
+                env.insert(
+                    "AUTH_INTERNAL_BIND".to_owned(),
+                    format!("127.0.0.1:{}", free_port()?),
+                );
                 let service =
                     Service::spawn(BASELINE, "auth-server", dir, &scratch.path, port, &env)?;
                 eprintln!(

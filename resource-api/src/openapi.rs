@@ -53,7 +53,7 @@ pub struct ErrorResponse {
 
 #[derive(ToResponse)]
 #[response(
-    description = "No token, or a token that is malformed, badly signed, expired, for another audience or issuer, or of a revoked session (`invalid_token`)",
+    description = "No token, or a token that is malformed, badly signed, expired, for another audience or issuer, of a revoked session (a disabled or deleted user's included), or issued before a change of its user's roles (`invalid_token`)",
     headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\"`, with `error=\"invalid_token\"` when a token was sent"))
 )]
 pub struct Unauthorized(pub ErrorResponse);

@@ -219,7 +219,11 @@ impl Guard {
             }
             tracing::warn!(%detail, "accepting a token without fresh revocation state (REVOCATION_FAIL_OPEN)");
         }
-        if inner.revocations.is_revoked(&claims.sid) {
+        if inner.revocations.is_revoked(&claims.sid)
+            || inner
+                .revocations
+                .is_outdated(&claims.sub, claims.roles_version())
+        {
             return Err(invalid(TokenError::Revoked));
         }
         record_identity(&claims);
@@ -286,7 +290,7 @@ fn record_identity(claims: &shared_claims::AccessClaims) {
 mod tests {
     use chrono::Utc;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    use shared_claims::feed::FeedEntry;
+    use shared_claims::feed::{FeedEntry, UserEntry};
     use uuid::Uuid;
 
     use super::*;
@@ -417,6 +421,33 @@ mod tests {
             "cached as verified, still revoked"
         );
         assert_eq!(guard.stats().revoked_sessions, 1);
+    }
+
+    /// A user's entry in the feed refuses the tokens issued under an older
+    /// roles version (no `rv`: version 0), even cached as verified.
+    #[tokio::test]
+    async fn a_token_older_than_its_users_roles_version_is_refused() {
+        let guard = guard(false);
+        guard.inner.jwks.install(jwks()).unwrap();
+        guard.inner.revocations.synced();
+        let token = token(Uuid::new_v4());
+        let user = guard.authenticate(Some(&token)).unwrap();
+        let entry = |roles_version| UserEntry {
+            user_id: user.user_id(),
+            roles_version,
+            changed_at: Utc::now(),
+            forget_after: Utc::now() + chrono::Duration::minutes(16),
+        };
+        guard.inner.revocations.apply_users(&[entry(0)]);
+        assert!(
+            guard.authenticate(Some(&token)).is_ok(),
+            "version 0 is current"
+        );
+        guard.inner.revocations.apply_users(&[entry(1)]);
+        assert_eq!(
+            refusal(guard.authenticate(Some(&token))),
+            Refusal::InvalidToken(TokenError::Revoked)
+        );
     }
 
     #[tokio::test]

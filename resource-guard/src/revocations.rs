@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use shared_claims::feed::FeedEntry;
+use shared_claims::feed::{FeedEntry, UserEntry};
 use uuid::Uuid;
 
 use crate::feed_client::{FeedClient, Position};
@@ -30,6 +30,9 @@ const MAX_WAIT: Duration = Duration::from_secs(20);
 #[derive(Debug, Default)]
 pub struct Revocations {
     revoked: RwLock<HashMap<Uuid, DateTime<Utc>>>,
+    /// Per user, the roles version tokens must carry at least, and when the
+    /// entry may be forgotten.
+    users: RwLock<HashMap<Uuid, (i64, DateTime<Utc>)>>,
     last_success: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
 }
@@ -51,6 +54,16 @@ impl Revocations {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(session_id)
+    }
+
+    /// Whether a token of `user_id` issued under `roles_version` predates
+    /// a change of the user's roles (or the user's deletion).
+    pub fn is_outdated(&self, user_id: &Uuid, roles_version: i64) -> bool {
+        self.users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
+            .is_some_and(|&(least, _)| roles_version < least)
     }
 
     pub fn len(&self) -> usize {
@@ -97,11 +110,31 @@ impl Revocations {
             .count()
     }
 
+    /// Adds user entries, keeping the highest version per user and the
+    /// latest time to forget it; returns how many changed what we hold.
+    pub(crate) fn apply_users(&self, entries: &[UserEntry]) -> usize {
+        let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
+        let mut changed = 0;
+        for e in entries {
+            let held = users.entry(e.user_id).or_insert((i64::MIN, e.forget_after));
+            if e.roles_version > held.0 {
+                held.0 = e.roles_version;
+                changed += 1;
+            }
+            held.1 = held.1.max(e.forget_after);
+        }
+        changed
+    }
+
     fn forget_expired(&self, now: DateTime<Utc>) {
         self.revoked
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, forget_after| *forget_after > now);
+        self.users
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, forget_after)| *forget_after > now);
     }
 
     pub(crate) fn synced(&self) {
@@ -174,7 +207,8 @@ impl Sync {
             let first = position.is_none();
             match feed.read(position.as_ref(), wait).await {
                 Ok(answer) => {
-                    let learned = self.revocations.apply(&answer.revocations);
+                    let learned = self.revocations.apply(&answer.revocations)
+                        + self.revocations.apply_users(&answer.users);
                     self.revocations.forget_expired(Utc::now());
                     let keys = self.jwks.keys();
                     if answer.kids.iter().any(|kid| keys.get(kid).is_none()) {
@@ -244,6 +278,38 @@ mod tests {
         assert_eq!(revocations.apply(&[old, live]), 2);
         revocations.forget_expired(now);
         assert_eq!(revocations.len(), 1);
+    }
+
+    #[test]
+    fn a_users_older_tokens_are_outdated_until_forgotten() {
+        let revocations = Revocations::default();
+        let now = Utc::now();
+        let user = Uuid::new_v4();
+        let entry = |roles_version, forget_after| UserEntry {
+            user_id: user,
+            roles_version,
+            changed_at: now,
+            forget_after,
+        };
+        let later = now + chrono::Duration::minutes(16);
+        assert_eq!(
+            revocations.apply_users(&[entry(2, later), entry(1, later)]),
+            1
+        );
+        assert!(revocations.is_outdated(&user, 0));
+        assert!(revocations.is_outdated(&user, 1));
+        assert!(
+            !revocations.is_outdated(&user, 2),
+            "issued after the change"
+        );
+        assert!(!revocations.is_outdated(&Uuid::new_v4(), 0));
+        assert_eq!(
+            revocations.apply_users(&[entry(UserEntry::DELETED, later)]),
+            1
+        );
+        assert!(revocations.is_outdated(&user, 2), "deleted: every token");
+        revocations.forget_expired(later + chrono::Duration::seconds(1));
+        assert!(!revocations.is_outdated(&user, 0));
     }
 
     #[test]

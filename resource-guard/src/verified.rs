@@ -88,6 +88,7 @@ mod tests {
             email: "a@example.com".into(),
             email_verified: false,
             roles: vec![],
+            rv: None,
         }
     }
 

@@ -6,8 +6,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// The claims of an access token, with RFC 9068 names.
 ///
-/// Every field is required: a token missing any of them fails to deserialize
-/// and is rejected.
+/// Every field but `rv` is required: a token missing any of them fails to
+/// deserialize and is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
@@ -25,10 +25,20 @@ pub struct AccessClaims {
     /// deploy together, so it is required like every other claim).
     pub email_verified: bool,
     pub roles: Vec<String>,
+    /// The user's roles version when the token was issued: an API refuses
+    /// it once the feed says the user's roles changed since. Optional, so
+    /// tokens signed before it existed still parse (as version 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rv: Option<i64>,
 }
 
 impl AccessClaims {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// The roles version the token was issued under (0 before there was one).
+    pub fn roles_version(&self) -> i64 {
+        self.rv.unwrap_or(0)
     }
 }

@@ -43,6 +43,30 @@ pub struct Feed {
     /// before the first token signed with it arrives.
     #[serde(default)]
     pub kids: Vec<String>,
+    /// Users whose older access tokens are refused (a change of roles, a
+    /// deleted user). Left out when empty, so older readers see the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserEntry>,
+}
+
+/// The roles version a user's access tokens must carry at least: a token
+/// whose `rv` (absent: 0) is lower was issued before a change of roles, or
+/// the user is gone ([`UserEntry::DELETED`]), and is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEntry {
+    pub user_id: Uuid,
+    pub roles_version: i64,
+    #[serde(serialize_with = "millis")]
+    pub changed_at: DateTime<Utc>,
+    /// When no access token issued before the change can be valid any
+    /// more: readers may forget the entry then.
+    #[serde(serialize_with = "millis")]
+    pub forget_after: DateTime<Utc>,
+}
+
+impl UserEntry {
+    /// The version of a deleted user: no token of theirs passes.
+    pub const DELETED: i64 = i64::MAX;
 }
 
 /// A revoked session.
@@ -81,6 +105,7 @@ mod tests {
             more: false,
             held: 1,
             kids: vec!["kid".to_owned()],
+            users: Vec::new(),
         };
         let json = serde_json::to_string(&feed).unwrap();
         assert_eq!(
@@ -118,5 +143,29 @@ mod tests {
         assert!(!read.more);
         assert_eq!(read.held, 0);
         assert!(read.kids.is_empty());
+        assert!(read.users.is_empty());
+    }
+
+    #[test]
+    fn user_entries_travel_with_the_feed() {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let feed = Feed {
+            revocations: Vec::new(),
+            cursor: "7".to_owned(),
+            more: false,
+            held: 1,
+            kids: Vec::new(),
+            users: vec![UserEntry {
+                user_id: Uuid::nil(),
+                roles_version: 3,
+                changed_at: at,
+                forget_after: at,
+            }],
+        };
+        let json = serde_json::to_string(&feed).unwrap();
+        assert!(json.contains(r#""users":[{"user_id":"#), "{json}");
+        assert_eq!(serde_json::from_str::<Feed>(&json).unwrap(), feed);
     }
 }

@@ -1,4 +1,5 @@
-//! The janitor: how often it sweeps, and how long ended sessions are kept.
+//! The janitor: how often it sweeps, how long ended sessions are kept, and
+//! how long the audit trail is (`AUDIT_RETENTION`).
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ pub struct JanitorSettings {
     pub interval: Duration,
     /// How long sessions are kept after they expire or are revoked.
     pub session_retention: Duration,
+    /// How long audit events are kept (`AUDIT_RETENTION`, `90d`).
+    pub audit_retention: Duration,
 }
 
 impl JanitorSettings {
@@ -16,7 +19,11 @@ impl JanitorSettings {
         let janitor = Self {
             interval: env.duration("CLEANUP_INTERVAL", "1h")?,
             session_retention: env.duration("SESSION_RETENTION", "7d")?,
+            audit_retention: env.duration("AUDIT_RETENTION", "90d")?,
         };
+        if janitor.audit_retention.is_zero() {
+            return Err(invalid("AUDIT_RETENTION", "must be more than 0s"));
+        }
         if janitor.interval.is_zero() {
             return Err(invalid("CLEANUP_INTERVAL", "must be more than 0s"));
         }
@@ -34,6 +41,14 @@ mod tests {
         let janitor = JanitorSettings::from_env(&Env(lookup(&[]))).unwrap();
         assert_eq!(janitor.interval, Duration::from_secs(3600));
         assert_eq!(janitor.session_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(janitor.audit_retention, Duration::from_secs(90 * 86_400));
+        let audit = JanitorSettings::from_env(&Env(lookup(&[("AUDIT_RETENTION", "400d")])));
+        assert_eq!(
+            audit.unwrap().audit_retention,
+            Duration::from_secs(400 * 86_400)
+        );
+        let zero = JanitorSettings::from_env(&Env(lookup(&[("AUDIT_RETENTION", "0s")])));
+        assert_eq!(zero.unwrap_err().variable, "AUDIT_RETENTION");
         let zero = JanitorSettings::from_env(&Env(lookup(&[("CLEANUP_INTERVAL", "0s")])));
         assert_eq!(zero.unwrap_err().variable, "CLEANUP_INTERVAL");
     }

@@ -15,7 +15,7 @@ use super::schema::audit_events;
 /// password-guessing attacker cannot grow the table without bound.
 pub const LOGIN_FAILED_WINDOW_SECS: i64 = 15 * 60;
 
-/// The contract's audit event types (this issue writes the first twelve).
+/// The contract's audit event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     Register,
@@ -30,6 +30,10 @@ pub enum EventType {
     PasswordResetRequested,
     PasswordReset,
     EmailVerified,
+    UserDisabled,
+    UserEnabled,
+    UserDeleted,
+    RolesChanged,
 }
 
 impl EventType {
@@ -47,7 +51,35 @@ impl EventType {
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordReset => "password_reset",
             Self::EmailVerified => "email_verified",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::UserDeleted => "user_deleted",
+            Self::RolesChanged => "roles_changed",
         }
+    }
+
+    pub const ALL: [Self; 16] = [
+        Self::Register,
+        Self::Login,
+        Self::LoginFailed,
+        Self::RefreshReuseDetected,
+        Self::Logout,
+        Self::LogoutAll,
+        Self::SessionDeleted,
+        Self::SessionEvicted,
+        Self::PasswordChanged,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailVerified,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserDeleted,
+        Self::RolesChanged,
+    ];
+
+    /// The type of this name; `None` for a name that is not one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 }
 
@@ -104,7 +136,12 @@ pub fn record_by_server(conn: &mut PgConnection, event: Event<'_>) -> QueryResul
     record_by(conn, event, None)
 }
 
-fn record_by(conn: &mut PgConnection, event: Event<'_>, actor: Option<Uuid>) -> QueryResult<()> {
+/// Inserts an event an administrator (`actor`), or the CLI (`None`), did.
+pub fn record_by(
+    conn: &mut PgConnection,
+    event: Event<'_>,
+    actor: Option<Uuid>,
+) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(Uuid::new_v4()),
@@ -149,6 +186,36 @@ pub fn record_login_failed(
 pub struct Position {
     pub at: DateTime<Utc>,
     pub id: Uuid,
+}
+
+/// Every event, or those about `user_id`, or of `event_type`, newest
+/// first, after `cursor`; at most `limit` (the administration's query).
+pub fn query(
+    conn: &mut PgConnection,
+    user_id: Option<Uuid>,
+    event_type: Option<EventType>,
+    cursor: Option<Position>,
+    limit: i64,
+) -> DbResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table
+        .order((audit_events::at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(audit_events::user_id.eq(user_id));
+    }
+    if let Some(event_type) = event_type {
+        query = query.filter(audit_events::type_.eq(event_type.as_str()));
+    }
+    if let Some(Position { at, id }) = cursor {
+        query = query.filter(
+            audit_events::at
+                .lt(at)
+                .or(audit_events::at.eq(at).and(audit_events::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
 }
 
 /// The user's events, newest first, after `cursor`; at most `limit`.

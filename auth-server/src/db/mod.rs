@@ -5,6 +5,7 @@
 //! pool, never on the async workers.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod email_tokens;
 pub mod login_throttle;

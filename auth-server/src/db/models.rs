@@ -15,6 +15,11 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// The address was proven by a verification link.
     pub email_verified: bool,
+    /// Set while an administrator has the account disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Bumped by every change of roles; access tokens carry it as `rv`.
+    pub roles_version: i64,
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -59,15 +64,20 @@ pub enum RevocationReason {
     /// A login went past `MAX_SESSIONS_PER_USER`: the oldest live session
     /// made room.
     SessionEvicted,
+    /// An administrator disabled the user: every session ends.
+    UserDisabled,
 }
 
 impl RevocationReason {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Logout,
         Self::LogoutAll,
         Self::SessionDeleted,
         Self::ReuseDetected,
         Self::SessionEvicted,
+        Self::PasswordChanged,
+        Self::PasswordReset,
+        Self::UserDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +89,7 @@ impl RevocationReason {
             Self::PasswordChanged => "password_changed",
             Self::PasswordReset => "password_reset",
             Self::SessionEvicted => "session_evicted",
+            Self::UserDisabled => "user_disabled",
         }
     }
 }

@@ -65,10 +65,21 @@ pub(super) fn columns(reason: RevocationReason) -> RevocationColumns {
     )
 }
 
+/// One entry of the feed: a revoked session (`session_id`), or a user's
+/// roles version (`roles_version`, about `user_id`): the user's access
+/// tokens with an older `rv` are refused.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Revocation {
+    /// The entry's place in the order `(revoked_xid, key)`: the session's
+    /// id for a session row, the `feed_events` row's id otherwise.
     #[diesel(sql_type = SqlUuid)]
-    pub session_id: Uuid,
+    pub key: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub session_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub user_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub roles_version: Option<i64>,
     #[diesel(sql_type = Timestamptz)]
     pub revoked_at: DateTime<Utc>,
     #[diesel(sql_type = BigInt)]
@@ -164,7 +175,7 @@ fn next_page(conn: &mut PgConnection, pass: Pass, snapshot: &Snapshot) -> QueryR
         revocations.truncate(PAGE);
         let after = revocations
             .last()
-            .map_or(pass.after, |last| (last.revoked_xid, last.session_id));
+            .map_or(pass.after, |last| (last.revoked_xid, last.key));
         return Ok(Page {
             revocations,
             next: Cursor::Pass(Pass {
@@ -207,6 +218,16 @@ fn next_page(conn: &mut PgConnection, pass: Pass, snapshot: &Snapshot) -> QueryR
     })
 }
 
+/// Everything the feed carries, in one relation: revoked sessions, and the
+/// `feed_events` that outlive their rows (a deleted user's sessions) or are
+/// about a user (roles versions). Keys are random UUIDs of distinct rows,
+/// so `(revoked_xid, key)` stays a total order; each branch is read through
+/// its own `(xid, id)` index and the two merged in order.
+const FEED: &str = "(SELECT id AS key, id AS session_id, NULL::uuid AS user_id, \
+     NULL::bigint AS roles_version, revoked_at, revoked_xid FROM sessions \
+     UNION ALL \
+     SELECT id, session_id, user_id, roles_version, at, xid FROM feed_events) AS feed";
+
 /// The transactions of `span`, as SQL over `revoked_xid` (`$1` the span's
 /// floor, which lets the index bound the scan, `$2` above, `$3` pending).
 const IN_SPAN: &str =
@@ -215,9 +236,9 @@ const IN_SPAN: &str =
 /// One row more than a page, so a full page is known to have a successor.
 fn rows_after(conn: &mut PgConnection, pass: &Pass) -> QueryResult<Vec<Revocation>> {
     diesel::sql_query(format!(
-        "SELECT id AS session_id, revoked_at, revoked_xid FROM sessions \
-         WHERE {IN_SPAN} AND (revoked_xid, id) > ($5, $6) \
-         ORDER BY revoked_xid, id LIMIT $7"
+        "SELECT key, session_id, user_id, roles_version, revoked_at, revoked_xid FROM {FEED} \
+         WHERE {IN_SPAN} AND (revoked_xid, key) > ($5, $6) \
+         ORDER BY revoked_xid, key LIMIT $7"
     ))
     .bind::<BigInt, _>(pass.span.floor())
     .bind::<BigInt, _>(pass.span.above)
@@ -230,15 +251,13 @@ fn rows_after(conn: &mut PgConnection, pass: &Pass) -> QueryResult<Vec<Revocatio
 }
 
 fn count_covered(conn: &mut PgConnection, span: &Span, since: DateTime<Utc>) -> QueryResult<i64> {
-    diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM sessions WHERE {IN_SPAN}"
-    ))
-    .bind::<BigInt, _>(span.floor())
-    .bind::<BigInt, _>(span.above)
-    .bind::<Array<BigInt>, _>(&span.pending)
-    .bind::<Timestamptz, _>(since)
-    .get_result::<Count>(conn)
-    .map(|c| c.n)
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {FEED} WHERE {IN_SPAN}"))
+        .bind::<BigInt, _>(span.floor())
+        .bind::<BigInt, _>(span.above)
+        .bind::<Array<BigInt>, _>(&span.pending)
+        .bind::<Timestamptz, _>(since)
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
 }
 
 /// The long poll's measure: the revocations in `span` after `since`, both

@@ -105,7 +105,9 @@ pub fn refresh(
             token_expires_at: token.expires_at,
             token_consumed_at: token.consumed_at,
             session_expires_at: session.expires_at,
-            session_revoked: session.revoked_at.is_some(),
+            // A disabled user's sessions were all revoked with the disable;
+            // the user's row, read in the same statement, says so too.
+            session_revoked: session.revoked_at.is_some() || user.disabled_at.is_some(),
             successor: stored_successor.as_ref().map(|s| Successor {
                 reproducible: recognised.is_some(),
                 consumed: s.consumed_at.is_some(),

@@ -68,6 +68,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    feed_events (id) {
+        id -> Uuid,
+        xid -> Int8,
+        at -> Timestamptz,
+        user_id -> Uuid,
+        session_id -> Nullable<Uuid>,
+        roles_version -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     known_login_clients (account_key, client_key) {
         account_key -> Bytea,
         client_key -> Text,
@@ -111,6 +122,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         email_verified -> Bool,
+        disabled_at -> Nullable<Timestamptz>,
+        roles_version -> Int8,
+        last_login_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -124,6 +138,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     email_tokens,
     failure_buckets,
+    feed_events,
     known_login_clients,
     mail_outbox,
     rate_buckets,

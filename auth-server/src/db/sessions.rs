@@ -45,7 +45,7 @@ pub fn create(
 /// others (`session_evicted`) as every revocation is, so the feed carries
 /// them. Writes the `login` event, and a `session_evicted` event for each
 /// session evicted. `expiry` is the session's, then its first token's. `None` when the
-/// user no longer exists.
+/// user no longer exists or is disabled; sets the user's `last_login_at`.
 pub fn create_within_cap(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -56,11 +56,13 @@ pub fn create_within_cap(
 ) -> DbResult<Option<Created>> {
     let now = Utc::now();
     conn.transaction(|conn| {
-        let user = users::table
-            .find(user_id)
-            .select(users::id)
-            .for_update()
-            .first::<Uuid>(conn)
+        // Locks the user's row (as a disable or delete does) and notes the
+        // login, in the one statement: no session of a disabled user.
+        let user = diesel::update(users::table.find(user_id))
+            .filter(users::disabled_at.is_null())
+            .set(users::last_login_at.eq(now))
+            .returning(users::id)
+            .get_result::<Uuid>(conn)
             .optional()?;
         if user.is_none() {
             return Ok(None);
@@ -193,11 +195,14 @@ pub fn revoke_all(
 
 /// Whether the session can still be used: for Bearer endpoints of the auth
 /// server itself, which see revocations at once.
-pub fn is_live(conn: &mut PgConnection, session_id: Uuid) -> DbResult<bool> {
+/// A token issued under an older roles version than the user's is not.
+pub fn is_live(conn: &mut PgConnection, session_id: Uuid, roles_version: i64) -> DbResult<bool> {
     let found = sessions::table
+        .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(Utc::now()))
+        .filter(users::roles_version.le(roles_version))
         .select(sessions::id)
         .first::<Uuid>(conn)
         .optional()?;

@@ -2,8 +2,10 @@
 //! is then simply unknown, which it would be refused as anyway), sessions
 //! past retention, failed-login buckets whose window has passed (they would
 //! start over anyway), rate buckets whose arrival time has passed (an empty
-//! budget's row says no more than no row) and login clients not seen for
-//! long, so the tables do not grow without bound.
+//! budget's row says no more than no row), login clients not seen for long,
+//! audit events past `AUDIT_RETENTION`, e-mail tokens spent or expired, mail
+//! sent or dropped, and feed entries of deleted users or roles changes past
+//! the sessions' retention, so the tables do not grow without bound.
 
 use std::time::Duration;
 
@@ -23,6 +25,10 @@ pub struct Swept {
     pub failure_buckets: usize,
     pub rate_buckets: usize,
     pub known_login_clients: usize,
+    pub audit_events: usize,
+    pub email_tokens: usize,
+    pub mail_outbox: usize,
+    pub feed_events: usize,
 }
 
 /// How long what the janitor deletes stays useful.
@@ -34,6 +40,8 @@ pub struct Retention {
     pub failure_buckets: Duration,
     /// Login clients, after their last success.
     pub known_login_clients: Duration,
+    /// Audit events, after they happened (`AUDIT_RETENTION`).
+    pub audit_events: Duration,
 }
 
 /// Deletes refresh tokens past their expiry, and what has outlived its
@@ -66,7 +74,26 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
     let clients = format!(
         "DELETE FROM known_login_clients WHERE (account_key, client_key) IN (SELECT account_key, client_key FROM known_login_clients WHERE last_success_at <= $1 LIMIT {BATCH})"
     );
+    let audit = format!(
+        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at <= $1 LIMIT {BATCH})"
+    );
+    // Kept as long as ended sessions: the same question (what happened to
+    // this session) reads them. Mail first: a row names its token.
+    let mail = format!(
+        "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at <= $1 OR dropped_at <= $1 LIMIT {BATCH})"
+    );
+    let email_tokens = format!(
+        "DELETE FROM email_tokens WHERE id IN (SELECT id FROM email_tokens WHERE expires_at <= $1 OR spent_at <= $1 LIMIT {BATCH})"
+    );
+    let feed = format!(
+        "DELETE FROM feed_events WHERE id IN (SELECT id FROM feed_events WHERE at <= $1 LIMIT {BATCH})"
+    );
+    let ended = before(retention.sessions);
     Ok(Swept {
+        audit_events: delete_in_batches(conn, &audit, before(retention.audit_events))?,
+        mail_outbox: delete_in_batches(conn, &mail, ended)?,
+        email_tokens: delete_in_batches(conn, &email_tokens, ended)?,
+        feed_events: delete_in_batches(conn, &feed, ended)?,
         refresh_tokens: delete_in_batches(conn, &tokens, now)?,
         sessions: delete_in_batches(conn, &sessions, before(retention.sessions))?,
         failure_buckets: delete_in_batches(conn, &buckets, before(retention.failure_buckets))?,

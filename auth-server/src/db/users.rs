@@ -3,7 +3,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
-use super::models::User;
+use super::admin::{Outcome, RolesChange};
+use super::models::{ClientInfo, User};
 use super::schema::users;
 use super::{DbError, DbResult};
 
@@ -30,6 +31,9 @@ pub fn create(
         created_at: now,
         updated_at: now,
         email_verified: false,
+        disabled_at: None,
+        roles_version: 0,
+        last_login_at: None,
     };
     diesel::insert_into(users::table)
         .values(&user)
@@ -59,34 +63,27 @@ pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> DbResult<Option<User>> {
         .optional()?)
 }
 
-/// Adds or removes a role; `None` when no user has this email.
+/// Adds or removes a role, as the CLI does (no acting user; see
+/// [`super::admin::change_roles`]); `None` when no user has this email, or
+/// (the CLI is not held to `last_admin`).
 pub fn set_role(
     conn: &mut PgConnection,
     email: &str,
     role: &str,
     granted: bool,
 ) -> DbResult<Option<User>> {
-    conn.transaction(|conn| {
-        let Some(mut user) = users::table
-            .filter(users::email.eq(email))
-            .select(User::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        user.roles.retain(|r| r != role);
-        if granted {
-            user.roles.push(role.to_owned());
-        }
-        diesel::update(users::table.find(user.id))
-            .set((
-                users::roles.eq(&user.roles),
-                users::updated_at.eq(Utc::now()),
-            ))
-            .execute(conn)?;
-        Ok(Some(user))
-    })
-    .map_err(|e: DieselError| DbError::from(e))
+    let Some(id) = super::admin::id_by_email(conn, email)? else {
+        return Ok(None);
+    };
+    let change = if granted {
+        RolesChange::Grant(role.to_owned())
+    } else {
+        RolesChange::Revoke(role.to_owned())
+    };
+    Ok(
+        match super::admin::change_roles(conn, None, id, &change, &ClientInfo::default())? {
+            Outcome::Done(user) => Some(user),
+            Outcome::NotFound | Outcome::LastAdmin => None,
+        },
+    )
 }

@@ -49,7 +49,7 @@ impl FromRequest for Authenticated {
                 .validator
                 .validate(&token, keys.verification_keys())
                 .map_err(|e| invalid(&e.to_string()))?;
-            if !sessions::is_live(&state.database, claims.sid).await? {
+            if !sessions::is_live(&state.database, claims.sid, claims.roles_version()).await? {
                 return Err(invalid(&shared_claims::TokenError::Revoked.to_string()));
             }
             record_identity(claims.sub, claims.sid);

@@ -1,6 +1,7 @@
 //! The HTTP surface of the auth server.
 
 pub mod account;
+pub mod admin;
 pub mod bearer;
 pub mod body;
 pub mod client;
@@ -61,6 +62,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(account::resend_verification)),
             )
             .service(resource("/events").route(web::get().to(account::list_events))),
+    )
+    .service(
+        web::scope("/admin")
+            .wrap(from_fn(origin::require_allowed_origin))
+            .service(resource("/users").route(web::get().to(admin::list_users)))
+            .service(
+                resource("/users/{id}")
+                    .route(web::get().to(admin::get_user))
+                    .route(web::delete().to(admin::delete_user)),
+            )
+            .service(resource("/users/{id}/disable").route(web::post().to(admin::disable_user)))
+            .service(resource("/users/{id}/enable").route(web::post().to(admin::enable_user)))
+            .service(resource("/users/{id}/roles").route(web::put().to(admin::set_roles)))
+            .service(resource("/audit").route(web::get().to(admin::audit))),
     )
     .service(resource(JWKS_PATH).route(web::get().to(h::jwks)))
     .service(resource(METADATA_PATH).route(web::get().to(oauth::metadata)))

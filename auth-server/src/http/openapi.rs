@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
-use super::{account, handlers, oauth};
+use super::{account, admin, handlers, oauth};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,8 @@ use super::{account, handlers, oauth};
         title = "auth-server",
         description = "Registers users, logs them in, issues EdDSA access tokens (RFC 9068) and \
             rotates opaque refresh tokens; the standard OAuth 2.0 endpoints (RFC 8414, 6749, 7009, \
-            7662) for generic clients and resource servers. Every error is \
+            7662) for generic clients and resource servers; the administration of users and the \
+            audit log. Every error is \
             `{\"error\", \"error_description\"}` with `Content-Type: application/json`."
     ),
     paths(
@@ -37,6 +38,13 @@ use super::{account, handlers, oauth};
         account::verify_email,
         account::resend_verification,
         account::list_events,
+        admin::list_users,
+        admin::get_user,
+        admin::disable_user,
+        admin::enable_user,
+        admin::set_roles,
+        admin::delete_user,
+        admin::audit,
         handlers::jwks,
         oauth::metadata,
         oauth::token,
@@ -50,8 +58,10 @@ use super::{account, handlers, oauth};
         BadRequest,
         Unauthorized,
         Forbidden,
+        AdminForbidden,
         NotFound,
         Conflict,
+        AdminConflict,
         PayloadTooLarge,
         Unprocessable,
         RateLimited,
@@ -61,6 +71,7 @@ use super::{account, handlers, oauth};
     tags(
         (name = "auth", description = "Accounts, sessions and tokens (the project's own API)"),
         (name = "account", description = "The account lifecycle: passwords, e-mail verification, security events"),
+        (name = "admin", description = "Administration and audit: a Bearer access token whose roles hold `admin`"),
         (name = "oauth", description = "The standard OAuth 2.0 endpoints"),
         (name = "operations", description = "Health, readiness, keys and this document"),
     )
@@ -72,7 +83,8 @@ pub struct ApiDoc;
 #[schema(as = Error)]
 pub struct ErrorResponse {
     /// A stable code clients can match on (`invalid_request`,
-    /// `invalid_grant`, `rate_limited`, …).
+    /// `invalid_grant`, `account_disabled`, `insufficient_scope`,
+    /// `last_admin`, `rate_limited`, …).
     pub error: String,
     /// Text for a person; a `422` names the offending field.
     pub error_description: String,
@@ -95,9 +107,17 @@ pub struct Unauthorized(pub ErrorResponse);
 
 #[derive(ToResponse)]
 #[response(
-    description = "Refused: `forbidden_origin`, `invalid_credentials` (password change), `email_not_verified`"
+    description = "Refused: `forbidden_origin`, `invalid_credentials` (password change), `email_not_verified`, `account_disabled` (login: the right password of a disabled account)"
 )]
 pub struct Forbidden(pub ErrorResponse);
+
+/// An administration endpoint refused.
+#[derive(ToResponse)]
+#[response(
+    description = "Refused: `insufficient_scope` (the token's roles do not hold `admin`), `forbidden_origin`",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"auth-server\", error=\"insufficient_scope\"` for `insufficient_scope`"))
+)]
+pub struct AdminForbidden(pub ErrorResponse);
 
 #[derive(ToResponse)]
 #[response(description = "`not_found`")]
@@ -106,6 +126,13 @@ pub struct NotFound(pub ErrorResponse);
 #[derive(ToResponse)]
 #[response(description = "`email_taken`, `already_verified`")]
 pub struct Conflict(pub ErrorResponse);
+
+/// The change would leave no enabled administrator.
+#[derive(ToResponse)]
+#[response(
+    description = "`last_admin`: the last enabled admin cannot be disabled, deleted or lose `admin`"
+)]
+pub struct AdminConflict(pub ErrorResponse);
 
 #[derive(ToResponse)]
 #[response(description = "The body is over 64 KiB (`payload_too_large`)")]

@@ -34,3 +34,25 @@ pub async fn require_allowed_origin(
         .await
         .map(ServiceResponse::map_into_left_body)
 }
+
+/// `PUT` is allowed across origins only under `/admin/` (the roles of a
+/// user), so a preflight asking for it anywhere else is refused as the CORS
+/// layer refuses one (a bare `400` with no grant, which the outer layer
+/// turns into the contract's body). Sits just outside the CORS layer.
+pub async fn put_only_under_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    let asks_put = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .is_some_and(|m| m.as_bytes() == b"PUT");
+    if asks_put && !req.path().starts_with("/admin/") {
+        let refused = actix_web::HttpResponse::BadRequest().finish();
+        return Ok(req.into_response(refused).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}

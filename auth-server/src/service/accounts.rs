@@ -80,6 +80,10 @@ pub async fn login(
     }
     // Only after the password is known to be right: a wrong one must say
     // nothing about the address.
+    if user.disabled_at.is_some() {
+        state.metrics.logins.with_label_values(&["failed"]).inc();
+        return Err(ServiceError::AccountDisabled);
+    }
     if state.settings.accounts.require_verified_email && !user.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
@@ -105,10 +109,17 @@ pub async fn login(
             )
         })
         .await?;
-    // The user was deleted between the password check and now.
+    // The user was deleted or disabled between the password check and now.
     let Some(Created { session, evicted }) = created else {
         state.metrics.logins.with_label_values(&["failed"]).inc();
-        return Err(ServiceError::InvalidCredentials);
+        let user = state
+            .database
+            .run(move |conn| db::users::find_by_id(conn, user_id))
+            .await?;
+        return Err(match user {
+            Some(user) if user.disabled_at.is_some() => ServiceError::AccountDisabled,
+            _ => ServiceError::InvalidCredentials,
+        });
     };
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");

@@ -24,6 +24,10 @@ pub fn spawn(database: Database, interval: Duration, retention: Retention) {
                         failure_buckets = swept.failure_buckets,
                         rate_buckets = swept.rate_buckets,
                         known_login_clients = swept.known_login_clients,
+                        audit_events = swept.audit_events,
+                        email_tokens = swept.email_tokens,
+                        mail_outbox = swept.mail_outbox,
+                        feed_events = swept.feed_events,
                         "janitor swept expired rows"
                     );
                 }

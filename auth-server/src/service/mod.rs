@@ -5,6 +5,7 @@
 //! which `crate::error` alone turns into HTTP.
 
 pub mod accounts;
+pub mod admin;
 pub mod events;
 pub mod health;
 mod issue;
@@ -17,7 +18,6 @@ pub mod refresh;
 pub mod revocation_feed;
 pub mod sessions;
 pub mod signing_keys;
-pub mod users;
 pub mod verification;
 
 pub use issue::Issued;
@@ -48,6 +48,15 @@ pub enum ServiceError {
     EmailNotVerified,
     #[error("the e-mail address is already verified")]
     AlreadyVerified,
+    /// A correct password for an account an administrator disabled.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// The change would leave no enabled administrator.
+    #[error("the last enabled administrator cannot be disabled, deleted or lose `admin`")]
+    LastAdmin,
+    /// A field of the request is wrong (`field: problem`).
+    #[error("{0}: {1}")]
+    Invalid(&'static str, &'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Too many failed logins for this account; retry after this long.

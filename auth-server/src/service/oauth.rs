@@ -187,7 +187,7 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<Introspection, 
             else {
                 return Ok(Introspection::inactive());
             };
-            if !sessions::is_live(&state.database, claims.sid).await? {
+            if !sessions::is_live(&state.database, claims.sid, claims.roles_version()).await? {
                 return Ok(Introspection::inactive());
             }
             Ok(Introspection {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use shared_claims::feed::{Feed, FeedEntry};
+use shared_claims::feed::{Feed, FeedEntry, UserEntry};
 
 use super::ServiceError;
 use crate::db;
@@ -84,21 +84,34 @@ pub async fn read(
         .database
         .run(move |conn| db::revocations::read(conn, &from, since))
         .await?;
-    Ok(Feed {
-        revocations: page
-            .revocations
-            .into_iter()
-            .map(|r| FeedEntry {
-                session_id: r.session_id,
+    let mut revocations = Vec::new();
+    let mut users = Vec::new();
+    for r in page.revocations {
+        let forget_after = r.revoked_at + window;
+        match (r.session_id, r.user_id, r.roles_version) {
+            (_, Some(user_id), Some(roles_version)) => users.push(UserEntry {
+                user_id,
+                roles_version,
+                changed_at: r.revoked_at,
+                forget_after,
+            }),
+            (Some(session_id), _, _) => revocations.push(FeedEntry {
+                session_id,
                 revoked_at: r.revoked_at,
-                forget_after: r.revoked_at + window,
-            })
-            .collect(),
+                forget_after,
+            }),
+            // The table's CHECK makes every row one or the other.
+            _ => {}
+        }
+    }
+    Ok(Feed {
+        revocations,
         cursor: page.next.encode(),
         more: page.more,
         held: page.held,
         // Every key published, the next one included: an API that lacks one
         // refetches the JWKS now, long before that key signs.
         kids: state.signing.published_kids(),
+        users,
     })
 }

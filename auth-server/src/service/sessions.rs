@@ -87,8 +87,14 @@ pub async fn delete(
 
 /// Whether the session can still be used: the auth server's own Bearer
 /// endpoints check it on every request, so they see revocations at once.
-pub async fn is_live(database: &Database, session_id: Uuid) -> Result<bool, ServiceError> {
+/// A token issued before a change of the user's roles (`roles_version`
+/// older than the user's) is not.
+pub async fn is_live(
+    database: &Database,
+    session_id: Uuid,
+    roles_version: i64,
+) -> Result<bool, ServiceError> {
     Ok(database
-        .run(move |conn| db::sessions::is_live(conn, session_id))
+        .run(move |conn| db::sessions::is_live(conn, session_id, roles_version))
         .await?)
 }

@@ -273,3 +273,80 @@ async fn init_commands_are_idempotent_and_healthcheck_probes_the_server() {
     assert!(!closed.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_operator_lists_disables_enables_and_deletes_users_each_recorded() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let login = app.login_body(&email).await;
+    let claims = app.validate(&login.access_token()).await;
+    let env = [("DATABASE_URL", app.db.url.as_str())];
+    let run = |args: &[&str]| {
+        let output = auth_server(args, &env);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let listed = run(&["users", "list", "--query", &email[..8]]);
+    assert!(
+        listed.contains(&email) && listed.contains(&claims.sub.to_string()),
+        "{listed}"
+    );
+
+    run(&["users", "disable", &email.to_uppercase()]);
+    assert_eq!(
+        app.session_revoked_reason(claims.sid).as_deref(),
+        Some("user_disabled")
+    );
+    let refused = app
+        .post_json(
+            "/auth/login",
+            &serde_json::json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_error(refused, StatusCode::FORBIDDEN, "account_disabled").await;
+    assert!(run(&["users", "list"]).contains("disabled"));
+
+    run(&["users", "enable", &email]);
+    app.login_body(&email).await;
+
+    run(&["users", "grant-role", &email, "editor"]);
+    let tokens = app.login_body(&email).await;
+    let granted = app.validate(&tokens.access_token()).await;
+    assert_eq!(granted.roles, ["editor"]);
+    assert_eq!(
+        granted.rv,
+        Some(0),
+        "a grant takes nothing from older tokens"
+    );
+    run(&["users", "revoke-role", &email, "editor"]);
+    let revoked = app
+        .validate(&app.login_body(&email).await.access_token())
+        .await;
+    assert!(revoked.roles.is_empty());
+    assert_eq!(revoked.rv, Some(1), "a revocation refuses older tokens");
+
+    run(&["users", "delete", &email]);
+    let gone = app
+        .post_json(
+            "/auth/login",
+            &serde_json::json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_error(gone, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let unknown = auth_server(&["users", "disable", "nobody@example.com"], &env);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user"));
+
+    // Each change is an audit event with the CLI (no actor) as its actor.
+    let recorded = app.count(&format!(
+        "SELECT count(*) AS n FROM audit_events WHERE user_id = '{}' AND actor_id IS NULL \
+         AND type IN ('user_disabled', 'user_enabled', 'roles_changed', 'user_deleted')",
+        claims.sub
+    ));
+    assert_eq!(recorded, 5);
+}

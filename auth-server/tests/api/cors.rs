@@ -228,3 +228,29 @@ async fn origins_are_matched_exactly_never_by_wildcard() {
     assert_eq!(allow, "https://app.example.com");
     assert_ne!(allow, "*");
 }
+
+#[tokio::test]
+async fn put_is_granted_across_origins_only_under_admin() {
+    let app = spawn_app().await;
+    let path = format!("/admin/users/{}/roles", uuid::Uuid::new_v4());
+    let response = preflight(&app, &path, ALLOWED, "PUT", "content-type,authorization").await;
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        ALLOWED,
+        "{:?}",
+        response.headers()
+    );
+    let methods = response.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("PUT"), "{methods}");
+    let elsewhere = preflight(&app, "/auth/sessions", ALLOWED, "PUT", "content-type").await;
+    assert!(
+        elsewhere
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_error(elsewhere, StatusCode::BAD_REQUEST, "invalid_request").await;
+}

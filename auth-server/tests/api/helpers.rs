@@ -323,6 +323,7 @@ impl TestApp {
                     sessions: Duration::from_secs(7 * 86_400),
                     failure_buckets: Duration::from_secs(24 * 3600),
                     known_login_clients: Duration::from_secs(30 * 86_400),
+                    audit_events: Duration::from_secs(90 * 86_400),
                 },
             )
         })

@@ -7,6 +7,7 @@ mod helpers;
 mod smtp;
 
 mod account_events;
+mod admin;
 mod cli;
 mod cors;
 mod database;

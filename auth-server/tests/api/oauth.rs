@@ -2,7 +2,7 @@
 //! `refresh_token` grant (RFC 6749 §5), revocation (RFC 7009) and
 //! introspection (RFC 7662).
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -444,6 +444,65 @@ async fn introspection_describes_live_tokens_and_nothing_of_dead_ones() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.introspect(&access).await, inactive());
     assert_eq!(app.introspect(&next).await, inactive());
+}
+
+/// What the administration does shows in introspection at once: a
+/// disabled or deleted user's tokens, and an access token issued before a
+/// change of its user's roles, are inactive; the token refreshed after the
+/// change is active with the new roles.
+#[tokio::test]
+async fn introspection_follows_the_administration_at_once() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin().await;
+
+    let disabled = app.registered_user().await;
+    let login = app.login_body(&disabled).await;
+    let (access, refresh) = (login.access_token(), login.refresh_token().unwrap());
+    let id = app.validate(&access).await.sub;
+    assert_eq!(app.introspect(&access).await["active"], true);
+    let path = format!("/admin/users/{id}/disable");
+    let response = app.admin_call(Method::POST, &path, &admin, None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&access).await, inactive());
+    assert_eq!(app.introspect(&refresh).await, inactive());
+    // Enabled again, the old tokens stay dead.
+    let path = format!("/admin/users/{id}/enable");
+    let response = app.admin_call(Method::POST, &path, &admin, None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&access).await, inactive());
+
+    let deleted = app.registered_user().await;
+    let login = app.login_body(&deleted).await;
+    let (access, refresh) = (login.access_token(), login.refresh_token().unwrap());
+    let id = app.validate(&access).await.sub;
+    let path = format!("/admin/users/{id}");
+    let response = app.admin_call(Method::DELETE, &path, &admin, None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&access).await, inactive());
+    assert_eq!(app.introspect(&refresh).await, inactive());
+
+    let promoted = app.registered_user().await;
+    let login = app.login_body(&promoted).await;
+    let (access, refresh) = (login.access_token(), login.refresh_token().unwrap());
+    let id = app.validate(&access).await.sub;
+    let path = format!("/admin/users/{id}/roles");
+    let body = json!({"roles": ["user", "billing"]});
+    let response = app
+        .admin_call(Method::PUT, &path, &admin, Some(&body))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.introspect(&access).await, inactive());
+    // The session lives on: its refresh token is active, and the access
+    // token it yields, issued within the same second, carries the new roles.
+    assert_eq!(app.introspect(&refresh).await["active"], true);
+    let next = app.refresh_body(&refresh).await.access_token();
+    let answer = app.introspect(&next).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["roles"], json!(["user", "billing"]));
+    assert_eq!(answer["scope"], "user billing");
+
+    // The administrator's own token is untouched throughout.
+    assert_eq!(app.introspect(&admin).await["active"], true);
 }
 
 #[tokio::test]

@@ -72,6 +72,13 @@ async fn openapi_documents_every_contract_endpoint_and_security_scheme() {
         ("post", "/auth/email/verify"),
         ("post", "/auth/email/verify/resend"),
         ("get", "/auth/events"),
+        ("get", "/admin/users"),
+        ("get", "/admin/users/{id}"),
+        ("post", "/admin/users/{id}/disable"),
+        ("post", "/admin/users/{id}/enable"),
+        ("put", "/admin/users/{id}/roles"),
+        ("delete", "/admin/users/{id}"),
+        ("get", "/admin/audit"),
         ("get", "/.well-known/jwks.json"),
         ("get", "/.well-known/oauth-authorization-server"),
         ("post", "/oauth/token"),
@@ -151,4 +158,52 @@ fn assert_references_resolve(document: &Value) {
         }
     }
     walk(document, document);
+}
+
+/// The `/admin/*` operations, called by an administrator (made-up ids, no
+/// body), answer a status they document; a `200` holds every property its
+/// schema requires.
+#[tokio::test]
+async fn openapi_admin_operations_answer_as_documented_to_an_admin() {
+    let app = spawn_app().await;
+    let (admin_id, admin) = app.admin().await;
+    let document: Value = serde_json::from_str(&served(&app).await).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    let mut called = 0;
+    for (path, operations) in paths.iter().filter(|(p, _)| p.starts_with("/admin/")) {
+        for (method, operation) in operations.as_object().unwrap() {
+            for id in [uuid::Uuid::new_v4(), admin_id] {
+                if id == admin_id && *method != "get" {
+                    continue;
+                }
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let url = path.replace("{id}", &id.to_string());
+                let response = app.admin_call(method.clone(), &url, &admin, None).await;
+                let status = response.status().as_u16().to_string();
+                let documented = &operation["responses"][&status];
+                assert!(
+                    documented.is_object(),
+                    "{method} {url} answered {status}, which it does not document"
+                );
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if status == "200" {
+                    let reference = documented["content"]["application/json"]["schema"]["$ref"]
+                        .as_str()
+                        .unwrap();
+                    let schema = document.pointer(reference.trim_start_matches('#')).unwrap();
+                    for field in schema["required"].as_array().unwrap() {
+                        let field = field.as_str().unwrap();
+                        assert!(
+                            body.get(field).is_some(),
+                            "{method} {url}: {field} in {body}"
+                        );
+                    }
+                } else {
+                    assert!(body["error"].is_string(), "{method} {url}: {body}");
+                }
+                called += 1;
+            }
+        }
+    }
+    assert_eq!(called, 10);
 }

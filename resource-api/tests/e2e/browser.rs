@@ -574,6 +574,174 @@ async fn reset_scenario(stack: &Stack, smtp: &crate::smtp::SmtpServer, tab: &Cli
     .await;
 }
 
+/// What the admin page shows.
+const ADMIN_STATE: &str = r#"
+    const panel = document.getElementById('admin-user');
+    return {
+        shown: !document.getElementById('admin-view').hidden,
+        users: [...document.querySelectorAll('#admin-users tbody tr')]
+            .map((tr) => ({ email: tr.dataset.email, disabled: tr.dataset.disabled === 'true' })),
+        selected: panel.hidden ? null : document.getElementById('admin-user-email').textContent,
+        selectedDisabled: panel.dataset.disabled === 'true',
+        audit: [...document.querySelectorAll('#audit-events li')].map((li) => li.dataset.type),
+        message: document.getElementById('message').hidden ? '' : document.getElementById('message').textContent,
+    };
+"#;
+
+async fn wait_admin(tab: &Client, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let state = tab.execute(ADMIN_STATE, vec![]).await.unwrap();
+        if ready(&state) {
+            return state;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "waiting for {what}; the admin page shows {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An admin, in a browser of its own, finds a user who is logged in in
+/// another browser and disables it; that browser's next call fails (the
+/// API refuses its token, its refresh is refused) and the page says the
+/// session has ended. The admin page is not shown to the user.
+#[tokio::test]
+async fn an_admin_disables_a_user_logged_in_in_another_browser() {
+    if url_mode().is_some() {
+        eprintln!(
+            "SKIPPED an_admin_disables_a_user_logged_in_in_another_browser: it grants admin through the in-process database"
+        );
+        return;
+    }
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let started = Instant::now();
+    let mut stack = spawn_stack_with(Options {
+        serve_web: true,
+        ..Options::default()
+    })
+    .await;
+    let admin = stack.login().await;
+    stack
+        .control("an_admin_disables_a_user_logged_in_in_another_browser")
+        .unwrap()
+        .grant_role(&admin.email, "admin");
+    // Two browsers, two profiles: two cookie jars.
+    let user_driver = Driver::start(&chromedriver).await;
+    let admin_driver = Driver::start(&chromedriver).await;
+    let user_tab = user_driver.session(&chromium).await;
+    let admin_tab = admin_driver.session(&chromium).await;
+    let outcome = AssertUnwindSafe(disable_scenario(
+        &stack,
+        &admin.email,
+        &user_tab,
+        &admin_tab,
+    ))
+    .catch_unwind()
+    .await;
+    if outcome.is_err() {
+        report_failure(&admin_tab).await;
+    }
+    let _ = admin_tab.close().await;
+    drop(admin_driver);
+    finish(user_driver, user_tab, outcome).await;
+    eprintln!(
+        "an_admin_disables_a_user_logged_in_in_another_browser took {:?}",
+        started.elapsed()
+    );
+}
+
+async fn disable_scenario(stack: &Stack, admin_email: &str, user_tab: &Client, admin_tab: &Client) {
+    let web_url = stack.web_url.clone().unwrap();
+    let email = format!("disabled-{}@example.com", Uuid::new_v4().simple());
+
+    // The user logs in (by registering) in its browser: no admin page.
+    user_tab.goto(&web_url).await.unwrap();
+    wait(user_tab, "the login form", |s| s["loginShown"] == true).await;
+    register(user_tab, &email).await;
+    let hidden = wait_admin(user_tab, "the user's page", |s| s["shown"] == false).await;
+    assert_eq!(hidden["users"], json!([]));
+
+    // The admin logs in in another browser and sees the admin page.
+    admin_tab.goto(&web_url).await.unwrap();
+    wait(admin_tab, "the admin's login form", |s| {
+        s["loginShown"] == true
+    })
+    .await;
+    type_into(admin_tab, "email", admin_email).await;
+    type_into(admin_tab, "password", PASSWORD).await;
+    click(admin_tab, "#login-button").await;
+    wait_admin(admin_tab, "the admin page", |s| s["shown"] == true).await;
+
+    // Searches for the user, opens it, disables it.
+    type_into(admin_tab, "admin-query", &email[..20]).await;
+    click(admin_tab, "#admin-search").await;
+    wait_admin(admin_tab, "the user found", |s| {
+        s["users"]
+            .as_array()
+            .is_some_and(|u| u.len() == 1 && u[0]["email"] == email.as_str())
+    })
+    .await;
+    click(
+        admin_tab,
+        &format!(r#"#admin-users tr[data-email="{email}"]"#),
+    )
+    .await;
+    wait_admin(admin_tab, "the user opened", |s| {
+        s["selected"] == email.as_str()
+    })
+    .await;
+    click(admin_tab, "#admin-disable").await;
+    let state = wait_admin(admin_tab, "the user disabled", |s| {
+        s["selectedDisabled"] == true
+            && s["users"][0]["disabled"] == true
+            && s["audit"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|t| t == "user_disabled"))
+    })
+    .await;
+    assert!(
+        state["message"].as_str().unwrap().contains("disabled"),
+        "{state}"
+    );
+
+    // Within a second every API refuses the user's token: its next call
+    // fails, its refresh is refused, and the page says the session ended.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = read_state(user_tab).await;
+    click(user_tab, "#reload-button").await;
+    let after = wait(user_tab, "the user's page after the disable", |s| {
+        s["loginShown"] == true
+    })
+    .await;
+    let new = since(&before, &after);
+    assert!(has(&new, "GET /api/me 401"), "{new:?}");
+    assert!(has(&new, "POST /auth/refresh 401"), "{new:?}");
+    assert!(
+        after["message"]
+            .as_str()
+            .unwrap()
+            .contains("Your session has ended"),
+        "{after}"
+    );
+    let refused = user_tab
+        .execute(
+            "return fetch(arguments[0], {method: 'POST', headers: {'Content-Type': 'application/json'}, \
+             body: JSON.stringify({email: arguments[1], password: arguments[2]})}).then((r) => r.status);",
+            vec![
+                json!(format!("{}/auth/login", stack.auth_url)),
+                json!(email),
+                json!(PASSWORD),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, json!(403), "a disabled user's login is refused");
+}
+
 /// After a scenario: what the page showed if it failed, then the browser
 /// and chromedriver closed, then the failure (if any) raised again.
 async fn finish(

@@ -15,6 +15,7 @@ mod helpers;
 mod smtp;
 
 mod admin;
+mod administration;
 mod browser;
 mod cors;
 mod deployment;

@@ -34,6 +34,7 @@ fn fixture() -> &'static Fixture {
             email: "a@example.com".into(),
             email_verified: true,
             roles: vec!["admin".into()],
+            rv: Some(3),
         };
         Fixture {
             validator: Validator::new(ValidationRules { issuer: "iss".into(), audience: "aud".into(), leeway: Duration::from_secs(5) }),

@@ -54,9 +54,12 @@ RUN --mount=type=cache,id=auth-platform-cargo-registry,target=/usr/local/cargo/r
 FROM ${DEBIAN_IMAGE} AS runtime
 # Only what the binaries load: libpq (auth-server) and CA certificates
 # (reqwest over https when AUTH_URL is https).
+# What apt and debconf leave behind (lists, logs, the -old copies of
+# debconf's databases) goes in the same layer: about 0.8 MB of a budget of
+# 100 MB per image.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpq5 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /nonexistent --shell /usr/sbin/nologin app \
  && mkdir -p /keys /secrets \

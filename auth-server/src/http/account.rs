@@ -14,7 +14,7 @@ use super::delivery::no_store;
 use super::handlers::{Handled, rfc3339};
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest, VerifyEmailRequest,
-    check_password_field, normalize_email,
+    check_password_field, normalize_email, page_limit,
 };
 use super::openapi::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
@@ -248,16 +248,11 @@ pub async fn list_events(
     auth: Authenticated,
     query: web::Query<EventsQuery>,
 ) -> Handled {
-    let limit = match query.limit.as_deref().map(str::trim) {
-        None | Some("") => events::DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=events::MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::unprocessable("limit", "must be a whole number from 1 to 100")
-            })?,
-    };
+    let limit = page_limit(
+        query.limit.as_deref(),
+        events::DEFAULT_LIMIT,
+        events::MAX_LIMIT,
+    )?;
     let cursor =
         match query.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,

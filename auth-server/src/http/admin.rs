@@ -16,6 +16,7 @@ use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::no_store;
 use super::handlers::{Handled, rfc3339};
+use super::input::page_limit;
 use super::openapi::{
     AdminConflict, AdminForbidden, BadRequest, NotFound, PayloadTooLarge, Unauthorized,
     Unavailable, Unprocessable,
@@ -206,16 +207,7 @@ fn no_content() -> HttpResponse {
 
 /// `limit`: 1 to 100, 20 when absent; anything else is a `422`.
 fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(admin::DEFAULT_LIMIT),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=admin::MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::unprocessable("limit", "must be a whole number from 1 to 100")
-            }),
-    }
+    page_limit(raw, admin::DEFAULT_LIMIT, admin::MAX_LIMIT)
 }
 
 fn bad_cursor() -> ApiError {

@@ -15,6 +15,22 @@ pub const MAX_EMAIL_LENGTH: usize = 254;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
+/// A page's `limit` query parameter, read as text so a bad value is a `422`
+/// naming it: `default` when absent or empty, else a whole number from 1 to
+/// `max`.
+pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::unprocessable("limit", &format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// Trimmed, stored and returned in lower case.

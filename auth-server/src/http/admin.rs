@@ -210,6 +210,23 @@ fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
     page_limit(raw, admin::DEFAULT_LIMIT, admin::MAX_LIMIT)
 }
 
+/// The e-mail substring to search for. No address holds a control
+/// character, and PostgreSQL refuses a NUL in text (which would be a `503`),
+/// so one is a `422` here rather than a query that cannot run.
+fn search_term(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(term) = raw else { return Ok(None) };
+    if term.len() > 254 {
+        return Err(ApiError::unprocessable("query", "at most 254 characters"));
+    }
+    if term.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "query",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(term.to_owned()))
+}
+
 fn bad_cursor() -> ApiError {
     ApiError::unprocessable("cursor", "is not a cursor this API gave")
 }
@@ -245,14 +262,12 @@ pub async fn list_users(
     query: web::Query<UsersQuery>,
 ) -> Handled {
     let limit = limit(query.limit.as_deref())?;
-    if query.query.as_deref().is_some_and(|q| q.len() > 254) {
-        return Err(ApiError::unprocessable("query", "at most 254 characters"));
-    }
+    let search = search_term(query.query.as_deref())?;
     let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(raw) => Some(admin::decode_user_cursor(raw).ok_or_else(bad_cursor)?),
     };
-    let page = admin::list_users(&state.database, query.query.clone(), cursor, limit).await?;
+    let page = admin::list_users(&state.database, search, cursor, limit).await?;
     Ok(ok_json(UserPage {
         users: page.users.into_iter().map(UserView::from).collect(),
         next_cursor: page.next,

@@ -105,7 +105,13 @@ pub fn decode_user_cursor(cursor: &str) -> Option<String> {
     }
     let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let email = String::from_utf8(raw).ok()?;
-    (!email.is_empty() && email.len() <= 254 && email == email.to_lowercase()).then_some(email)
+    // A NUL would reach PostgreSQL, which refuses it in text: no cursor we
+    // gave holds a control character.
+    let plausible = !email.is_empty()
+        && email.len() <= 254
+        && email == email.to_lowercase()
+        && !email.chars().any(char::is_control);
+    plausible.then_some(email)
 }
 
 /// The user and its live sessions.
@@ -283,7 +289,13 @@ mod tests {
             decode_user_cursor(&cursor).as_deref(),
             Some("a@example.com")
         );
-        for junk in ["", "!!!", &URL_SAFE_NO_PAD.encode("A@B"), &"a".repeat(500)] {
+        for junk in [
+            "",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("A@B"),
+            &URL_SAFE_NO_PAD.encode("a\0@b"),
+            &"a".repeat(500),
+        ] {
             assert_eq!(decode_user_cursor(junk), None, "{junk}");
         }
     }

@@ -26,7 +26,7 @@ use crate::http::{self, handlers};
 use crate::keyring::{Keyring, SigningKeys};
 use crate::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
 use crate::mail::transport::Transport;
-use crate::mail::worker::MailWorker;
+use crate::service::mail_worker::MailWorker;
 use crate::password::PasswordPool;
 use crate::service::signing_keys::KeyStore;
 use crate::signing::SigningKey;
@@ -85,7 +85,6 @@ impl Application {
         );
         MailWorker {
             database: state.database.clone(),
-            keys: Arc::clone(&state.token_keys),
             transport: Transport::from_settings(&state.settings.mail)?,
             mail: state.settings.mail.clone(),
             accounts: state.settings.accounts.clone(),

@@ -11,8 +11,8 @@ ALTER TABLE sessions ADD CONSTRAINT sessions_revoked_reason_check CHECK (revoked
     'password_changed', 'password_reset'));
 
 -- Reset and verification tokens. Only SHA-256 of the token is stored; the
--- token itself is HMAC(REFRESH_TOKEN_KEY, purpose, id), so the mail worker can
--- produce it again from the row id while a database copy alone cannot.
+-- token itself (256 bits from the CSPRNG) exists only in the mail, and a
+-- retried mail carries a fresh one whose hash replaces this one.
 CREATE TABLE email_tokens (
     id         UUID        PRIMARY KEY,
     user_id    UUID        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -30,8 +30,8 @@ CREATE INDEX email_tokens_expires_at_idx ON email_tokens (expires_at);
 
 -- Mail waiting to go out, so that no request waits for SMTP and nothing is
 -- lost while the mail server is down. A row names what to send and to whom;
--- the worker mints its token (token_id) when it first takes the row, and
--- derives the link again on every attempt: no row ever holds a usable link.
+-- the worker mints its token (token_id) when it first takes the row, and a
+-- fresh token for every later attempt: no row ever holds a usable link.
 CREATE TABLE mail_outbox (
     id             UUID        PRIMARY KEY,
     kind           TEXT        NOT NULL CHECK (kind IN ('password_reset', 'email_verify')),

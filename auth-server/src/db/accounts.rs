@@ -200,7 +200,7 @@ pub fn request_reset(conn: &mut PgConnection, email: &str, client: &ClientInfo) 
 /// The outcome of minting a queued mail's token.
 #[derive(Debug)]
 pub enum Minted {
-    /// Send it: the token row whose id derives the link.
+    /// Send it: the token row, which holds the hash of the caller's token.
     Token(EmailTokenRow),
     /// Nothing to send (with the reason recorded on the row).
     Dropped(&'static str),
@@ -212,7 +212,7 @@ pub enum Minted {
 const MINT_LOCK: i32 = 0x6d69_6e74;
 
 /// What minting needs from the caller: the new row's id and the hash of
-/// the token derived from it (the database layer holds no key).
+/// the token the caller drew (the token itself never reaches this layer).
 pub struct NewToken {
     pub id: Uuid,
     pub hash: TokenHash,
@@ -289,10 +289,17 @@ pub fn mint(
     .map_err(|e: DbError| e)
 }
 
-/// The token row of an already minted mail.
-pub fn token_of(conn: &mut PgConnection, row: &OutboxRow) -> DbResult<Option<EmailTokenRow>> {
+/// A fresh token for another attempt at an already minted mail: the token
+/// row takes the new hash, so the previous attempt's token (which may have
+/// gone out before the attempt failed) stops working. `None` when the token
+/// was used, killed or expired meanwhile, or is gone: nothing to send.
+pub fn reissue(
+    conn: &mut PgConnection,
+    row: &OutboxRow,
+    hash: &TokenHash,
+) -> QueryResult<Option<EmailTokenRow>> {
     match row.token_id {
-        Some(id) => Ok(email_tokens::find(conn, id)?),
+        Some(id) => email_tokens::replace_hash(conn, id, hash),
         None => Ok(None),
     }
 }

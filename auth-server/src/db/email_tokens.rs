@@ -1,5 +1,5 @@
 //! Rows of `email_tokens`: reset and verification tokens, stored as hashes
-//! (see `crate::email_token` for how the tokens themselves are made).
+//! (see `crate::email_token` for how the tokens themselves are drawn).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -27,6 +27,22 @@ impl EmailTokenRow {
     pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
         self.spent_at.is_none() && self.expires_at > now
     }
+}
+
+/// Puts `hash` in place of the token's hash while the token is usable (not
+/// used, killed or expired); the row as it now is, or `None`.
+pub fn replace_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &TokenHash,
+) -> QueryResult<Option<EmailTokenRow>> {
+    diesel::update(email_tokens::table.find(id))
+        .filter(email_tokens::spent_at.is_null())
+        .filter(email_tokens::expires_at.gt(Utc::now()))
+        .set(email_tokens::token_hash.eq(hash.as_bytes()))
+        .returning(EmailTokenRow::as_returning())
+        .get_result(conn)
+        .optional()
 }
 
 pub fn insert(conn: &mut PgConnection, row: &EmailTokenRow) -> QueryResult<()> {

@@ -1,7 +1,8 @@
 //! The mail worker: a background task on every replica that takes due rows
 //! of `mail_outbox` (`FOR UPDATE SKIP LOCKED`, so replicas share the work),
-//! mints each mail's token on its first attempt, derives the link again
-//! from the token key, and sends it.
+//! mints each mail's token on its first attempt (a fresh one, in place of
+//! the last, on every later attempt), renders the link and sends it. The
+//! token lives in memory for one attempt only; the database has its hash.
 //!
 //! Failed sends are retried with exponential backoff (1 s, doubling, at most
 //! [`MAX_BACKOFF`]) until the link would be dead anyway (the token expired),
@@ -18,16 +19,16 @@ use futures_util::future::join_all;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::message;
-use super::transport::Transport;
 use crate::config::{AccountSettings, MailSettings};
 use crate::db::accounts::{self, Minted, NewToken};
 use crate::db::email_tokens::EmailTokenRow;
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Database, DbError};
 use crate::email_token::{EmailToken, Purpose};
+use crate::mail::message;
+use crate::mail::transport::Transport;
 use crate::metrics::Metrics;
-use crate::token_keys::TokenKeys;
+use crate::refresh_token::TokenHash;
 
 /// The longest sleep between looks at the queue.
 pub const POLL: Duration = Duration::from_secs(5);
@@ -39,7 +40,6 @@ const BATCH: i64 = 16;
 
 pub struct MailWorker {
     pub database: Database,
-    pub keys: Arc<TokenKeys>,
     pub transport: Transport,
     pub mail: MailSettings,
     pub accounts: AccountSettings,
@@ -133,9 +133,15 @@ impl MailWorker {
         let Some(purpose) = Purpose::parse(&row.kind) else {
             return self.drop_mail(row.id, "unknown_kind").await;
         };
+        let Ok(token) = EmailToken::generate() else {
+            // No randomness: try again later rather than send a weak link.
+            tracing::error!(outbox_id = %row.id, "mail not sent: the CSPRNG failed");
+            return self.retry_soon(row).await;
+        };
+        let hash = token.hash();
         let token_row = match row.token_id {
-            None => match self.mint(row, purpose).await? {
-                Minted::Token(token) => token,
+            None => match self.mint(row, purpose, hash).await? {
+                Minted::Token(token_row) => token_row,
                 Minted::Dropped(reason) => {
                     tracing::info!(outbox_id = %row.id, kind = %row.kind, reason, "mail not sent");
                     return Ok(Outcome::Dropped);
@@ -144,30 +150,18 @@ impl MailWorker {
             },
             Some(_) => {
                 let owned = row.clone();
-                match self
+                let reissued = self
                     .database
-                    .run(move |conn| accounts::token_of(conn, &owned))
-                    .await?
-                {
-                    Some(token) => token,
-                    None => return self.drop_mail(row.id, "token_gone").await,
+                    .run(move |conn| Ok(accounts::reissue(conn, &owned, &hash)?))
+                    .await?;
+                match reissued {
+                    Some(token_row) => token_row,
+                    // Used, superseded by a newer request, killed by a
+                    // password change, or expired while the mail server
+                    // was down.
+                    None => return self.drop_mail(row.id, "token_unusable").await,
                 }
             }
-        };
-        if !token_row.is_usable(Utc::now()) {
-            // Used, superseded by a newer request, killed by a password
-            // change, or expired while the mail server was down.
-            return self.drop_mail(row.id, "token_unusable").await;
-        }
-        let Some(token) =
-            EmailToken::recover(&self.keys, purpose, token_row.id, &token_row.token_hash)
-        else {
-            tracing::warn!(
-                outbox_id = %row.id,
-                "mail dropped: its token was derived under a key this server no longer holds \
-                 (REFRESH_TOKEN_KEY_FILE changed); the user can ask again"
-            );
-            return self.drop_mail(row.id, "key_changed").await;
         };
         let link = message::link(&self.mail.public_url, purpose, &token);
         let ttl = self.ttl(purpose);
@@ -188,11 +182,15 @@ impl MailWorker {
         }
     }
 
-    async fn mint(&self, row: &OutboxRow, purpose: Purpose) -> Result<Minted, DbError> {
-        let id = Uuid::new_v4();
+    async fn mint(
+        &self,
+        row: &OutboxRow,
+        purpose: Purpose,
+        hash: TokenHash,
+    ) -> Result<Minted, DbError> {
         let token = NewToken {
-            id,
-            hash: EmailToken::derive(&self.keys, purpose, id).hash(),
+            id: Uuid::new_v4(),
+            hash,
             ttl: self.ttl(purpose),
         };
         let outbox_id = row.id;
@@ -200,6 +198,16 @@ impl MailWorker {
         self.database
             .run(move |conn| accounts::mint(conn, outbox_id, purpose, &token, limit))
             .await
+    }
+
+    /// Another attempt after the first backoff, keeping the row's count.
+    async fn retry_soon(&self, row: &OutboxRow) -> Result<Outcome, DbError> {
+        let due = Utc::now() + chrono::Duration::from_std(FIRST_BACKOFF).unwrap_or_default();
+        let id = row.id;
+        self.database
+            .run(move |conn| outbox::retry_at(conn, id, due, "no randomness"))
+            .await?;
+        Ok(Outcome::Retrying)
     }
 
     async fn retry(

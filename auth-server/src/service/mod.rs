@@ -11,6 +11,7 @@ pub mod health;
 mod issue;
 pub mod janitor;
 pub mod login_throttle;
+pub mod mail_worker;
 pub mod oauth;
 pub mod passwords;
 pub mod rate_limits;

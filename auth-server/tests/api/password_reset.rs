@@ -254,6 +254,11 @@ async fn a_mail_server_down_during_the_request_delivers_later() {
         }
     };
     assert_eq!(tried, 1, "a failed attempt is recorded and the mail kept");
+    // The failed attempt's token, as stored, for comparison once delivered.
+    app.execute(
+        "CREATE TABLE failed_attempt AS SELECT token_hash FROM email_tokens \
+         WHERE purpose = 'password_reset'",
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     smtp.resume();
@@ -261,6 +266,24 @@ async fn a_mail_server_down_during_the_request_delivers_later() {
     eprintln!(
         "SMTP down: forgot answered in {answered:?}; the mail arrived {:?} after the request",
         started.elapsed()
+    );
+    // The retry drew a fresh token: the failed attempt's (which a server
+    // that failed after accepting the message may have delivered) is dead,
+    // and the one delivered is the one stored.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM email_tokens JOIN failed_attempt USING (token_hash)"
+        ),
+        0,
+        "the retry replaced the token"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM email_tokens \
+             WHERE token_hash = sha256(convert_to('{token}', 'UTF8')) AND spent_at IS NULL"
+        )),
+        1,
+        "the delivered token is the stored one"
     );
     assert_eq!(
         app.reset(&token, NEW_PASSWORD).await.status(),

@@ -339,3 +339,28 @@ mod tests {
         assert_eq!(escape_like("plain@example.com"), "plain@example.com");
     }
 }
+
+/// Adds or removes a role, as the CLI does (no acting user; see
+/// [`change_roles`]); `None` when no user has this email, or
+/// (the CLI is not held to `last_admin`).
+pub fn set_role(
+    conn: &mut PgConnection,
+    email: &str,
+    role: &str,
+    granted: bool,
+) -> DbResult<Option<User>> {
+    let Some(id) = id_by_email(conn, email)? else {
+        return Ok(None);
+    };
+    let change = if granted {
+        RolesChange::Grant(role.to_owned())
+    } else {
+        RolesChange::Revoke(role.to_owned())
+    };
+    Ok(
+        match change_roles(conn, None, id, &change, &ClientInfo::default())? {
+            Outcome::Done(user) => Some(user),
+            Outcome::NotFound | Outcome::LastAdmin => None,
+        },
+    )
+}

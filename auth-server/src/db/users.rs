@@ -3,8 +3,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
-use super::admin::{Outcome, RolesChange};
-use super::models::{ClientInfo, User};
+use super::models::User;
 use super::schema::users;
 use super::{DbError, DbResult};
 
@@ -61,29 +60,4 @@ pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> DbResult<Option<User>> {
         .select(User::as_select())
         .first(conn)
         .optional()?)
-}
-
-/// Adds or removes a role, as the CLI does (no acting user; see
-/// [`super::admin::change_roles`]); `None` when no user has this email, or
-/// (the CLI is not held to `last_admin`).
-pub fn set_role(
-    conn: &mut PgConnection,
-    email: &str,
-    role: &str,
-    granted: bool,
-) -> DbResult<Option<User>> {
-    let Some(id) = super::admin::id_by_email(conn, email)? else {
-        return Ok(None);
-    };
-    let change = if granted {
-        RolesChange::Grant(role.to_owned())
-    } else {
-        RolesChange::Revoke(role.to_owned())
-    };
-    Ok(
-        match super::admin::change_roles(conn, None, id, &change, &ClientInfo::default())? {
-            Outcome::Done(user) => Some(user),
-            Outcome::NotFound | Outcome::LastAdmin => None,
-        },
-    )
 }

@@ -15,7 +15,7 @@ impl TestApp {
     /// returns its id and access token.
     pub(crate) async fn admin(&self) -> (Uuid, String) {
         let email = self.registered_user().await;
-        auth_server::db::users::set_role(&mut self.conn(), &email, "admin", true)
+        auth_server::db::admin::set_role(&mut self.conn(), &email, "admin", true)
             .unwrap()
             .unwrap();
         let access = self.login_body(&email).await.access_token();

@@ -154,7 +154,7 @@ impl Stack {
 
     fn grant_admin(&self, email: &str) {
         let mut conn = PgConnection::establish(&self.db.url).unwrap();
-        auth_server::db::users::set_role(&mut conn, email, "admin", true)
+        auth_server::db::admin::set_role(&mut conn, email, "admin", true)
             .unwrap()
             .unwrap();
     }

@@ -519,7 +519,7 @@ impl Control {
 
     pub fn grant_role(&self, email: &str, role: &str) {
         let mut conn = PgConnection::establish(&self.db.url).unwrap();
-        auth_server::db::users::set_role(&mut conn, email, role, true)
+        auth_server::db::admin::set_role(&mut conn, email, role, true)
             .unwrap()
             .unwrap();
     }

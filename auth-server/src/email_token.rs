@@ -92,10 +92,7 @@ mod tests {
         for token in &tokens {
             assert_eq!(token.expose().len(), 43, "256 bits in base64url");
             assert!(EmailToken::parse(token.expose()).is_some());
-            assert_eq!(
-                URL_SAFE_NO_PAD.decode(token.expose()).unwrap().len(),
-                32
-            );
+            assert_eq!(URL_SAFE_NO_PAD.decode(token.expose()).unwrap().len(), 32);
         }
         let mut distinct: Vec<&str> = tokens.iter().map(EmailToken::expose).collect();
         distinct.sort_unstable();

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::openapi::{Forbidden, Unauthorized, Unavailable};
+use crate::responses::{Forbidden, Unauthorized, Unavailable};
 
 type Handled = Result<HttpResponse, ApiError>;
 

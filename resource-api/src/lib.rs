@@ -8,4 +8,5 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod responses;
 pub mod startup;

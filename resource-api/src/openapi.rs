@@ -8,11 +8,11 @@
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::handlers;
+use crate::responses::{ErrorResponse, Forbidden, Unauthorized, Unavailable};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,37 +40,6 @@ use crate::handlers;
     )
 )]
 pub struct ApiDoc;
-
-/// The contract's error body, everywhere.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorResponse {
-    /// `invalid_token`, `insufficient_scope`, `unavailable`, …
-    pub error: String,
-    /// Text for a person.
-    pub error_description: String,
-}
-
-#[derive(ToResponse)]
-#[response(
-    description = "No token, or a token that is malformed, badly signed, expired, for another audience or issuer, of a revoked session (a disabled or deleted user's included), or issued before a change of its user's roles (`invalid_token`)",
-    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\"`, with `error=\"invalid_token\"` when a token was sent"))
-)]
-pub struct Unauthorized(pub ErrorResponse);
-
-#[derive(ToResponse)]
-#[response(
-    description = "The token lacks a role (`insufficient_scope`)",
-    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\", error=\"insufficient_scope\"`"))
-)]
-pub struct Forbidden(pub ErrorResponse);
-
-#[derive(ToResponse)]
-#[response(
-    description = "Keys not loaded, or revocation state stale past `REVOCATION_MAX_STALENESS` (`unavailable`): the API fails closed",
-    headers(("Retry-After" = String, description = "Seconds to wait"))
-)]
-pub struct Unavailable(pub ErrorResponse);
 
 struct SecuritySchemes;
 

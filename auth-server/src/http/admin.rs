@@ -17,7 +17,7 @@ use super::client::{client_info, client_ip};
 use super::delivery::no_store;
 use super::handlers::{Handled, rfc3339};
 use super::input::page_limit;
-use super::openapi::{
+use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, NotFound, PayloadTooLarge, Unauthorized,
     Unavailable, Unprocessable,
 };

@@ -13,7 +13,7 @@ use super::delivery::{Delivery, TokenResponse, no_store, removal_cookie, token_r
 use super::input::{
     LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email, presented_token,
 };
-use super::openapi::{
+use super::responses::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized,
     Unavailable, Unprocessable,
 };
@@ -131,7 +131,7 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
                 ("Revoke" = (operation_id = "revoke", request_body = json!({"token": "$response.body#/refresh_token"}))),
             )),
         (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_credentials`: the same for an unknown e-mail and a wrong password", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_credentials`: the same for an unknown e-mail and a wrong password", body = super::responses::ErrorResponse),
         (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
@@ -183,7 +183,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
                 ("Revoke" = (operation_id = "revoke", request_body = json!({"token": "$response.body#/refresh_token"}))),
             )),
         (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_grant`: missing, unknown, expired, revoked or reused", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_grant`: missing, unknown, expired, revoked or reused", body = super::responses::ErrorResponse),
         (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod origin;
+pub mod responses;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;

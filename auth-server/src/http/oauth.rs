@@ -15,7 +15,7 @@ use super::delivery::{Delivery, no_store, token_response};
 use super::form::{FormBody, required};
 use super::handlers::{Handled, limit_client};
 use super::internal::authorized;
-use super::openapi::{BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable};
+use super::responses::{BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable};
 use crate::error::ApiError;
 use crate::service::oauth::{self, Introspection, Metadata};
 use crate::state::AppState;

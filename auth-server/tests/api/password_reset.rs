@@ -271,9 +271,7 @@ async fn a_mail_server_down_during_the_request_delivers_later() {
     // that failed after accepting the message may have delivered) is dead,
     // and the one delivered is the one stored.
     assert_eq!(
-        app.count(
-            "SELECT count(*) AS n FROM email_tokens JOIN failed_attempt USING (token_hash)"
-        ),
+        app.count("SELECT count(*) AS n FROM email_tokens JOIN failed_attempt USING (token_hash)"),
         0,
         "the retry replaced the token"
     );

@@ -93,6 +93,31 @@ async fn openapi_documents_every_contract_endpoint_and_security_scheme() {
             "{method} {path} is not documented"
         );
     }
+    // Every error code the server answers with (`server_error` aside: a
+    // bug, never documented) is named where a client reads the document.
+    for code in [
+        "invalid_request",
+        "invalid_credentials",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "invalid_token",
+        "insufficient_scope",
+        "forbidden_origin",
+        "not_found",
+        "email_taken",
+        "already_verified",
+        "email_not_verified",
+        "account_disabled",
+        "last_admin",
+        "payload_too_large",
+        "rate_limited",
+        "unavailable",
+    ] {
+        assert!(
+            text.contains(&format!("`{code}`")),
+            "the error code {code} is named nowhere in the document"
+        );
+    }
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["refresh_cookie"]["in"], "cookie");

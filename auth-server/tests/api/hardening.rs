@@ -291,19 +291,18 @@ async fn hostile_methods_leave_metrics_and_memory_flat() {
     server.terminate();
 }
 
-#[tokio::test]
-async fn the_request_log_names_the_peer_not_a_forged_forwarded_for() {
-    // The tests' address is not among the trusted proxies, so what it
-    // claims in X-Forwarded-For is believed nowhere: not in the log either.
+/// The `login_failed` log line of a failed login sent from this test with
+/// `X-Forwarded-For: 198.51.100.7`, by a server trusting `trusted`.
+async fn login_failed_line(trusted: &str) -> (String, String) {
     let mut server = Binary::start(
-        &[("RUST_LOG", "info"), ("TRUSTED_PROXIES", "10.0.0.0/8")],
+        &[("RUST_LOG", "info"), ("TRUSTED_PROXIES", trusted)],
         Stdio::piped(),
     )
     .await;
     let mut stdout = server.process.stdout.take().unwrap();
     let failed = reqwest::Client::new()
         .post(format!("{}/auth/login", server.base))
-        .header("X-Forwarded-For", "6.6.6.6")
+        .header("X-Forwarded-For", "198.51.100.7")
         .json(&json!({ "email": unique_email(), "password": "not the password" }))
         .send()
         .await
@@ -321,9 +320,25 @@ async fn the_request_log_names_the_peer_not_a_forged_forwarded_for() {
     let line = log
         .lines()
         .find(|l| l.contains("login_failed"))
-        .unwrap_or_else(|| panic!("no login_failed line in:\n{log}"));
+        .unwrap_or_else(|| panic!("no login_failed line in:\n{log}"))
+        .to_owned();
+    (line, log)
+}
+
+#[tokio::test]
+async fn the_request_log_names_the_peer_not_a_forged_forwarded_for() {
+    // The tests' address is not among the trusted proxies, so what it
+    // claims in X-Forwarded-For is believed nowhere: not in the log either.
+    let (line, log) = login_failed_line("10.0.0.0/8").await;
     assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
-    assert!(!log.contains("6.6.6.6"), "{log}");
+    assert!(!log.contains("198.51.100.7"), "{log}");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_request_log_names_the_client() {
+    // Here the test is the trusted proxy: the client it names is logged.
+    let (line, _) = login_failed_line("127.0.0.1/32").await;
+    assert!(line.contains("http.client_ip=198.51.100.7"), "{line}");
 }
 
 #[tokio::test]

@@ -142,17 +142,36 @@ pub fn record_by(
     event: Event<'_>,
     actor: Option<Uuid>,
 ) -> QueryResult<()> {
+    record_all(conn, &[(event, actor)])
+}
+
+/// Inserts several events, each with its actor, in one statement: a change
+/// that records more than one event (a login that evicts sessions) still
+/// adds one statement to its transaction.
+pub fn record_all(
+    conn: &mut PgConnection,
+    events: &[(Event<'_>, Option<Uuid>)],
+) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|(event, actor)| {
+            (
+                audit_events::id.eq(Uuid::new_v4()),
+                audit_events::type_.eq(event.event_type.as_str()),
+                audit_events::actor_id.eq(*actor),
+                audit_events::user_id.eq(event.user_id),
+                audit_events::session_id.eq(event.session_id),
+                audit_events::ip.eq(event.client.ip.as_deref()),
+                audit_events::user_agent.eq(event.client.user_agent.as_deref()),
+                audit_events::request_id.eq(event.client.request_id),
+            )
+        })
+        .collect();
     diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::id.eq(Uuid::new_v4()),
-            audit_events::type_.eq(event.event_type.as_str()),
-            audit_events::actor_id.eq(actor),
-            audit_events::user_id.eq(event.user_id),
-            audit_events::session_id.eq(event.session_id),
-            audit_events::ip.eq(event.client.ip.as_deref()),
-            audit_events::user_agent.eq(event.client.user_agent.as_deref()),
-            audit_events::request_id.eq(event.client.request_id),
-        ))
+        .values(rows)
         .execute(conn)
         .map(|_| ())
 }

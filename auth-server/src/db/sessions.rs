@@ -44,7 +44,7 @@ pub fn create(
 /// live sessions (the newest, this one always among them), revoking the
 /// others (`session_evicted`) as every revocation is, so the feed carries
 /// them. Writes the `login` event, and a `session_evicted` event for each
-/// session evicted. `expiry` is the session's, then its first token's. `None` when the
+/// session evicted, in one statement. `expiry` is the session's, then its first token's. `None` when the
 /// user no longer exists or is disabled; sets the user's `last_login_at`.
 pub fn create_within_cap(
     conn: &mut PgConnection,
@@ -90,21 +90,19 @@ pub fn create_within_cap(
             now,
             token_expires_at,
         )?;
-        audit::record(
-            conn,
-            Event::new(EventType::Login, user_id, client).in_session(session.id),
-        )?;
         let evicted = match max_live {
             Some(max) => evict_beyond(conn, &session, max)?,
             None => Vec::new(),
         };
-        // The server evicted them, for this login: no acting user.
-        for &evicted_id in &evicted {
-            audit::record_by_server(
-                conn,
-                Event::new(EventType::SessionEvicted, user_id, client).in_session(evicted_id),
-            )?;
-        }
+        // The login, and the evictions the server made for it (no acting
+        // user), in one statement.
+        let login = Event::new(EventType::Login, user_id, client).in_session(session.id);
+        let mut events = vec![(login, Some(user_id))];
+        events.extend(evicted.iter().map(|&evicted_id| {
+            let event = Event::new(EventType::SessionEvicted, user_id, client);
+            (event.in_session(evicted_id), None)
+        }));
+        audit::record_all(conn, &events)?;
         Ok(Some(Created { session, evicted }))
     })
     .map_err(|e: DieselError| DbError::from(e))

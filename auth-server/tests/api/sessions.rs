@@ -276,3 +276,62 @@ async fn zero_turns_the_cap_off() {
     }
     assert_eq!(reasons(&app, &email), [None, None, None, None]);
 }
+
+#[tokio::test]
+async fn a_login_that_evicts_writes_its_events_in_one_statement() {
+    use std::num::NonZeroU32;
+    use std::sync::{Arc, Mutex};
+
+    use auth_server::db::models::ClientInfo;
+    use auth_server::db::sessions::create_within_cap;
+    use auth_server::refresh_token::RefreshToken;
+    use diesel::Connection;
+    use diesel::connection::InstrumentationEvent;
+
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        logins.push(app.login_body(&email).await);
+    }
+    let user_id = app.validate(&logins[0].access_token()).await.sub;
+
+    let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
+    let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&sent);
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            log.lock().unwrap().push(query.to_string());
+        }
+    });
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    let token = RefreshToken::generate().unwrap().hash();
+    let created = create_within_cap(
+        &mut conn,
+        user_id,
+        &ClientInfo::default(),
+        &token,
+        (later, later),
+        NonZeroU32::new(1),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(created.evicted.len(), 3, "every older session evicted");
+
+    let statements = std::mem::take(&mut *sent.lock().unwrap());
+    let audit = statements
+        .iter()
+        .filter(|s| s.contains("audit_events"))
+        .count();
+    assert_eq!(audit, 1, "{statements:#?}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_events WHERE user_id = '{user_id}' \
+             AND ((type = 'login' AND session_id = '{}' AND actor_id = user_id) \
+               OR (type = 'session_evicted' AND actor_id IS NULL))",
+            created.session.id
+        )),
+        4,
+        "the login and three evictions, each with its actor"
+    );
+}

@@ -116,6 +116,16 @@ pub(super) fn warnings(settings: &Settings) -> Vec<String> {
             "ALLOWED_ORIGINS is the development default ({DEFAULT_ALLOWED_ORIGINS}): set your frontends' origins"
         ));
     }
+    let tokens = &settings.tokens;
+    if tokens.issuer.trim_end_matches('/') != tokens.public_url {
+        // RFC 8414 §3.3: a client that discovers the server from its issuer
+        // fetches the metadata under the issuer and refuses an answer whose
+        // issuer differs from it.
+        warnings.push(format!(
+            "AUTH_PUBLIC_URL ({}) is not JWT_ISSUER ({}): OAuth clients that discover the server from its issuer (RFC 8414) look for the metadata under JWT_ISSUER",
+            tokens.public_url, tokens.issuer
+        ));
+    }
     warnings
 }
 
@@ -271,6 +281,26 @@ mod tests {
         let set = production(&[("ALLOWED_ORIGINS", "https://app.example.com")]).unwrap();
         assert!(set.warnings().is_empty());
         assert!(settings(&[]).unwrap().warnings().is_empty(), "development");
+    }
+
+    #[test]
+    fn a_public_url_apart_from_the_issuer_is_a_warning_in_production() {
+        let origins = ("ALLOWED_ORIGINS", "https://app.example.com");
+        let issuer = ("JWT_ISSUER", "https://auth.example.com/");
+        let same = production(&[
+            origins,
+            issuer,
+            ("AUTH_PUBLIC_URL", "https://auth.example.com"),
+        ]);
+        assert!(same.unwrap().warnings().is_empty());
+        let apart = production(&[
+            origins,
+            issuer,
+            ("AUTH_PUBLIC_URL", "https://login.example.com"),
+        ]);
+        let warnings = apart.unwrap().warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("AUTH_PUBLIC_URL"), "{warnings:?}");
     }
 
     #[test]

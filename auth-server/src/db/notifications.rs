@@ -33,6 +33,8 @@ pub const REVOCATIONS: &str = "revocations";
 /// The channel a change of the signing keys notifies.
 pub const SIGNING_KEYS: &str = "signing_keys";
 
+/// The LISTEN connection's `application_name`.
+pub const APPLICATION_NAME: &str = "auth-server listen";
 /// How often the thread looks for notifications that arrived.
 pub const POLL: Duration = Duration::from_millis(5);
 /// How often the connection is checked with a query.
@@ -82,10 +84,12 @@ pub fn spawn(
 fn listen(url: &SecretString, channels: &[(&'static str, Weak<Notify>)], status: &ListenStatus) {
     let mut backoff = FIRST_BACKOFF;
     let mut failing = false;
-    let listen_sql: String = channels
-        .iter()
-        .map(|(name, _)| format!("LISTEN {name};"))
-        .collect();
+    // Named, so an operator (and a test) can tell it apart in
+    // `pg_stat_activity`.
+    let listen_sql: String =
+        std::iter::once(format!("SET application_name = '{APPLICATION_NAME}';"))
+            .chain(channels.iter().map(|(name, _)| format!("LISTEN {name};")))
+            .collect();
     loop {
         if !alive(channels) {
             return;

@@ -179,15 +179,14 @@ async fn caught_up(app: &TestApp) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
-    let a = spawn_app().await;
-    let b = a.replica_with(&[]).await;
+/// For each of `trials` logins of a user on `a`: a poll held on `b`, then
+/// the logout on `a`; how long after the logout `b` answered (sorted).
+async fn held_poll_answers(a: &TestApp, b: &TestApp, trials: usize) -> Vec<Duration> {
     let email = a.registered_user().await;
     let mut woken = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..trials {
         let login = a.login_body(&email).await;
-        let position = caught_up(&b).await;
+        let position = caught_up(b).await;
         let held = {
             let b_client = b.client.clone();
             let url = b.internal_url(&format!("/internal/revocations{position}&wait=10"));
@@ -213,8 +212,25 @@ async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
         woken.push(answered.saturating_duration_since(logout_sent));
     }
     woken.sort();
-    assert!(b.metrics().await.contains("auth_listen_connected 1"));
-    let millis: Vec<u128> = woken.iter().map(Duration::as_millis).collect();
+    woken
+}
+
+fn millis(durations: &[Duration]) -> Vec<u128> {
+    durations.iter().map(Duration::as_millis).collect()
+}
+
+/// Whether `app`'s `/metrics` says it is listening for other replicas.
+async fn listening(app: &TestApp) -> bool {
+    app.metrics().await.contains("auth_listen_connected 1")
+}
+
+#[tokio::test]
+async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
+    let a = spawn_app().await;
+    let b = a.replica_with(&[]).await;
+    let woken = held_poll_answers(&a, &b, 8).await;
+    assert!(listening(&b).await);
+    let millis = millis(&woken);
     eprintln!("logout on A → poll held on B answered after (ms, sorted): {millis:?}");
     // The fallback re-read alone (every 250 ms) would give a median near 125 ms.
     assert!(
@@ -224,6 +240,61 @@ async fn a_logout_on_one_replica_wakes_a_poll_held_on_another_at_once() {
     assert!(
         woken[woken.len() - 1] < Duration::from_millis(250),
         "{millis:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_notifications_the_fallback_re_read_still_answers_held_polls() {
+    let a = spawn_app().await;
+    let b = a.replica_with(&[]).await;
+    // Every notification lost: the revoking transactions send none.
+    a.execute("ALTER TABLE sessions DISABLE TRIGGER sessions_notify_revocation");
+    let woken = held_poll_answers(&a, &b, 6).await;
+    let millis = millis(&woken);
+    eprintln!("no NOTIFY: logout on A → poll held on B answered after (ms, sorted): {millis:?}");
+    // The feed's cursor is the truth: the 250 ms re-read finds it, and the
+    // API's one-second bound holds with room to spare.
+    assert!(
+        woken[woken.len() - 1] < Duration::from_millis(600),
+        "{millis:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_listen_connection_is_replaced_and_pushes_again() {
+    let a = spawn_app().await;
+    let b = a.replica_with(&[]).await;
+    assert!(listening(&b).await);
+    let listeners = format!(
+        "FROM pg_stat_activity WHERE datname = current_database() AND application_name = '{}'",
+        auth_server::db::notifications::APPLICATION_NAME
+    );
+    assert_eq!(a.count(&format!("SELECT count(*) AS n {listeners}")), 2);
+    a.execute(&format!(
+        "CREATE TABLE old_listeners AS SELECT pid {listeners}"
+    ));
+    // Both replicas' LISTEN connections ended by the server, as a restart
+    // or a failover of PostgreSQL would.
+    a.execute(&format!("SELECT pg_terminate_backend(pid) {listeners}"));
+    // Each thread sees it (at the latest at its health check) and comes
+    // back on a connection of its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.count(&format!(
+        "SELECT count(*) AS n {listeners} AND pid NOT IN (SELECT pid FROM old_listeners)"
+    )) < 2
+    {
+        assert!(Instant::now() < deadline, "the replicas listen again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(listening(&b).await);
+    let woken = held_poll_answers(&a, &b, 4).await;
+    let millis = millis(&woken);
+    eprintln!(
+        "after reconnecting: logout on A → poll held on B answered after (ms, sorted): {millis:?}"
+    );
+    assert!(
+        woken[woken.len() / 2] < Duration::from_millis(60),
+        "pushed again, not re-read: {millis:?}"
     );
 }
 

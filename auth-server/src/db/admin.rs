@@ -329,17 +329,6 @@ fn another_enabled_admin(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool>
     .get_result(conn)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_are_literal() {
-        assert_eq!(escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
-        assert_eq!(escape_like("plain@example.com"), "plain@example.com");
-    }
-}
-
 /// Adds or removes a role, as the CLI does (no acting user; see
 /// [`change_roles`]); `None` when no user has this email, or
 /// (the CLI is not held to `last_admin`).
@@ -363,4 +352,15 @@ pub fn set_role(
             Outcome::NotFound | Outcome::LastAdmin => None,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_literal() {
+        assert_eq!(escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(escape_like("plain@example.com"), "plain@example.com");
+    }
 }

@@ -290,6 +290,32 @@ async fn a_mail_server_down_during_the_request_delivers_later() {
 }
 
 #[tokio::test]
+async fn queued_mail_outlives_the_process_that_queued_it() {
+    // This server's mail server is nowhere: it queues, tries, and fails.
+    let a = spawn_app_with(&[("SMTP_URL", "smtp://127.0.0.1:9")]).await;
+    let email = a.registered_user().await;
+    forgot_accepted(&a, &email).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.count(
+        "SELECT count(*) AS n FROM mail_outbox WHERE kind = 'password_reset' \
+         AND sent_at IS NULL AND dropped_at IS NULL AND attempts >= 1",
+    ) == 0
+    {
+        assert!(Instant::now() < deadline, "a failed attempt is recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another process on the same database, whose mail server works: the
+    // restart after the operator fixed SMTP_URL. It sends what is queued.
+    let smtp = SmtpServer::start();
+    let b = a.replica_with(&[("SMTP_URL", &smtp.url())]).await;
+    let token = reset_token(&smtp, &email).await;
+    assert_eq!(
+        b.reset(&token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
 async fn unknown_addresses_get_the_same_answer_and_no_mail() {
     let (app, smtp) = spawn_app_with_smtp(&[]).await;
     let known = app.registered_user().await;

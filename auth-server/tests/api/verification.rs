@@ -120,3 +120,21 @@ async fn an_unverified_address_cannot_log_in_when_required() {
     assert_eq!(tokens.status, StatusCode::OK);
     assert!(app.validate(&tokens.access_token()).await.email_verified);
 }
+
+#[tokio::test]
+async fn resend_is_limited_per_client_address() {
+    let (app, _smtp) = spawn_app_with_smtp(&[("MAIL_REQUEST_RATE_LIMIT", "2/10m")]).await;
+    let email = app.registered_user().await;
+    let access = app.login_body(&email).await.access_token();
+    for _ in 0..2 {
+        let response = app
+            .post_bearer("/auth/email/verify/resend", &access, None)
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let refused = app
+        .post_bearer("/auth/email/verify/resend", &access, None)
+        .await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}

@@ -650,12 +650,8 @@ async fn the_janitor_sweeps_audit_events_past_retention_and_spent_leftovers() {
 /// Diesel sends them).
 #[tokio::test]
 async fn each_change_and_its_event_are_one_transaction_with_one_statement_more() {
-    use std::sync::{Arc, Mutex};
-
     use auth_server::db::admin::{self as admin_db, Admin, Outcome, RolesChange};
     use auth_server::db::models::ClientInfo;
-    use diesel::Connection;
-    use diesel::connection::InstrumentationEvent;
 
     let app = spawn_app().await;
     let (admin_id, admin) = app.admin().await;
@@ -666,14 +662,7 @@ async fn each_change_and_its_event_are_one_transaction_with_one_statement_more()
     let email = app.registered_user().await;
     let id = app.user_id(&email).await;
 
-    let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
-    let sent: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = Arc::clone(&sent);
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            log.lock().unwrap().push(query.to_string());
-        }
-    });
+    let (mut conn, sent) = app.recording_conn();
     let client = ClientInfo::default();
     let since = chrono::Utc::now() - chrono::Duration::minutes(20);
     let check = |what: &str, outcome_ok: bool| {

@@ -561,6 +561,22 @@ impl TestApp {
             .expect("a valid access token")
     }
 
+    /// A connection to the test's database that records the text of every
+    /// statement it sends (`BEGIN` and `COMMIT` included), and the record.
+    pub fn recording_conn(&self) -> (PgConnection, Arc<std::sync::Mutex<Vec<String>>>) {
+        use diesel::connection::InstrumentationEvent;
+
+        let mut conn = self.conn();
+        let sent: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = Arc::clone(&sent);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                log.lock().unwrap().push(query.to_string());
+            }
+        });
+        (conn, sent)
+    }
+
     pub fn conn(&self) -> PgConnection {
         PgConnection::establish(&self.db.url).unwrap()
     }

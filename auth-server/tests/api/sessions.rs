@@ -279,14 +279,10 @@ async fn zero_turns_the_cap_off() {
 
 #[tokio::test]
 async fn a_login_that_evicts_writes_its_events_in_one_statement() {
-    use std::num::NonZeroU32;
-    use std::sync::{Arc, Mutex};
-
     use auth_server::db::models::ClientInfo;
     use auth_server::db::sessions::create_within_cap;
     use auth_server::refresh_token::RefreshToken;
-    use diesel::Connection;
-    use diesel::connection::InstrumentationEvent;
+    use std::num::NonZeroU32;
 
     let app = spawn_app().await;
     let email = app.registered_user().await;
@@ -296,14 +292,7 @@ async fn a_login_that_evicts_writes_its_events_in_one_statement() {
     }
     let user_id = app.validate(&logins[0].access_token()).await.sub;
 
-    let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
-    let sent: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = Arc::clone(&sent);
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            log.lock().unwrap().push(query.to_string());
-        }
-    });
+    let (mut conn, sent) = app.recording_conn();
     let later = chrono::Utc::now() + chrono::Duration::days(1);
     let token = RefreshToken::generate().unwrap().hash();
     let created = create_within_cap(

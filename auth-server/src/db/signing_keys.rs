@@ -9,7 +9,6 @@ use diesel::sql_types::{Bool, Bytea, Nullable, Text, Timestamptz};
 
 use super::DbResult;
 use super::notifications::{SIGNING_KEYS, notify};
-use crate::keyring::KeyTimes;
 
 /// The advisory lock under which keys are created ("authkeys" in ASCII).
 const KEYS_LOCK: i64 = 0x6175_7468_6b65_7973;
@@ -30,16 +29,6 @@ pub struct StoredKey {
     pub activate_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub retire_at: Option<DateTime<Utc>>,
-}
-
-impl StoredKey {
-    pub fn times(&self) -> KeyTimes {
-        KeyTimes {
-            publish_at: self.publish_at,
-            activate_at: self.activate_at,
-            retire_at: self.retire_at,
-        }
-    }
 }
 
 const COLUMNS: &str =
@@ -94,7 +83,7 @@ pub fn create_if<F>(
     decide: F,
 ) -> DbResult<Option<DateTime<Utc>>>
 where
-    F: FnOnce(DateTime<Utc>, &[KeyTimes]) -> Option<DateTime<Utc>>,
+    F: FnOnce(DateTime<Utc>, &[StoredKey]) -> Option<DateTime<Utc>>,
 {
     conn.transaction(|conn| {
         #[derive(QueryableByName)]
@@ -123,8 +112,7 @@ where
             diesel::sql_query("UPDATE signing_keys SET retire_at = NULL WHERE retire_at > now()")
                 .execute(conn)?;
         }
-        let times: Vec<KeyTimes> = all(conn)?.iter().map(StoredKey::times).collect();
-        let Some(activate_at) = decide(now, &times) else {
+        let Some(activate_at) = decide(now, &all(conn)?) else {
             return Ok(None);
         };
         diesel::sql_query(

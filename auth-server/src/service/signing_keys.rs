@@ -97,8 +97,9 @@ impl KeyStore {
         let created = self
             .database
             .run(move |conn| {
-                signing_keys::create_if(conn, lock, false, &candidate, |now, keys| {
-                    keyring::due(now, keys, schedule).map(|new| new.activate_at)
+                signing_keys::create_if(conn, lock, false, &candidate, |now, stored| {
+                    let keys: Vec<KeyTimes> = stored.iter().map(times).collect();
+                    keyring::due(now, &keys, schedule).map(|new| new.activate_at)
                 })
             })
             .await?;
@@ -169,7 +170,7 @@ impl KeyStore {
                     row.kid
                 )));
             }
-            keys.push((key, row.times()));
+            keys.push((key, times(&row)));
         }
         if keys.is_empty() {
             return Err(ServiceError::Unavailable(
@@ -227,5 +228,14 @@ impl KeyStore {
                 }
             }
         });
+    }
+}
+
+/// A stored key's dates, as the keyring reads them.
+fn times(stored: &StoredKey) -> KeyTimes {
+    KeyTimes {
+        publish_at: stored.publish_at,
+        activate_at: stored.activate_at,
+        retire_at: stored.retire_at,
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::audit::{self, Event, EventType};
 use super::email_tokens::{self, EmailTokenRow};
 use super::models::{ClientInfo, RevocationReason, User};
-use super::outbox::{self, OutboxRow};
+use super::outbox;
 use super::schema::users;
 use super::users::CreateUserError;
 use super::{DbError, DbResult, sessions};
@@ -287,21 +287,6 @@ pub fn mint(
         Ok(Minted::Token(minted))
     })
     .map_err(|e: DbError| e)
-}
-
-/// A fresh token for another attempt at an already minted mail: the token
-/// row takes the new hash, so the previous attempt's token (which may have
-/// gone out before the attempt failed) stops working. `None` when the token
-/// was used, killed or expired meanwhile, or is gone: nothing to send.
-pub fn reissue(
-    conn: &mut PgConnection,
-    row: &OutboxRow,
-    hash: &TokenHash,
-) -> QueryResult<Option<EmailTokenRow>> {
-    match row.token_id {
-        Some(id) => email_tokens::replace_hash(conn, id, hash),
-        None => Ok(None),
-    }
 }
 
 /// Stores a new password hash, only over `expected` when given (the hash

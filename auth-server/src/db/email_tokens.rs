@@ -52,14 +52,6 @@ pub fn insert(conn: &mut PgConnection, row: &EmailTokenRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<EmailTokenRow>> {
-    email_tokens::table
-        .find(id)
-        .select(EmailTokenRow::as_select())
-        .first(conn)
-        .optional()
-}
-
 /// Whether a presented token could be used now (no lock: a cheap check
 /// before work such as hashing a new password; the change re-checks).
 pub fn is_usable(conn: &mut PgConnection, hash: &TokenHash, purpose: Purpose) -> QueryResult<bool> {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::config::{AccountSettings, MailSettings};
 use crate::db::accounts::{self, Minted, NewToken};
-use crate::db::email_tokens::EmailTokenRow;
+use crate::db::email_tokens::{self, EmailTokenRow};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Database, DbError};
 use crate::email_token::{EmailToken, Purpose};
@@ -134,9 +134,9 @@ impl MailWorker {
             return self.drop_mail(row.id, "unknown_kind").await;
         };
         let Ok(token) = EmailToken::generate() else {
-            // No randomness: try again later rather than send a weak link.
+            // No randomness: send nothing; the row's lease brings it back.
             tracing::error!(outbox_id = %row.id, "mail not sent: the CSPRNG failed");
-            return self.retry_soon(row).await;
+            return Ok(Outcome::Retrying);
         };
         let hash = token.hash();
         let token_row = match row.token_id {
@@ -148,11 +148,12 @@ impl MailWorker {
                 }
                 Minted::Gone => return Ok(Outcome::Dropped),
             },
-            Some(_) => {
-                let owned = row.clone();
+            // Another attempt: the fresh token replaces the last one, which
+            // may have gone out before that attempt failed.
+            Some(token_id) => {
                 let reissued = self
                     .database
-                    .run(move |conn| Ok(accounts::reissue(conn, &owned, &hash)?))
+                    .run(move |conn| Ok(email_tokens::replace_hash(conn, token_id, &hash)?))
                     .await?;
                 match reissued {
                     Some(token_row) => token_row,
@@ -198,16 +199,6 @@ impl MailWorker {
         self.database
             .run(move |conn| accounts::mint(conn, outbox_id, purpose, &token, limit))
             .await
-    }
-
-    /// Another attempt after the first backoff, keeping the row's count.
-    async fn retry_soon(&self, row: &OutboxRow) -> Result<Outcome, DbError> {
-        let due = Utc::now() + chrono::Duration::from_std(FIRST_BACKOFF).unwrap_or_default();
-        let id = row.id;
-        self.database
-            .run(move |conn| outbox::retry_at(conn, id, due, "no randomness"))
-            .await?;
-        Ok(Outcome::Retrying)
     }
 
     async fn retry(

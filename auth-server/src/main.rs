@@ -177,7 +177,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let database = Database::new(&settings.database);
+    let database = Database::new(&settings.database, 1)?;
     let Some(store) = KeyStore::from_settings(settings, &database)? else {
         anyhow::bail!(
             "the signing keys are not in the database: set KEY_ENCRYPTION_KEY_FILE (and not SIGNING_KEY_FILE, whose key is rotated by hand)"
@@ -247,7 +247,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    let database = Database::new(&settings.database);
+    let database = Database::new(&settings.database, 1)?;
     let cx = admin::Context::new(&database, &settings.tokens);
     let cli = ClientInfo::default();
     let id_of = |email: String| {

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub login_failures_unrecorded: IntCounter,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
+    rotation_pool_connections: IntGaugeVec,
+    rotation_pool_max: IntGauge,
     listen_connected: IntGauge,
 }
 
@@ -75,6 +77,17 @@ impl Metrics {
             &["state"],
         )?;
         let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size")?;
+        let rotation_pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_rotation_pool_connections",
+                "Connections of the refresh rotation's asynchronous pool by state (idle, in_use)",
+            ),
+            &["state"],
+        )?;
+        let rotation_pool_max = IntGauge::new(
+            "db_rotation_pool_max_connections",
+            "Size of the refresh rotation's asynchronous pool (all workers' shares)",
+        )?;
         let listen_connected = IntGauge::new(
             "auth_listen_connected",
             "1 while the LISTEN connection that hears other replicas' revocations and key changes is up (else held polls fall back to re-reading every 250 ms)",
@@ -88,6 +101,8 @@ impl Metrics {
         registry.register(Box::new(login_failures_unrecorded.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(rotation_pool_connections.clone()))?;
+        registry.register(Box::new(rotation_pool_max.clone()))?;
         registry.register(Box::new(listen_connected.clone()))?;
         Ok(Arc::new(Self {
             registry,
@@ -101,21 +116,37 @@ impl Metrics {
             login_failures_unrecorded,
             pool_connections,
             pool_max,
+            rotation_pool_connections,
+            rotation_pool_max,
             listen_connected,
         }))
     }
 
-    /// Every metric in Prometheus's text format, with the pool's figures and
-    /// the LISTEN connection's state as they are now.
-    pub fn render(&self, pool: PoolStats, listening: bool) -> Result<String, prometheus::Error> {
+    /// Every metric in Prometheus's text format, with both pools' figures
+    /// and the LISTEN connection's state as they are now.
+    pub fn render(
+        &self,
+        pool: PoolStats,
+        rotation_pool: PoolStats,
+        listening: bool,
+    ) -> Result<String, prometheus::Error> {
         self.listen_connected.set(i64::from(listening));
-        self.pool_connections
-            .with_label_values(&["idle"])
-            .set(i64::from(pool.idle));
-        self.pool_connections
-            .with_label_values(&["in_use"])
-            .set(i64::from(pool.in_use));
-        self.pool_max.set(i64::from(pool.max));
+        set_pool(&self.pool_connections, &self.pool_max, pool);
+        set_pool(
+            &self.rotation_pool_connections,
+            &self.rotation_pool_max,
+            rotation_pool,
+        );
         render(&self.registry)
     }
+}
+
+fn set_pool(connections: &IntGaugeVec, max: &IntGauge, stats: PoolStats) {
+    connections
+        .with_label_values(&["idle"])
+        .set(i64::from(stats.idle));
+    connections
+        .with_label_values(&["in_use"])
+        .set(i64::from(stats.in_use));
+    max.set(i64::from(stats.max));
 }

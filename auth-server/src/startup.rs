@@ -61,7 +61,7 @@ impl Application {
         }
         let token_keys = load_token_keys(&settings)?;
         prepare_database(&settings).await?;
-        let database = db::Database::new(&settings.database);
+        let database = db::Database::new(&settings.database, settings.http.workers)?;
         let (signing, key_store) = load_signing_keys(&settings, &database).await?;
         let signing = Arc::new(signing);
         let passwords = PasswordPool::start(&settings.password)?;

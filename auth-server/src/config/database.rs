@@ -13,7 +13,11 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/auth"
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     pub url: SecretString,
+    /// Connections of the blocking pool (everything but the rotation).
     pub pool_size: u32,
+    /// Connections of the rotation's asynchronous pool, shared out between
+    /// the HTTP workers.
+    pub rotation_pool_size: u32,
     /// How long a request waits for a pooled connection before `503`.
     pub checkout_timeout: Duration,
     /// How long a transaction waits for a row lock before `503`.
@@ -37,12 +41,16 @@ impl DatabaseSettings {
                 explicit_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             ),
             pool_size: env.parsed("DATABASE_POOL_SIZE", 16, "a whole number")?,
+            rotation_pool_size: env.parsed("DATABASE_ROTATION_POOL_SIZE", 16, "a whole number")?,
             checkout_timeout: env.duration("DATABASE_TIMEOUT", "3s")?,
             lock_timeout: env.duration("DATABASE_LOCK_TIMEOUT", "2s")?,
             run_migrations: env.flag("RUN_MIGRATIONS", true)?,
         };
         if settings.pool_size == 0 {
             return Err(invalid("DATABASE_POOL_SIZE", "must be at least 1"));
+        }
+        if settings.rotation_pool_size == 0 {
+            return Err(invalid("DATABASE_ROTATION_POOL_SIZE", "must be at least 1"));
         }
         if settings.checkout_timeout.is_zero() {
             return Err(invalid("DATABASE_TIMEOUT", "must be more than 0s"));
@@ -71,6 +79,7 @@ mod tests {
         assert_eq!(default.url.expose_secret(), DEFAULT_DATABASE_URL);
         assert!(default.create_if_missing);
         assert_eq!(default.pool_size, 16);
+        assert_eq!(default.rotation_pool_size, 16);
         assert_eq!(default.checkout_timeout, Duration::from_secs(3));
         assert_eq!(default.lock_timeout, Duration::from_secs(2));
         assert!(default.run_migrations);
@@ -89,7 +98,11 @@ mod tests {
 
     #[test]
     fn an_empty_pool_or_no_wait_is_refused() {
-        for (variable, value) in [("DATABASE_POOL_SIZE", "0"), ("DATABASE_TIMEOUT", "0s")] {
+        for (variable, value) in [
+            ("DATABASE_POOL_SIZE", "0"),
+            ("DATABASE_ROTATION_POOL_SIZE", "0"),
+            ("DATABASE_TIMEOUT", "0s"),
+        ] {
             assert_eq!(
                 database(&[(variable, value)], Environment::Development)
                     .unwrap_err()

@@ -2,7 +2,9 @@
 //! change it records, and read back newest first with a keyset cursor.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
 use uuid::Uuid;
 
@@ -155,6 +157,14 @@ pub fn record_all(
     if events.is_empty() {
         return Ok(());
     }
+    conn.execute_returning_count(&insert(events)).map(|_| ())
+}
+
+/// The statement [`record_all`] runs, for a transaction on an asynchronous
+/// connection too. `events` must not be empty.
+pub fn insert<'a>(
+    events: &'a [(Event<'a>, Option<Uuid>)],
+) -> impl QueryFragment<Pg> + QueryId + Send + 'a {
     let rows: Vec<_> = events
         .iter()
         .map(|(event, actor)| {
@@ -170,10 +180,7 @@ pub fn record_all(
             )
         })
         .collect();
-    diesel::insert_into(audit_events::table)
-        .values(rows)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(audit_events::table).values(rows)
 }
 
 /// A failed login, stored when the account exists and no failure from the

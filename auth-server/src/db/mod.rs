@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+mod connection_url;
 pub mod email_tokens;
 pub mod login_throttle;
 pub mod models;
@@ -16,6 +17,7 @@ mod pool;
 pub mod rate_limits;
 pub mod revocations;
 pub mod rotation;
+mod rotation_pool;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
@@ -30,6 +32,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use pool::{Database, Pool, PoolStats, build_pool};
+pub use rotation_pool::{Pooled, RotationPool};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 

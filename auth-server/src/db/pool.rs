@@ -6,10 +6,17 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel_async::SimpleAsyncConnection;
 use secrecy::ExposeSecret;
 
-use super::{DbError, DbResult};
+use tracing::Instrument;
+
+use super::models::ClientInfo;
+use super::rotation::RefreshOutcome;
+use super::{DbError, DbResult, RotationPool};
 use crate::config::DatabaseSettings;
+use crate::refresh_token::{SuccessorHashes, TokenHash};
+use crate::rotation::Policy;
 
 pub type Pool = diesel::r2d2::Pool<ConnectionManager<PgConnection>>;
 
@@ -17,19 +24,26 @@ pub type Pool = diesel::r2d2::Pool<ConnectionManager<PgConnection>>;
 /// request (and its worker thread) for long.
 #[derive(Debug)]
 struct SessionBounds {
-    lock_timeout: Duration,
-    statement_timeout: Duration,
+    sql: String,
+}
+
+/// The `SET` statements that bound every pooled connection of either pool:
+/// row locks waited for at most `lock_timeout`, statements run for at most
+/// three times that (one second at least), transactions left idle for at
+/// most twice that.
+pub(super) fn session_bounds(lock_timeout: Duration) -> String {
+    let statement_timeout = lock_timeout.max(Duration::from_secs(1)) * 3;
+    format!(
+        "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET idle_in_transaction_session_timeout = '{}ms'; SET TIME ZONE 'UTC'",
+        lock_timeout.as_millis(),
+        statement_timeout.as_millis(),
+        statement_timeout.as_millis() * 2,
+    )
 }
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionBounds {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        let sql = format!(
-            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET idle_in_transaction_session_timeout = '{}ms'; SET TIME ZONE 'UTC'",
-            self.lock_timeout.as_millis(),
-            self.statement_timeout.as_millis(),
-            self.statement_timeout.as_millis() * 2,
-        );
-        conn.batch_execute(&sql)
+        conn.batch_execute(&self.sql)
             .map_err(diesel::r2d2::Error::QueryError)
     }
 }
@@ -47,18 +61,19 @@ pub fn build_pool(settings: &DatabaseSettings) -> Pool {
         .test_on_check_out(false)
         .idle_timeout(Some(Duration::from_secs(300)))
         .connection_customizer(Box::new(SessionBounds {
-            lock_timeout: settings.lock_timeout,
-            statement_timeout: settings.lock_timeout.max(Duration::from_secs(1)) * 3,
+            sql: session_bounds(settings.lock_timeout),
         }))
         .build_unchecked(manager)
 }
 
-/// The pool behind one handle. Queries run on the blocking pool, never on
+/// The pools behind one handle. Queries run on the blocking pool, never on
 /// the async workers, and inside the caller's span, so what they log carries
-/// the request's id.
+/// the request's id; the rotation alone runs on the asynchronous pool
+/// ([`RotationPool`]), whose connections never block.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    rotations: RotationPool,
 }
 
 /// How the pool's connections are used, for `/metrics`.
@@ -70,12 +85,36 @@ pub struct PoolStats {
 }
 
 impl Database {
-    /// A pool built from the settings (see [`build_pool`]): nothing connects
-    /// yet.
-    pub fn new(settings: &DatabaseSettings) -> Self {
-        Self {
+    /// The pools built from the settings (see [`build_pool`] and
+    /// [`RotationPool::new`], shared out between `workers` async workers):
+    /// nothing connects yet. A URL the asynchronous connections could not
+    /// honour is refused now.
+    pub fn new(settings: &DatabaseSettings, workers: usize) -> anyhow::Result<Self> {
+        Ok(Self {
             pool: build_pool(settings),
-        }
+            rotations: RotationPool::new(settings, workers)?,
+        })
+    }
+
+    /// One rotation ([`RotationPool::refresh`]) on the asynchronous pool. It
+    /// runs as a task of its own, so it ends as it would have had the
+    /// client stayed: a request that goes away cannot cut a transaction in
+    /// half and leave its connection holding locks.
+    pub async fn refresh(
+        &self,
+        presented: TokenHash,
+        successors: SuccessorHashes,
+        client: ClientInfo,
+        policy: Policy,
+    ) -> DbResult<RefreshOutcome> {
+        let pool = self.rotations.clone();
+        let rotation = async move {
+            pool.refresh(&presented, &successors, &client, &policy)
+                .await
+        };
+        tokio::spawn(rotation.instrument(tracing::Span::current()))
+            .await
+            .map_err(|_| DbError::Stopped)?
     }
 
     /// Runs a query function with a pooled connection. The checkout blocks
@@ -94,6 +133,22 @@ impl Database {
         })
         .await
         .map_err(|_| DbError::Stopped)?
+    }
+
+    /// Whether both pools reach PostgreSQL: the asynchronous one's
+    /// connections read only `DATABASE_URL` (libpq also reads `PG*`
+    /// variables and `~/.pgpass`), so one may fail where the other works.
+    pub async fn ping(&self) -> DbResult<()> {
+        self.run(super::ping).await?;
+        let conn = self.rotations.get().await?;
+        conn.connection().batch_execute("SELECT 1").await?;
+        conn.release();
+        Ok(())
+    }
+
+    /// The asynchronous pool's connections.
+    pub fn rotation_stats(&self) -> PoolStats {
+        self.rotations.stats()
     }
 
     pub fn stats(&self) -> PoolStats {

@@ -1,8 +1,8 @@
-//! Readiness: whether the database answers.
+//! Readiness: whether the database answers, through both pools.
 
 use super::ServiceError;
-use crate::db::{self, Database};
+use crate::db::Database;
 
 pub async fn ready(database: &Database) -> Result<(), ServiceError> {
-    Ok(database.run(db::ping).await?)
+    Ok(database.ping().await?)
 }

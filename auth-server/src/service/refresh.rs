@@ -8,7 +8,6 @@ use service_kit::telemetry::record_identity;
 
 use super::ServiceError;
 use super::issue::Issued;
-use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::db::rotation::RefreshOutcome;
 use crate::refresh_token::{KeyIndex, RefreshToken};
@@ -50,9 +49,7 @@ pub async fn refresh(
     let policy = state.rotation_policy();
     let outcome = state
         .database
-        .run(move |conn| {
-            db::rotation::refresh(conn, &presented_hash, &successor_hashes, &client, &policy)
-        })
+        .refresh(presented_hash, successor_hashes, client, policy)
         .await
         .map_err(ServiceError::from)?;
 

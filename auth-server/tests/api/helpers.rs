@@ -4,8 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_server::config::Settings;
-use auth_server::db::Pool;
+use auth_server::db::models::ClientInfo;
+use auth_server::db::rotation::RefreshOutcome;
+use auth_server::db::{Pool, RotationPool};
+use auth_server::refresh_token::RefreshToken;
+use auth_server::rotation::Policy;
 use auth_server::startup::Application;
+use auth_server::token_keys::TokenKeys;
 use diesel::prelude::*;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Response, StatusCode};
@@ -665,4 +670,52 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
 pub fn assert_token_error(tokens: &Tokens, status: StatusCode, code: &str) {
     assert_eq!(tokens.status, status, "{}", tokens.body);
     assert_eq!(tokens.body["error"], code, "{}", tokens.body);
+}
+
+/// The rotation as the server runs it, on a pool built the server's way
+/// ([`RotationPool`]), called from a synchronous test.
+pub struct Rotations {
+    runtime: tokio::runtime::Runtime,
+    pool: RotationPool,
+}
+
+impl Rotations {
+    /// One connection to `database_url` (so a test can watch it).
+    pub fn new(database_url: &str) -> Self {
+        let vars = [
+            ("DATABASE_URL", database_url),
+            ("DATABASE_ROTATION_POOL_SIZE", "1"),
+        ];
+        let settings = Settings::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap();
+        Self {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            pool: RotationPool::new(&settings.database, 1).unwrap(),
+        }
+    }
+
+    /// One rotation of `token`, whose successors `keys` derive.
+    pub fn refresh(
+        &self,
+        token: &RefreshToken,
+        keys: &TokenKeys,
+        client: &ClientInfo,
+        policy: &Policy,
+    ) -> RefreshOutcome {
+        self.runtime
+            .block_on(self.pool.refresh(
+                &token.hash(),
+                &token.successors(keys).hashes(),
+                client,
+                policy,
+            ))
+            .unwrap()
+    }
 }

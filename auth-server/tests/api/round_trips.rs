@@ -1,65 +1,150 @@
-//! The rotation's round trips to PostgreSQL, counted on the connection as
-//! Diesel sends them: its instrumentation sees every statement (`BEGIN` and
-//! `COMMIT` included, and r2d2's checkout test when the pool runs one) and
-//! every statement it prepares. Each is a round trip and a wake-up of a
-//! PostgreSQL backend.
+//! The rotation's round trips to PostgreSQL, read off the wire. A proxy
+//! between a pool built the server's way and PostgreSQL (TLS off, so the
+//! protocol can be read) records what each side sends, in order. A flight
+//! is what the client sends before PostgreSQL answers: each is a round trip,
+//! and a wake-up of the backend and of the client.
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_server::config::Settings;
 use auth_server::db::models::ClientInfo;
-use auth_server::db::rotation::{self, RefreshOutcome};
+use auth_server::db::rotation::RefreshOutcome;
 use auth_server::db::{self, sessions};
 use auth_server::refresh_token::RefreshToken;
 use auth_server::rotation::Policy;
 use auth_server::token_keys::TokenKeys;
 use chrono::Utc;
-use diesel::Connection;
-use diesel::connection::InstrumentationEvent;
+use diesel::{Connection, PgConnection};
+use url::Url;
 
-use crate::helpers::TestDatabase;
+use crate::helpers::{Rotations, TestDatabase};
 
-/// What the connection sent since the last call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// What one side sent in one read of the proxy's.
+type Chunk = (Side, Vec<u8>);
+
+/// Everything sent through the proxy, in the order it was sent.
 #[derive(Clone, Default)]
-struct Sent(Arc<Mutex<Vec<String>>>);
+struct Wire(Arc<Mutex<Vec<Chunk>>>);
 
-impl Sent {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+impl Wire {
+    fn record(&self, side: Side, bytes: &[u8]) {
+        self.0.lock().unwrap().push((side, bytes.to_vec()));
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// The client's flights since the last call: each the messages it sent
+    /// before the server said anything, as (type, body).
+    fn take_flights(&self) -> Vec<Vec<(char, Vec<u8>)>> {
+        let chunks = std::mem::take(&mut *self.0.lock().unwrap());
+        let mut flights: Vec<Vec<u8>> = Vec::new();
+        let mut answered = true;
+        for (side, bytes) in chunks {
+            match side {
+                Side::Server => answered = true,
+                Side::Client if answered => {
+                    flights.push(bytes);
+                    answered = false;
+                }
+                Side::Client => flights.last_mut().unwrap().extend(bytes),
+            }
+        }
+        flights.iter().map(|f| messages(f)).collect()
     }
 }
 
-#[test]
-fn a_rotation_makes_four_round_trips_and_a_grace_answer_three() {
-    let database = TestDatabase::create();
-    let vars = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("DATABASE_POOL_SIZE", "1"),
-    ];
-    let settings = Settings::from_lookup(|k| {
-        vars.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .unwrap();
-    // The server's own pool, with one connection so every checkout below
-    // hands out the instrumented one.
-    let pool = db::build_pool(&settings.database);
-    let sent = Sent::default();
-    {
-        let mut conn = pool.get().unwrap();
-        let log = sent.clone();
-        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
-            InstrumentationEvent::StartQuery { query, .. } => {
-                log.0.lock().unwrap().push(query.to_string());
-            }
-            InstrumentationEvent::CacheQuery { sql, .. } => {
-                log.0.lock().unwrap().push(format!("PREPARE {sql}"));
-            }
-            _ => {}
-        });
+/// The frontend messages in `bytes` (each a type byte, a length counting
+/// itself, and a body).
+fn messages(mut bytes: &[u8]) -> Vec<(char, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let length = u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize;
+        out.push((char::from(bytes[0]), bytes[5..1 + length].to_vec()));
+        bytes = &bytes[1 + length..];
     }
+    out
+}
+
+/// A proxy to `upstream` on a port of its own, recording into `wire`.
+fn proxy(upstream: SocketAddr, wire: Wire) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let client = client.unwrap();
+            let server = TcpStream::connect(upstream).unwrap();
+            for (from, to, side) in [
+                (
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Side::Client,
+                ),
+                (server, client, Side::Server),
+            ] {
+                let wire = wire.clone();
+                std::thread::spawn(move || pipe(from, to, side, &wire));
+            }
+        }
+    });
+    address
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, side: Side, wire: &Wire) {
+    let mut buffer = [0; 16 * 1024];
+    loop {
+        match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                // Recorded before it is passed on: the answer to it can only
+                // be recorded after.
+                wire.record(side, &buffer[..n]);
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn types(flight: &[(char, Vec<u8>)]) -> String {
+    flight.iter().map(|(t, _)| *t).collect()
+}
+
+/// The text of a simple query (`Q`).
+fn query_text(message: &(char, Vec<u8>)) -> &str {
+    assert_eq!(message.0, 'Q');
+    std::str::from_utf8(&message.1)
+        .unwrap()
+        .trim_end_matches('\0')
+}
+
+#[test]
+fn a_rotation_is_two_round_trips_and_so_is_a_grace_answer() {
+    let database = TestDatabase::create();
+    let wire = Wire::default();
+    let mut url = Url::parse(&database.url).unwrap();
+    let upstream = (url.host_str().unwrap(), url.port().unwrap_or(5432))
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let through_proxy = proxy(upstream, wire.clone());
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(through_proxy.port())).unwrap();
+    url.query_pairs_mut().append_pair("sslmode", "disable");
+    let rotations = Rotations::new(url.as_str());
+
     let keys = TokenKeys::ephemeral().unwrap();
     let policy = Policy {
         refresh_ttl: Duration::from_secs(3600),
@@ -72,7 +157,7 @@ fn a_rotation_makes_four_round_trips_and_a_grace_answer_three() {
     };
     let first = RefreshToken::generate().unwrap();
     {
-        let mut conn = pool.get().unwrap();
+        let mut conn = PgConnection::establish(&database.url).unwrap();
         let user = db::users::create(
             &mut conn,
             "trips@example.com",
@@ -90,50 +175,34 @@ fn a_rotation_makes_four_round_trips_and_a_grace_answer_three() {
         )
         .unwrap();
     }
-    let refresh = |token: &RefreshToken| {
-        let mut conn = pool.get().unwrap();
-        rotation::refresh(
-            &mut conn,
-            &token.hash(),
-            &token.successors(&keys).hashes(),
-            &client,
-            &policy,
-        )
-        .unwrap()
-    };
 
     // The first rotation on a connection prepares its statements; they stay
     // prepared for the connection's life.
-    assert!(matches!(refresh(&first), RefreshOutcome::Rotated { .. }));
+    let rotated = rotations.refresh(&first, &keys, &client, &policy);
+    assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
     let second = RefreshToken::parse(first.successors(&keys).current().expose()).unwrap();
-    sent.take();
+    wire.clear();
 
-    assert!(matches!(refresh(&second), RefreshOutcome::Rotated { .. }));
-    let rotation = sent.take();
-    assert!(rotation.len() <= 4, "a rotation: {rotation:#?}");
-    assert_eq!(
-        rotation.first().map(String::as_str),
-        Some("BEGIN"),
-        "{rotation:#?}"
-    );
-    assert_eq!(
-        rotation.last().map(String::as_str),
-        Some("COMMIT"),
-        "{rotation:#?}"
-    );
-    assert!(
-        !rotation.iter().any(|s| s.starts_with("PREPARE")),
-        "nothing prepared again: {rotation:#?}"
-    );
+    let rotated = rotations.refresh(&second, &keys, &client, &policy);
+    assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
+    let rotation = wire.take_flights();
+    let shown: Vec<String> = rotation.iter().map(|f| types(f)).collect();
+    // `BEGIN` with the locked read (bind, execute, sync), then the write
+    // with `COMMIT`: four statements, none prepared again, two flights.
+    assert_eq!(shown, ["QBES", "BESQ"], "{rotation:?}");
+    assert_eq!(query_text(&rotation[0][0]), "BEGIN");
+    assert_eq!(query_text(&rotation[1][3]), "COMMIT");
 
     // A retry within the grace reads, and writes nothing.
     assert!(matches!(
-        refresh(&second),
+        rotations.refresh(&second, &keys, &client, &policy),
         RefreshOutcome::Grace {
             resend: Some(_),
             ..
         }
     ));
-    let grace = sent.take();
-    assert!(grace.len() <= 3, "a grace answer: {grace:#?}");
+    let grace = wire.take_flights();
+    let shown: Vec<String> = grace.iter().map(|f| types(f)).collect();
+    assert_eq!(shown, ["QBES", "Q"], "{grace:?}");
+    assert_eq!(query_text(&grace[1][0]), "COMMIT");
 }

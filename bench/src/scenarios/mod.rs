@@ -203,10 +203,11 @@ impl Bench<'_> {
                 a.concurrency, a.login_concurrency, a.chains, a.trials
             ),
             format!(
-                "auth-server: HTTP_WORKERS {}, PASSWORD_HASH_WORKERS {}, DATABASE_POOL_SIZE {}, argon2id m={} KiB t={} p={}.",
+                "auth-server: HTTP_WORKERS {}, PASSWORD_HASH_WORKERS {}, DATABASE_POOL_SIZE {}, DATABASE_ROTATION_POOL_SIZE {}, argon2id m={} KiB t={} p={}.",
                 s.http.workers,
                 s.password.workers,
                 s.database.pool_size,
+                s.database.rotation_pool_size,
                 s.password.memory_kib,
                 s.password.iterations,
                 s.password.parallelism

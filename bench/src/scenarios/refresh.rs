@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::RefreshOutcome;
-use auth_server::db::{self, Pool};
+use auth_server::db::{self, Pool, RotationPool};
 use auth_server::refresh_token::{KeyIndex, RefreshToken};
 use auth_server::rotation::{Policy, successor_expiry};
 use auth_server::token_keys::TokenKeys;
@@ -206,10 +206,8 @@ impl Bench<'_> {
         let chains = Arc::new(chains);
         let client_info = Arc::new(client_info);
         let keys = Arc::new(TokenKeys::ephemeral()?);
-        Ok(Load {
-            name,
-            concurrency: self.args.concurrency,
-            op: op(move |worker| {
+        let op = match rotation {
+            Rotation::SevenStatements => op(move |worker| {
                 let (pool, chains, info, keys) = (
                     pool.clone(),
                     Arc::clone(&chains),
@@ -218,11 +216,28 @@ impl Bench<'_> {
                 );
                 async move {
                     tokio::task::spawn_blocking(move || {
-                        rotate(rotation, &pool, &chains[worker], &info, &policy, &keys)
+                        rotate_seven_statements(&pool, &chains[worker], &info, &policy, &keys)
                     })
                     .await?
                 }
             }),
+            Rotation::Current => {
+                let rotations = RotationPool::new(&database, 1)?;
+                op(move |worker| {
+                    let (rotations, chains, info, keys) = (
+                        rotations.clone(),
+                        Arc::clone(&chains),
+                        Arc::clone(&client_info),
+                        Arc::clone(&keys),
+                    );
+                    async move { rotate(&rotations, &chains[worker], &info, &policy, &keys).await }
+                })
+            }
+        };
+        Ok(Load {
+            name,
+            concurrency: self.args.concurrency,
+            op,
         })
     }
 }
@@ -321,8 +336,38 @@ fn sql_chains(
 
 /// One rotation of a chain, as the refresh endpoint runs it minus HTTP, JSON
 /// and the access token's signature (the successor derived the same way).
-fn rotate(
-    rotation: Rotation,
+async fn rotate(
+    rotations: &RotationPool,
+    chain: &Mutex<RefreshToken>,
+    client: &ClientInfo,
+    policy: &Policy,
+    keys: &TokenKeys,
+) -> anyhow::Result<()> {
+    let (presented, successors) = {
+        let token = locked(chain);
+        (token.hash(), token.successors(keys))
+    };
+    match rotations
+        .refresh(&presented, &successors.hashes(), client, policy)
+        .await?
+    {
+        RefreshOutcome::Rotated { .. } => {}
+        // Named, not printed: the rows hold password hashes.
+        RefreshOutcome::Grace { .. } => bail!("rotation SQL: grace instead of a rotation"),
+        RefreshOutcome::ReuseDetected { .. } => bail!("rotation SQL: reuse detected"),
+        RefreshOutcome::Rejected { rejection, .. } => {
+            bail!("rotation SQL: rejected ({})", rejection.description())
+        }
+        RefreshOutcome::Unknown => bail!("rotation SQL: unknown token"),
+    }
+    *locked(chain) = successors
+        .take(KeyIndex::CURRENT)
+        .context("the current key's successor")?;
+    Ok(())
+}
+
+/// One rotation of a chain by the seven-statement SQL this one replaced.
+fn rotate_seven_statements(
     pool: &Pool,
     chain: &Mutex<RefreshToken>,
     client: &ClientInfo,
@@ -334,33 +379,13 @@ fn rotate(
         (token.hash(), token.successors(keys))
     };
     let mut conn = pool.get()?;
-    match rotation {
-        Rotation::SevenStatements => seven_statement_rotation(
-            &mut conn,
-            &presented,
-            &successors.current().hash(),
-            client,
-            policy,
-        )?,
-        Rotation::Current => {
-            match db::rotation::refresh(
-                &mut conn,
-                &presented,
-                &successors.hashes(),
-                client,
-                policy,
-            )? {
-                RefreshOutcome::Rotated { .. } => {}
-                // Named, not printed: the rows hold password hashes.
-                RefreshOutcome::Grace { .. } => bail!("rotation SQL: grace instead of a rotation"),
-                RefreshOutcome::ReuseDetected { .. } => bail!("rotation SQL: reuse detected"),
-                RefreshOutcome::Rejected { rejection, .. } => {
-                    bail!("rotation SQL: rejected ({})", rejection.description())
-                }
-                RefreshOutcome::Unknown => bail!("rotation SQL: unknown token"),
-            }
-        }
-    }
+    seven_statement_rotation(
+        &mut conn,
+        &presented,
+        &successors.current().hash(),
+        client,
+        policy,
+    )?;
     *locked(chain) = successors
         .take(KeyIndex::CURRENT)
         .context("the current key's successor")?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ed25519_dalek::Signer;
+use aws_lc_rs::encoding::AsBigEndian;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
@@ -26,8 +27,9 @@ pub struct SigningKey {
     /// Expanded once. `jsonwebtoken::encode` rebuilds the key from its
     /// PKCS#8 bytes on every call, deriving the public half (a second
     /// base-point multiplication) each time: about half of a signature's
-    /// cost, on every login and refresh.
-    signer: ed25519_dalek::SigningKey,
+    /// cost, on every login and refresh. AWS-LC's Ed25519 then signs in
+    /// half the time of ed25519-dalek's (11 against 22 µs here).
+    signer: Ed25519KeyPair,
     /// The JOSE header of every token this key signs, base64url.
     encoded_header: String,
     kid: String,
@@ -76,13 +78,22 @@ impl SigningKey {
     }
 
     /// The private half, to be sealed.
-    pub fn seed(&self) -> secrecy::SecretBox<[u8; 32]> {
-        secrecy::SecretBox::new(Box::new(self.signer.to_bytes()))
+    pub fn seed(&self) -> anyhow::Result<secrecy::SecretBox<[u8; 32]>> {
+        let seed = self
+            .signer
+            .seed()
+            .and_then(|seed| seed.as_be_bytes())
+            .map_err(|_| anyhow::anyhow!("reading the Ed25519 seed"))?;
+        let mut out = Box::new([0; 32]);
+        out.copy_from_slice(seed.as_ref());
+        Ok(secrecy::SecretBox::new(out))
     }
 
     /// The public half (32 bytes).
     pub fn public_key(&self) -> [u8; 32] {
-        self.signer.verifying_key().to_bytes()
+        let mut out = [0; 32];
+        out.copy_from_slice(self.signer.public_key().as_ref());
+        out
     }
 
     fn from_encoding_key(encoding: EncodingKey) -> anyhow::Result<Self> {
@@ -95,8 +106,12 @@ impl SigningKey {
         public_jwk.common.key_id = Some(kid.clone());
         public_jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         let decoding = DecodingKey::from_jwk(&public_jwk).context("loading the public key")?;
-        let signer = ed25519_dalek::SigningKey::from_pkcs8_der(encoding.as_bytes())
-            .map_err(|e| anyhow::anyhow!("loading the Ed25519 private key: {e}"))?;
+        let signer = Ed25519KeyPair::from_seed_unchecked(
+            &ed25519_dalek::SigningKey::from_pkcs8_der(encoding.as_bytes())
+                .map_err(|e| anyhow::anyhow!("loading the Ed25519 private key: {e}"))?
+                .to_bytes(),
+        )
+        .map_err(|e| anyhow::anyhow!("loading the Ed25519 private key: {e}"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(kid.clone());
@@ -159,7 +174,7 @@ impl SigningKey {
         URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
         let signature = self.signer.sign(token.as_bytes());
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
         Ok(token)
     }
 }

@@ -77,9 +77,10 @@ impl KeyStore {
     /// A fresh key, its private half sealed under the key-encryption key.
     fn candidate(&self) -> Result<Candidate, ServiceError> {
         let key = SigningKey::ephemeral().map_err(ServiceError::Internal)?;
+        let seed = key.seed().map_err(ServiceError::Internal)?;
         let sealed = self
             .kek
-            .seal(key.seed().expose_secret(), key.kid().as_bytes())
+            .seal(seed.expose_secret(), key.kid().as_bytes())
             .map_err(|e| ServiceError::Internal(e.into()))?;
         Ok(Candidate {
             kid: key.kid().to_owned(),

@@ -2,6 +2,7 @@
 //! identity on it. Nothing here records a body, a cookie or a header value
 //! that could carry a credential.
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -20,7 +21,10 @@ pub fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        // Colours for a terminal only: in a file or a collector they are
+        // escape codes to strip.
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = if json {
         builder.json().try_init()
     } else {

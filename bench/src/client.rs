@@ -58,6 +58,11 @@ impl Client {
         })
     }
 
+    /// `POST /auth/refresh`'s URL, for the chains' own connections.
+    pub fn refresh_url(&self) -> &Url {
+        &self.refresh
+    }
+
     /// Registers a user; one that already exists is fine.
     pub async fn register(&self, email: &str, password: &str) -> anyhow::Result<()> {
         let response = self
@@ -84,20 +89,6 @@ impl Client {
             .send()
             .await?;
         tokens(response, "login").await
-    }
-
-    /// One rotation: the answer must carry the successor.
-    pub async fn refresh(&self, refresh_token: &str) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(self.refresh.clone())
-            .json(&json!({ "refresh_token": refresh_token }))
-            .send()
-            .await?;
-        tokens(response, "refresh")
-            .await?
-            .refresh_token
-            .context("refresh: no successor in the answer (the chain was broken)")
     }
 
     pub async fn logout(&self, refresh_token: &str) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! and prints one Markdown table on stdout (progress goes to stderr). See
 //! `BENCHMARKS.md` for the method and the figures.
 
+mod chain_client;
 mod client;
 mod load;
 mod procfs;

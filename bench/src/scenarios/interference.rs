@@ -19,7 +19,7 @@ impl Bench<'_> {
             "refresh p99 of {} chains under a login flood against at rest",
             self.args.chains
         );
-        let refresh = self.refresh_load(chains, self.args.chains);
+        let refresh = self.refresh_load(chains, self.args.chains)?;
         let flood = self.login_load();
         load::run(&refresh, self.args.warmup, &self.watched).await?;
         let slice = self.args.duration / self.args.rounds;

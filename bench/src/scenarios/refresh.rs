@@ -15,6 +15,7 @@ use auth_server::refresh_token::{KeyIndex, RefreshToken};
 use auth_server::rotation::{Policy, successor_expiry};
 use auth_server::token_keys::TokenKeys;
 
+use crate::chain_client::ChainConnection;
 use crate::client::{self, Client};
 use crate::load::{self, Load, Measured, op};
 use crate::report::{self, Row};
@@ -35,7 +36,7 @@ enum Rotation {
 }
 
 impl Bench<'_> {
-    pub(super) fn refresh_load(&self, chains: &Chains, concurrency: usize) -> Load {
+    pub(super) fn refresh_load(&self, chains: &Chains, concurrency: usize) -> anyhow::Result<Load> {
         refresh_load(&self.client, "POST /auth/refresh", chains, concurrency)
     }
 
@@ -44,7 +45,7 @@ impl Bench<'_> {
         eprintln!(
             "POST /auth/refresh against the rotation's SQL through the pool, and the old seven-statement SQL"
         );
-        let http = self.refresh_load(chains, self.args.concurrency);
+        let http = self.refresh_load(chains, self.args.concurrency)?;
         let Some(database_url) = &self.database_url else {
             load::run(&http, self.args.warmup, &self.watched).await?;
             let m = load::run(&http, self.args.duration, &self.watched).await?;
@@ -76,7 +77,7 @@ impl Bench<'_> {
                     "POST /auth/refresh, baseline build",
                     &chains,
                     self.args.concurrency,
-                ))
+                )?)
             }
             None => None,
         };
@@ -242,29 +243,34 @@ impl Bench<'_> {
     }
 }
 
+/// The refresh chains over `client`'s server, each on a connection of its
+/// own ([`ChainConnection`]).
 fn refresh_load(
     client: &Arc<Client>,
     name: &'static str,
     chains: &Chains,
     concurrency: usize,
-) -> Load {
-    let client = Arc::clone(client);
+) -> anyhow::Result<Load> {
+    let connections = (0..concurrency)
+        .map(|_| ChainConnection::new(client.refresh_url()).map(tokio::sync::Mutex::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let connections = Arc::new(connections);
     let chains = Arc::clone(&chains.0);
-    Load {
+    Ok(Load {
         name,
         concurrency,
         op: op(move |worker| {
-            let client = Arc::clone(&client);
+            let connections = Arc::clone(&connections);
             let chains = Arc::clone(&chains);
             async move {
                 let chain = &chains[worker];
                 let current = locked(chain).clone();
-                let successor = client.refresh(&current).await?;
+                let successor = connections[worker].lock().await.refresh(&current).await?;
                 *locked(chain) = successor;
                 Ok(())
             }
         }),
-    }
+    })
 }
 
 /// A row comparing what one operation cost `a_process` in `a` with what it

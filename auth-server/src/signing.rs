@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use shared_claims::{ACCESS_TOKEN_TYP, AccessClaims, KeySet, VerificationKey};
 use uuid::Uuid;
 
-use crate::db::models::{Session, User};
+use crate::db::models::{Session, TokenSubject};
 
 /// PKCS#8 v1 (RFC 8410) prefix of an Ed25519 private key: the DER is this
 /// followed by the 32-byte seed.
@@ -184,7 +184,7 @@ pub fn access_claims(
     issuer: &str,
     audience: &str,
     ttl: Duration,
-    user: &User,
+    user: &TokenSubject,
     session: &Session,
 ) -> AccessClaims {
     let now = chrono::Utc::now().timestamp();

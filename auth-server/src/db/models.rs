@@ -22,6 +22,33 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
+/// What an access token says of its user, and whether the user is
+/// disabled: all a refresh reads of the user's row (never the password
+/// hash).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct TokenSubject {
+    pub id: Uuid,
+    pub email: String,
+    pub email_verified: bool,
+    pub roles: Vec<String>,
+    pub roles_version: i64,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for TokenSubject {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            email_verified: user.email_verified,
+            roles: user.roles.clone(),
+            roles_version: user.roles_version,
+            disabled_at: user.disabled_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct Session {

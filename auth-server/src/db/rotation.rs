@@ -29,7 +29,7 @@ use futures_util::future::join;
 use uuid::Uuid;
 
 use super::audit::{self, Event, EventType};
-use super::models::{ClientInfo, RevocationReason, Session, User};
+use super::models::{ClientInfo, RevocationReason, Session, TokenSubject};
 use super::schema::{refresh_tokens, sessions};
 use super::{DbError, DbResult, revocations};
 use crate::refresh_token::{KeyIndex, SuccessorHashes, TokenHash};
@@ -40,14 +40,14 @@ pub enum RefreshOutcome {
     /// The presented token was consumed; the current key's successor is live
     /// until `successor_expires_at`.
     Rotated {
-        user: User,
+        user: TokenSubject,
         session: Session,
         successor_expires_at: DateTime<Utc>,
     },
     /// Within the reuse grace: an access token, and the successor the
     /// consumption issued when `resend` names the key that derived it.
     Grace {
-        user: User,
+        user: TokenSubject,
         session: Session,
         resend: Option<Resend>,
     },
@@ -264,7 +264,13 @@ struct StoredSuccessor {
 
 /// The locked read's row: the token, its session and user, its successor
 /// if any, and the id of the transaction that holds the locks.
-type Locked = (LockedToken, Session, User, Option<StoredSuccessor>, i64);
+type Locked = (
+    LockedToken,
+    Session,
+    TokenSubject,
+    Option<StoredSuccessor>,
+    i64,
+);
 
 async fn successor_row(
     mut conn: &AsyncPgConnection,
@@ -304,7 +310,7 @@ fn touched(mut session: Session, client: &ClientInfo, now: DateTime<Utc>) -> Ses
 /// loaded into, so they cannot disagree.
 struct LockedRead<'a> {
     presented: &'a [u8],
-    columns: Columns<(LockedToken, Session, User)>,
+    columns: Columns<(LockedToken, Session, TokenSubject)>,
 }
 
 /// The columns a `Selectable` type is loaded from.
@@ -316,7 +322,8 @@ impl<'a> LockedRead<'a> {
     fn new(presented: &'a [u8]) -> Self {
         Self {
             presented,
-            columns: <(LockedToken, Session, User) as Selectable<Pg>>::construct_selection(),
+            columns: <(LockedToken, Session, TokenSubject) as Selectable<Pg>>::construct_selection(
+            ),
         }
     }
 }
@@ -349,7 +356,7 @@ impl Query for LockedRead<'_> {
     type SqlType = (
         ColumnTypes<LockedToken>,
         ColumnTypes<Session>,
-        ColumnTypes<User>,
+        ColumnTypes<TokenSubject>,
         Nullable<ColumnTypes<StoredSuccessor>>,
         BigInt,
     );

@@ -7,7 +7,7 @@ use super::issue::{Issued, new_refresh_token};
 use super::{ServiceError, login_throttle};
 use crate::client_key::ClientKey;
 use crate::db;
-use crate::db::models::{ClientInfo, RevocationReason, User};
+use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
 use crate::db::sessions::Created;
 use crate::db::users::CreateUserError;
 use crate::rotation::successor_expiry;
@@ -129,7 +129,12 @@ pub async fn login(
             tracing::info!(audit = "session_evicted", user_id = %user.id, session_id = %evicted, "oldest session revoked: MAX_SESSIONS_PER_USER");
         }
     }
-    Issued::sign(state, &user, &session, Some((refresh, token_expires_at)))
+    Issued::sign(
+        state,
+        &TokenSubject::from(&user),
+        &session,
+        Some((refresh, token_expires_at)),
+    )
 }
 
 /// The bounded `login_failed` event (see [`db::audit::record_login_failed`]);

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ServiceError;
-use crate::db::models::{Session, User};
+use crate::db::models::{Session, TokenSubject};
 use crate::refresh_token::RefreshToken;
 use crate::signing::access_claims;
 use crate::state::AppState;
@@ -25,7 +25,7 @@ impl Issued {
     /// are now, handed out with `refresh` (if any).
     pub(super) fn sign(
         state: &AppState,
-        user: &User,
+        user: &TokenSubject,
         session: &Session,
         refresh: Option<(RefreshToken, DateTime<Utc>)>,
     ) -> Result<Self, ServiceError> {

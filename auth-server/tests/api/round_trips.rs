@@ -39,6 +39,17 @@ impl Wire {
         self.0.lock().unwrap().push((side, bytes.to_vec()));
     }
 
+    /// Everything the client sent, as text (the SQL of what it prepared).
+    fn text_sent(&self) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(side, _)| *side == Side::Client)
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+            .collect()
+    }
+
     fn clear(&self) {
         self.0.lock().unwrap().clear();
     }
@@ -176,11 +187,17 @@ fn a_rotation_is_two_round_trips_and_so_is_a_grace_answer() {
         .unwrap();
     }
 
-    // The first rotation on a connection prepares its statements; they stay
-    // prepared for the connection's life.
+    // The connection's first rotation, its statements prepared when the
+    // connection opened; they stay prepared for the connection's life.
     let rotated = rotations.refresh(&first, &keys, &client, &policy);
     assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
     let second = RefreshToken::parse(first.successors(&keys).current().expose()).unwrap();
+    let opening = wire.text_sent();
+    assert!(opening.contains("FOR UPDATE OF refresh_tokens, sessions"));
+    assert!(
+        !opening.contains("password_hash"),
+        "a refresh reads no password hash"
+    );
     wire.clear();
 
     let rotated = rotations.refresh(&second, &keys, &client, &policy);

@@ -1,11 +1,14 @@
-//! The rotation transaction: four round trips, `BEGIN`, one locked read,
-//! one write, `COMMIT`.
+//! The rotation transaction, in two round trips on a pipelining connection
+//! ([`super::RotationPool`]): `BEGIN` with the locked read, then the write
+//! with `COMMIT`.
 //!
-//! 1. The locked read joins the presented token, its session, the user and
-//!    the token's successor (if it has one), and locks the token's and the
+//! 1. The locked read joins the presented token, its session, what an
+//!    access token says of the user (never the password hash) and the
+//!    token's successor (if it has one), and locks the token's and the
 //!    session's rows (`FOR UPDATE OF`, never the user's: rotations of one
 //!    user's sessions must not queue behind each other). Concurrent
-//!    refreshes of one token queue on that lock.
+//!    refreshes of one token queue on that lock. It also returns the id of
+//!    the transaction that holds the locks.
 //! 2. With the lock held, the clock is read and [`rotation::decide`] applies
 //!    the rules.
 //! 3. A rotation is one statement: a data-modifying `WITH` that inserts the
@@ -13,8 +16,13 @@
 //!    grace answer writes nothing (the consuming request touched the
 //!    session at most `REFRESH_REUSE_GRACE` ago). Reuse revokes the session.
 //!
-//! Both statements have fixed SQL, so Diesel keeps them prepared on each
-//! pooled connection: PostgreSQL parses and plans them once per connection.
+//! Every write is guarded by the locking transaction's id: it changes
+//! nothing anywhere else. Pipelining relies on each statement going out in
+//! the order its future is first polled; the guard makes a mistake there a
+//! failed refresh, never a forked session.
+//!
+//! Both statements have fixed SQL and are prepared when a connection opens
+//! ([`prepare`]): PostgreSQL parses and plans them once per connection.
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::SqlTypeOf;
@@ -23,7 +31,7 @@ use diesel::prelude::{
     OptionalExtension, QueryDsl, QueryResult, Queryable, Selectable, SelectableHelper,
 };
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::future::join;
 use uuid::Uuid;
@@ -140,10 +148,17 @@ pub async fn refresh(
         Decision::RevokeForReuse => {
             // Rare: each statement waits for the one before.
             let mut c = conn;
-            diesel::update(sessions::table.find(session.id))
-                .set(revocations::columns(RevocationReason::ReuseDetected))
-                .execute(&mut c)
-                .await?;
+            let revoked = diesel::update(
+                sessions::table
+                    .find(session.id)
+                    .filter(diesel::dsl::sql::<Bool>(GUARD).bind::<BigInt, _>(xid)),
+            )
+            .set(revocations::columns(RevocationReason::ReuseDetected))
+            .execute(&mut c)
+            .await?;
+            if revoked != 1 {
+                return Err(outside_the_locking_transaction());
+            }
             let events = [(
                 Event::new(EventType::RefreshReuseDetected, session.user_id, client)
                     .in_session(session.id),
@@ -196,12 +211,7 @@ pub async fn refresh(
             let touched_sessions = written?;
             committed?;
             if touched_sessions != 1 {
-                tracing::error!(
-                    "the rotation's write ran outside the transaction that read under lock; it changed nothing"
-                );
-                return Err(DbError::Unavailable(
-                    "the rotation's write ran outside its transaction".to_owned(),
-                ));
+                return Err(outside_the_locking_transaction());
             }
             Ok(RefreshOutcome::Rotated {
                 user,
@@ -241,6 +251,19 @@ pub async fn prepare(conn: &AsyncPgConnection) -> QueryResult<()> {
 
 async fn commit(mut conn: &AsyncPgConnection) -> QueryResult<()> {
     conn.batch_execute("COMMIT").await
+}
+
+/// The guard of every write, followed by the id of the transaction that
+/// read the rows under lock: true only in that transaction.
+const GUARD: &str = "pg_current_xact_id()::text::bigint = ";
+
+/// A write that changed nothing because it ran outside the locking
+/// transaction: the refresh fails (`503`, to be retried), nothing forks.
+fn outside_the_locking_transaction() -> DbError {
+    tracing::error!(
+        "a rotation's write ran outside the transaction that read under lock; it changed nothing"
+    );
+    DbError::Unavailable("the rotation's write ran outside its transaction".to_owned())
 }
 
 /// What the rotation needs of the presented token.
@@ -389,7 +412,7 @@ struct Rotate<'a> {
 
 impl Rotate<'_> {
     fn push_guard<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("pg_current_xact_id()::text::bigint = ");
+        out.push_sql(GUARD);
         out.push_bind_param::<BigInt, _>(&self.xid)
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::RefreshOutcome;
 use auth_server::db::{self, Pool, RotationPool};
-use auth_server::refresh_token::{KeyIndex, RefreshToken};
+use auth_server::refresh_token::{KeyIndex, RefreshToken, Successors, TokenHash};
 use auth_server::rotation::{Policy, successor_expiry};
 use auth_server::token_keys::TokenKeys;
 
@@ -349,16 +349,13 @@ async fn rotate(
     policy: &Policy,
     keys: &TokenKeys,
 ) -> anyhow::Result<()> {
-    let (presented, successors) = {
-        let token = locked(chain);
-        (token.hash(), token.successors(keys))
-    };
+    let (presented, successors) = next_of(chain, keys);
     match rotations
         .refresh(&presented, &successors.hashes(), client, policy)
         .await?
     {
         RefreshOutcome::Rotated { .. } => {}
-        // Named, not printed: the rows hold password hashes.
+        // Named, not printed: the rows hold the user's details.
         RefreshOutcome::Grace { .. } => bail!("rotation SQL: grace instead of a rotation"),
         RefreshOutcome::ReuseDetected { .. } => bail!("rotation SQL: reuse detected"),
         RefreshOutcome::Rejected { rejection, .. } => {
@@ -366,10 +363,7 @@ async fn rotate(
         }
         RefreshOutcome::Unknown => bail!("rotation SQL: unknown token"),
     }
-    *locked(chain) = successors
-        .take(KeyIndex::CURRENT)
-        .context("the current key's successor")?;
-    Ok(())
+    advance(chain, successors)
 }
 
 /// One rotation of a chain by the seven-statement SQL this one replaced.
@@ -380,10 +374,7 @@ fn rotate_seven_statements(
     policy: &Policy,
     keys: &TokenKeys,
 ) -> anyhow::Result<()> {
-    let (presented, successors) = {
-        let token = locked(chain);
-        (token.hash(), token.successors(keys))
-    };
+    let (presented, successors) = next_of(chain, keys);
     let mut conn = pool.get()?;
     seven_statement_rotation(
         &mut conn,
@@ -392,6 +383,17 @@ fn rotate_seven_statements(
         client,
         policy,
     )?;
+    advance(chain, successors)
+}
+
+/// The hash of the chain's token, and its successors as `keys` derive them.
+fn next_of(chain: &Mutex<RefreshToken>, keys: &TokenKeys) -> (TokenHash, Successors) {
+    let token = locked(chain);
+    (token.hash(), token.successors(keys))
+}
+
+/// The chain moves on to the successor the rotation stored.
+fn advance(chain: &Mutex<RefreshToken>, successors: Successors) -> anyhow::Result<()> {
     *locked(chain) = successors
         .take(KeyIndex::CURRENT)
         .context("the current key's successor")?;

@@ -8,7 +8,6 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel_async::SimpleAsyncConnection;
 use secrecy::ExposeSecret;
-
 use tracing::Instrument;
 
 use super::models::ClientInfo;

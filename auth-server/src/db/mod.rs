@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 mod connection_url;
+mod database;
 pub mod email_tokens;
 pub mod login_throttle;
 pub mod models;
@@ -17,7 +18,7 @@ mod pool;
 pub mod rate_limits;
 pub mod revocations;
 pub mod rotation;
-mod rotation_pool;
+pub mod rotation_pool;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
@@ -31,8 +32,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use pool::{Database, Pool, PoolStats, build_pool};
-pub use rotation_pool::{Pooled, RotationPool};
+pub use database::Database;
+pub use pool::{Pool, PoolStats, build_pool};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 

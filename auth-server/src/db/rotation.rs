@@ -1,5 +1,5 @@
 //! The rotation transaction, in two round trips on a pipelining connection
-//! ([`super::RotationPool`]): `BEGIN` with the locked read, then the write
+//! ([`super::rotation_pool::RotationPool`]): `BEGIN` with the locked read, then the write
 //! with `COMMIT`.
 //!
 //! 1. The locked read joins the presented token, its session, what an

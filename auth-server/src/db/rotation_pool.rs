@@ -27,9 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection_url::{self, Target};
 use super::models::ClientInfo;
-use super::pool::session_bounds;
+use super::pool::{PoolStats, session_bounds};
 use super::rotation::{self, RefreshOutcome};
-use super::{DbError, DbResult, PoolStats};
+use super::{DbError, DbResult};
 use crate::config::DatabaseSettings;
 use crate::refresh_token::{SuccessorHashes, TokenHash};
 use crate::rotation::Policy;

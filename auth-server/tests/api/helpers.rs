@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_server::config::Settings;
+use auth_server::db::Pool;
 use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::RefreshOutcome;
-use auth_server::db::{Pool, RotationPool};
+use auth_server::db::rotation_pool::RotationPool;
 use auth_server::refresh_token::RefreshToken;
 use auth_server::rotation::Policy;
 use auth_server::startup::Application;

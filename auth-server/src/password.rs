@@ -184,7 +184,8 @@ fn verify_with_reused_memory(password: &[u8], stored: &PasswordHash) -> bool {
 /// takes what the other threads leave: refreshes and every other request
 /// keep their latency (in the bench, refresh p99 under a flood 1.5–1.6× its
 /// p99 at rest over three runs, 1.2–2.2× without), and logins wait in their
-/// queue instead.
+/// queue instead. It is not a guarantee: on some hosts any busy core adds a
+/// scheduler tick to the tail whatever its priority (BENCHMARKS.md).
 /// With nothing else to run, hashing has the CPU to itself as before.
 fn lowest_cpu_priority() {
     let thread = rustix::thread::gettid();

@@ -33,7 +33,7 @@ pub fn create(
     token_expires_at: DateTime<Utc>,
 ) -> DbResult<Session> {
     let expiry = (session_expires_at, token_expires_at);
-    create_within_cap(conn, user_id, client, token, expiry, None)?
+    insert(conn, user_id, None, client, token, expiry, None)?
         .map(|created| created.session)
         .ok_or(DbError::Query(DieselError::NotFound))
 }
@@ -44,11 +44,38 @@ pub fn create(
 /// live sessions (the newest, this one always among them), revoking the
 /// others (`session_evicted`) as every revocation is, so the feed carries
 /// them. Writes the `login` event, and a `session_evicted` event for each
-/// session evicted, in one statement. `expiry` is the session's, then its first token's. `None` when the
-/// user no longer exists or is disabled; sets the user's `last_login_at`.
+/// session evicted, in one statement. `expiry` is the session's, then its
+/// first token's. `verified_hash` is the password hash the login checked
+/// the password against. `None` when the user no longer exists, is
+/// disabled, or no longer has that hash (a reset or change committed while
+/// the login was hashing: the password it checked is not the current one);
+/// sets the user's `last_login_at`.
 pub fn create_within_cap(
     conn: &mut PgConnection,
     user_id: Uuid,
+    verified_hash: &str,
+    client: &ClientInfo,
+    token: &TokenHash,
+    expiry: (DateTime<Utc>, DateTime<Utc>),
+    max_live: Option<NonZeroU32>,
+) -> DbResult<Option<Created>> {
+    insert(
+        conn,
+        user_id,
+        Some(verified_hash),
+        client,
+        token,
+        expiry,
+        max_live,
+    )
+}
+
+/// [`create_within_cap`], with the hash check only when `verified_hash`
+/// is given.
+fn insert(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    verified_hash: Option<&str>,
     client: &ClientInfo,
     token: &TokenHash,
     (session_expires_at, token_expires_at): (DateTime<Utc>, DateTime<Utc>),
@@ -56,10 +83,18 @@ pub fn create_within_cap(
 ) -> DbResult<Option<Created>> {
     let now = Utc::now();
     conn.transaction(|conn| {
-        // Locks the user's row (as a disable or delete does) and notes the
-        // login, in the one statement: no session of a disabled user.
-        let user = diesel::update(users::table.find(user_id))
+        // Locks the user's row (as a disable, delete, reset or change
+        // does) and notes the login, in the one statement: no session of a
+        // disabled user, nor for a password that is no longer the user's
+        // (the lock makes a reset or change either commit first, and be
+        // seen here, or wait for this session and revoke it).
+        let mut lock = diesel::update(users::table.find(user_id))
             .filter(users::disabled_at.is_null())
+            .into_boxed();
+        if let Some(verified_hash) = verified_hash {
+            lock = lock.filter(users::password_hash.eq(verified_hash));
+        }
+        let user = lock
             .set(users::last_login_at.eq(now))
             .returning(users::id)
             .get_result::<Uuid>(conn)

@@ -95,6 +95,7 @@ pub async fn login(
     let session_expires_at = add(now, tokens.session_max_lifetime);
     let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
     let user_id = user.id;
+    let verified_hash = user.password_hash.clone();
     let max_live = state.settings.sessions.max_per_user;
     let created = state
         .database
@@ -102,6 +103,7 @@ pub async fn login(
             db::sessions::create_within_cap(
                 conn,
                 user_id,
+                &verified_hash,
                 &client,
                 &hash,
                 (session_expires_at, token_expires_at),
@@ -109,7 +111,9 @@ pub async fn login(
             )
         })
         .await?;
-    // The user was deleted or disabled between the password check and now.
+    // Between the password check and now, the user was deleted or
+    // disabled, or the password was reset or changed: the one checked is
+    // no longer the user's.
     let Some(Created { session, evicted }) = created else {
         state.metrics.logins.with_label_values(&["failed"]).inc();
         let user = state

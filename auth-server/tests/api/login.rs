@@ -1,4 +1,4 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -267,4 +267,146 @@ async fn ipv6_clients_share_the_budget_of_their_64() {
     assert_error(same_64, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     let next_64 = register(unique_email(), "2001:db8:1:2::1").await.unwrap();
     assert_eq!(next_64.status(), StatusCode::CREATED);
+}
+
+/// Iterations that make checking a password take a while (the tests'
+/// default takes milliseconds), so that a reset or change can commit while
+/// a login hashes.
+const SLOW_ITERATIONS: &str = "16";
+
+/// A user whose stored hash is slow to check, registered on `slow`; returns
+/// the email and how long hashing the password took there (about what
+/// checking it takes).
+async fn slow_user(slow: &TestApp) -> (String, std::time::Duration) {
+    let email = unique_email();
+    let started = Instant::now();
+    assert_eq!(
+        slow.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    (email, started.elapsed())
+}
+
+/// A login of `email` with [`PASSWORD`] started after `delay`; its answer,
+/// and when it came.
+async fn login_after(app: &TestApp, email: &str, delay: std::time::Duration) -> (Tokens, Instant) {
+    tokio::time::sleep(delay).await;
+    let tokens = app.login_with(email, PASSWORD).await;
+    (tokens, Instant::now())
+}
+
+/// The user's sessions that have not been revoked.
+fn live_sessions(app: &TestApp, email: &str) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) AS n FROM sessions JOIN users ON users.id = sessions.user_id \
+         WHERE users.email = '{email}' AND sessions.revoked_at IS NULL"
+    ))
+}
+
+#[tokio::test]
+async fn a_login_that_checked_the_old_password_gets_no_session_after_a_reset() {
+    let (slow, smtp) = spawn_app_with_smtp(&[("ARGON2_ITERATIONS", SLOW_ITERATIONS)]).await;
+    // The reset hashes its new password cheaply on another instance: it
+    // commits well within the login's check.
+    let fast = slow.replica_with(&[("ARGON2_ITERATIONS", "1")]).await;
+    let (email, hashing) = slow_user(&slow).await;
+    assert_eq!(fast.forgot(&email).await.status(), StatusCode::ACCEPTED);
+    let token = smtp
+        .mail_titled(&email, "Reset your password")
+        .await
+        .token("reset");
+
+    let started = Instant::now();
+    let reset = async {
+        // The login has read the old hash and is checking the password.
+        tokio::time::sleep(hashing / 4).await;
+        let status = fast.reset(&token, "a brand new passphrase").await.status();
+        (status, Instant::now())
+    };
+    let ((login, login_answered), (reset, reset_done)) =
+        futures_util::future::join(login_after(&slow, &email, Duration::ZERO), reset).await;
+    eprintln!(
+        "checking the password takes {hashing:?}; the reset committed after {:?}, the login answered after {:?}",
+        reset_done - started,
+        login_answered - started
+    );
+    assert_eq!(reset, StatusCode::NO_CONTENT);
+    assert!(
+        reset_done < login_answered,
+        "the reset came while the login hashed"
+    );
+    assert_token_error(&login, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(live_sessions(&slow, &email), 0);
+}
+
+/// Waits until an update of a user's row waits for its lock.
+async fn user_update_waiting(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.count(
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE 'UPDATE \"users\"%'",
+    ) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no update waits for the user's row"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_login_that_checked_the_old_password_gets_no_session_after_a_change() {
+    use diesel::connection::SimpleConnection;
+
+    let slow = spawn_app_with(&[("ARGON2_ITERATIONS", SLOW_ITERATIONS)]).await;
+    let fast = slow.replica_with(&[("ARGON2_ITERATIONS", "1")]).await;
+    let (email, hashing) = slow_user(&slow).await;
+    let here = fast.login_with(&email, PASSWORD).await;
+    assert_eq!(here.status, StatusCode::OK);
+
+    // The change checks the current password (as long as a login does),
+    // then waits for the user's row, which the test holds: it commits only
+    // once the test lets go, while a login that read the old hash is
+    // checking it.
+    let mut holder = slow.conn();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM users WHERE email = '{email}' FOR NO KEY UPDATE"
+        ))
+        .unwrap();
+    let started = Instant::now();
+    let change = async {
+        let status = fast
+            .change_password(&here.access_token(), PASSWORD, "a brand new passphrase")
+            .await
+            .status();
+        (status, Instant::now())
+    };
+    let login_during_the_change = async {
+        user_update_waiting(&slow).await;
+        let login = login_after(&slow, &email, Duration::ZERO);
+        let release = async {
+            tokio::time::sleep(hashing / 4).await;
+            holder.batch_execute("COMMIT").unwrap();
+            Instant::now()
+        };
+        futures_util::future::join(login, release).await
+    };
+    let ((change, change_done), ((login, login_answered), released)) =
+        futures_util::future::join(change, login_during_the_change).await;
+    eprintln!(
+        "checking the password takes {hashing:?}; the change committed after {:?}, the login answered after {:?}",
+        change_done - started,
+        login_answered - started
+    );
+    assert_eq!(change, StatusCode::NO_CONTENT);
+    assert!(
+        released < login_answered && change_done < login_answered,
+        "the change came while the login hashed"
+    );
+    assert_token_error(&login, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    // The session the change was made from is the only one left.
+    assert_eq!(live_sessions(&slow, &email), 1);
 }

@@ -230,7 +230,7 @@ fn concurrent_logins_of_one_user_take_turns_on_its_row() {
     let cap = NonZeroU32::new(1);
     let login = move |conn: &mut PgConnection| {
         let token = RefreshToken::generate().unwrap().hash();
-        create_within_cap(conn, user, &ClientInfo::default(), &token, expiry, cap)
+        create_within_cap(conn, user, "x", &ClientInfo::default(), &token, expiry, cap)
             .unwrap()
             .unwrap()
     };
@@ -295,9 +295,19 @@ async fn a_login_that_evicts_writes_its_events_in_one_statement() {
     let (mut conn, sent) = app.recording_conn();
     let later = chrono::Utc::now() + chrono::Duration::days(1);
     let token = RefreshToken::generate().unwrap().hash();
+    let hash: String = {
+        use auth_server::db::schema::users;
+        use diesel::prelude::*;
+        users::table
+            .find(user_id)
+            .select(users::password_hash)
+            .first(&mut app.conn())
+            .unwrap()
+    };
     let created = create_within_cap(
         &mut conn,
         user_id,
+        &hash,
         &ClientInfo::default(),
         &token,
         (later, later),

@@ -20,6 +20,7 @@ use super::responses::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
     Unavailable, Unprocessable,
 };
+use crate::client_key::ClientKey;
 use crate::error::ApiError;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{events, passwords, verification};
@@ -49,7 +50,7 @@ fn accepted() -> HttpResponse {
         (status = 204, description = "Changed"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`invalid_credentials`: the current password is wrong (not 401, which clients read as \"refresh and retry\"); or `forbidden_origin`", body = super::responses::ErrorResponse),
+        (status = 403, description = "`invalid_credentials`: the current password is wrong (not 401, which clients read as \"refresh and retry\"; counted in the failed-login throttle and recorded as `login_failed`, as at login); or `forbidden_origin`", body = super::responses::ErrorResponse),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
@@ -63,7 +64,7 @@ pub async fn change_password(
     body: JsonBody,
 ) -> Handled {
     // Guessing the current password with a stolen access token is guessing
-    // a password: the login budget applies.
+    // a password: the login budget applies, and the failed-login throttle.
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     rate_limits::hit(&state, Scope::Login, client).await?;
     let input: ChangePasswordRequest = body.parse()?;
@@ -76,6 +77,7 @@ pub async fn change_password(
         input.current_password,
         input.new_password,
         client_info(&req, client),
+        client.map(ClientKey::of),
     )
     .await?;
     Ok(no_content())

@@ -68,7 +68,7 @@ pub async fn login(
                     .inspect_err(|e| count_throttled(state, e))?;
             }
             state.metrics.logins.with_label_values(&["failed"]).inc();
-            record_failure(state, user.map(|u| u.id), client).await?;
+            record_login_failed(state, user.map(|u| u.id), client).await?;
             return Err(ServiceError::InvalidCredentials);
         }
     };
@@ -143,7 +143,7 @@ pub async fn login(
 
 /// The bounded `login_failed` event (see [`db::audit::record_login_failed`]);
 /// what is not stored is counted.
-async fn record_failure(
+pub(super) async fn record_login_failed(
     state: &AppState,
     user_id: Option<uuid::Uuid>,
     client: ClientInfo,

@@ -3,7 +3,9 @@
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use super::ServiceError;
+use super::accounts::record_login_failed;
+use super::{ServiceError, login_throttle};
+use crate::client_key::ClientKey;
 use crate::db::accounts;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::email_token::{EmailToken, Purpose};
@@ -14,6 +16,12 @@ const UNUSABLE_RESET_TOKEN: &str = "the reset link is invalid, has expired or wa
 /// A change from session `session_id`: the current password checked and the
 /// new one hashed on the password pool, then one transaction (see
 /// [`accounts::change_password`]). Every other session of the user ends.
+///
+/// Checking the current password is checking a guess, as a login does
+/// (with a stolen access token, it would otherwise be a guessing oracle
+/// that no throttle watches): the failed-login throttle of the account and
+/// client admits it, counts a wrong one and clears the client's failures
+/// for a right one, and a wrong one is recorded as `login_failed`.
 pub async fn change(
     state: &AppState,
     user_id: Uuid,
@@ -21,20 +29,29 @@ pub async fn change(
     current: SecretString,
     new: SecretString,
     client: ClientInfo,
+    client_key: Option<ClientKey>,
 ) -> Result<(), ServiceError> {
     let user = state
         .database
         .run(move |conn| accounts::find_user(conn, user_id))
         .await?
         .ok_or(ServiceError::WrongPassword)?;
+    let throttle = login_throttle::admit(state, &user.email, client_key).await?;
     let checked_hash = user.password_hash;
     if !state
         .passwords
         .verify(current, Some(checked_hash.clone()))
         .await?
     {
-        tracing::info!(%user_id, "password change refused: wrong current password");
+        tracing::info!(audit = "login_failed", %user_id, "password change refused: wrong current password");
+        if let Some(throttle) = throttle {
+            throttle.failed(state).await?;
+        }
+        record_login_failed(state, Some(user_id), client).await?;
         return Err(ServiceError::WrongPassword);
+    }
+    if let Some(throttle) = throttle {
+        throttle.succeeded(state).await?;
     }
     let new_hash = state.passwords.hash(new).await?;
     let changed = state

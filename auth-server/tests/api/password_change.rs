@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -100,6 +100,68 @@ async fn a_wrong_current_password_is_403_and_changes_nothing() {
             .status,
         StatusCode::OK
     );
+}
+
+/// A change from `client`, as the tests' trusted proxy forwards it.
+async fn change_from(app: &TestApp, access: &str, current: &str, client: &str) -> Response {
+    app.client
+        .post(app.url("/auth/password"))
+        .bearer_auth(access)
+        .header("X-Forwarded-For", client)
+        .json(&json!({ "current_password": current, "new_password": NEW_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_count_as_failed_logins() {
+    let app = spawn_app_with(&[
+        ("LOGIN_ACCOUNT_RATE_LIMIT", "3/5m"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let email = app.registered_user().await;
+    let owner = "192.0.2.10";
+    let tokens = Tokens::read(app.login_from(&email, PASSWORD, owner, None).await).await;
+    let access = tokens.access_token();
+
+    // Someone elsewhere with the access token guesses; the budget is the
+    // one a login from there has for this account.
+    let thief = "203.0.113.66";
+    for _ in 0..2 {
+        assert_error(
+            change_from(&app, &access, "not the password", thief).await,
+            StatusCode::FORBIDDEN,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    let login = app
+        .login_from(&email, "not the password", thief, None)
+        .await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    // Three failures: the next guess, even the right one, is not checked.
+    let refused = change_from(&app, &access, PASSWORD, thief).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let login = app.login_from(&email, PASSWORD, thief, None).await;
+    assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Recorded as failed logins, bounded alike: once per client and window.
+    let types = app.event_types(&access).await;
+    let failed = types.iter().filter(|t| *t == "login_failed").count();
+    assert_eq!(failed, 1, "{types:?}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_events WHERE type = 'login_failed' AND ip = '{thief}'"
+        )),
+        1
+    );
+
+    // The owner, from where they logged in, changes the password at once.
+    let changed = change_from(&app, &access, PASSWORD, owner).await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

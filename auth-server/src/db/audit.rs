@@ -1,6 +1,8 @@
 //! The audit trail: security events, each inserted by the transaction of the
 //! change it records, and read back newest first with a keyset cursor.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -11,9 +13,10 @@ use uuid::Uuid;
 use super::DbResult;
 use super::models::ClientInfo;
 use super::schema::audit_events;
+use crate::client_key::ClientKey;
 
-/// At most one `login_failed` event is stored per account and client address
-/// within this window; the others are only counted (in `/metrics`), so a
+/// At most one `login_failed` event is stored per account and client (an
+/// IPv4 address or an IPv6 /64: [`ClientKey`]) within this window; the others are only counted (in `/metrics`), so a
 /// password-guessing attacker cannot grow the table without bound.
 pub const LOGIN_FAILED_WINDOW_SECS: i64 = 15 * 60;
 
@@ -183,28 +186,39 @@ pub fn insert<'a>(
     diesel::insert_into(audit_events::table).values(rows)
 }
 
-/// A failed login, stored when the account exists and no failure from the
-/// same client address was stored within [`LOGIN_FAILED_WINDOW_SECS`].
-/// `true` when stored. An unknown email (`None`) makes the same single
-/// statement, which stores nothing: the two take the same time.
+/// A failed login (or a wrong current password), stored when the account
+/// exists and no failure from the same client (its [`ClientKey`], so every
+/// address of one IPv6 /64 alike) was stored within
+/// [`LOGIN_FAILED_WINDOW_SECS`]. `true` when stored. An unknown email
+/// (`None`) makes the same single statement, which stores nothing: the two
+/// take the same time.
 pub fn record_login_failed(
     conn: &mut PgConnection,
     user_id: Option<Uuid>,
     client: &ClientInfo,
 ) -> DbResult<bool> {
+    let client_key = client_key(client);
     let stored = diesel::sql_query(format!(
-        "INSERT INTO audit_events (id, type, user_id, ip, user_agent, request_id) \
-         SELECT $1, 'login_failed', $2, $3, $4, $5 \
+        "INSERT INTO audit_events (id, type, user_id, ip, user_agent, request_id, client_key) \
+         SELECT $1, 'login_failed', $2, $3, $4, $5, $6 \
          WHERE $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events WHERE user_id = $2 AND type = 'login_failed' \
-           AND ip IS NOT DISTINCT FROM $3 AND at > now() - interval '{LOGIN_FAILED_WINDOW_SECS} seconds')"
+           AND client_key IS NOT DISTINCT FROM $6 AND at > now() - interval '{LOGIN_FAILED_WINDOW_SECS} seconds')"
     ))
     .bind::<SqlUuid, _>(Uuid::new_v4())
     .bind::<Nullable<SqlUuid>, _>(user_id)
     .bind::<Nullable<Text>, _>(client.ip.as_deref())
     .bind::<Nullable<Text>, _>(client.user_agent.as_deref())
     .bind::<Nullable<SqlUuid>, _>(client.request_id)
+    .bind::<Nullable<Text>, _>(client_key.as_deref())
     .execute(conn)?;
     Ok(stored > 0)
+}
+
+/// The client behind the request's address, as the rate limits count it;
+/// `None` without an address.
+fn client_key(client: &ClientInfo) -> Option<String> {
+    let ip: IpAddr = client.ip.as_deref()?.parse().ok()?;
+    Some(ClientKey::of(ip).to_string())
 }
 
 /// Where a page of events starts: strictly older than this event.

@@ -12,6 +12,7 @@ diesel::table! {
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         request_id -> Nullable<Uuid>,
+        client_key -> Nullable<Text>,
     }
 }
 

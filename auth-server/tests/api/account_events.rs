@@ -183,3 +183,28 @@ async fn failed_logins_are_stored_once_per_address_and_window_and_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn failed_logins_from_one_ipv6_64_are_one_client() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let email = app.registered_user().await;
+    // A client picks a new address of its /64 for every guess.
+    for address in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:a:b:c:d"] {
+        let wrong = app
+            .login_from(&email, "not the password", address, None)
+            .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Another /64, and an IPv4 address: other clients.
+    for address in ["2001:db8:5:7::1", "198.51.100.9"] {
+        app.login_from(&email, "not the password", address, None)
+            .await;
+    }
+    let stored = "SELECT count(*) AS n FROM audit_events WHERE type = 'login_failed'";
+    assert_eq!(app.count(stored), 3);
+    assert_eq!(
+        app.count(&format!("{stored} AND ip LIKE '2001:db8:5:6:%'")),
+        1,
+        "the full address is kept, once for the /64"
+    );
+}

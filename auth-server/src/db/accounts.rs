@@ -72,7 +72,7 @@ pub fn change_password(
             RevocationReason::PasswordChanged,
         )?;
         email_tokens::kill(conn, user_id, Purpose::PasswordReset)?;
-        outbox::drop_unminted_resets(conn, &email)?;
+        outbox::drop_unminted_resets(conn, &email, "password_changed")?;
         audit::record(
             conn,
             Event::new(EventType::PasswordChanged, user_id, client).in_session(session_id),
@@ -89,8 +89,9 @@ pub struct Reset {
 }
 
 /// A reset: the token spent, the new hash, every session revoked, other
-/// reset links killed, the event. `None` for an unusable token. Following
-/// the link proves the address too, so it becomes verified.
+/// reset links killed (queued ones too), the event. `None` for an unusable
+/// token. Following the link proves the address too, so it becomes
+/// verified.
 pub fn reset_password(
     conn: &mut PgConnection,
     token: &TokenHash,
@@ -112,6 +113,7 @@ pub fn reset_password(
         let revoked =
             sessions::revoke_all_except(conn, row.user_id, None, RevocationReason::PasswordReset)?;
         email_tokens::kill(conn, row.user_id, Purpose::PasswordReset)?;
+        outbox::drop_unminted_resets(conn, &email, "password_reset")?;
         audit::record(
             conn,
             Event::new(EventType::PasswordReset, row.user_id, client),

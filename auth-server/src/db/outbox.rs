@@ -202,8 +202,14 @@ pub fn attach_token(
 }
 
 /// Drops reset requests queued for the address but not minted yet: a
-/// password change must kill those links too, not only minted ones.
-pub fn drop_unminted_resets(conn: &mut PgConnection, recipient: &str) -> QueryResult<usize> {
+/// password change or a completed reset (`reason`) must kill those links
+/// too, not only minted ones (a minted one's mail is dropped by the worker
+/// when it finds its token killed).
+pub fn drop_unminted_resets(
+    conn: &mut PgConnection,
+    recipient: &str,
+    reason: &'static str,
+) -> QueryResult<usize> {
     diesel::update(mail_outbox::table)
         .filter(pending())
         .filter(mail_outbox::kind.eq(Purpose::PasswordReset.as_str()))
@@ -211,7 +217,7 @@ pub fn drop_unminted_resets(conn: &mut PgConnection, recipient: &str) -> QueryRe
         .filter(mail_outbox::token_id.is_null())
         .set((
             mail_outbox::dropped_at.eq(Utc::now()),
-            mail_outbox::dropped_reason.eq("password_changed"),
+            mail_outbox::dropped_reason.eq(reason),
         ))
         .execute(conn)
 }

@@ -194,6 +194,37 @@ async fn a_newer_request_kills_older_links() {
 }
 
 #[tokio::test]
+async fn a_completed_reset_drops_reset_mail_still_queued() {
+    let (app, smtp) = spawn_app_with_smtp(&[]).await;
+    let email = app.registered_user().await;
+    forgot_accepted(&app, &email).await;
+    let token = reset_token(&smtp, &email).await;
+    // A later request that no worker has minted a link for yet (its
+    // attempt falls due in a minute: after a failed one, or a lease).
+    app.execute(&format!(
+        "INSERT INTO mail_outbox (id, kind, recipient, due_at) \
+         VALUES (gen_random_uuid(), 'password_reset', '{email}', now() + interval '1 minute')"
+    ));
+
+    assert_eq!(
+        app.reset(&token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // No link is minted and sent after the reset: the mail is dropped.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM mail_outbox WHERE kind = 'password_reset' \
+             AND sent_at IS NULL AND dropped_at IS NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM mail_outbox WHERE dropped_reason = 'password_reset'"),
+        1
+    );
+}
+
+#[tokio::test]
 async fn concurrent_resets_with_one_token_give_exactly_one_204() {
     let (app, smtp) = spawn_app_with_smtp(&[]).await;
     let email = app.registered_user().await;

@@ -250,10 +250,14 @@ fn www_authenticate(description: &str, token_sent: bool) -> String {
 
 impl ApiError {
     /// A service failure on the token endpoint (RFC 6749 §5.2): a refused
-    /// grant is `400 invalid_grant`; the rest (`429`, `503`) as anywhere.
+    /// grant, an unverified user's (`REQUIRE_VERIFIED_EMAIL`) included, is
+    /// `400 invalid_grant`; the rest (`429`, `503`) as anywhere.
     pub fn from_token_grant(error: ServiceError) -> Self {
         match error {
             ServiceError::InvalidGrant(why) => Self::GrantRefused(why),
+            ServiceError::EmailNotVerified => {
+                Self::GrantRefused(crate::rotation::Rejection::EmailNotVerified.description())
+            }
             other => other.into(),
         }
     }

@@ -15,6 +15,8 @@ pub struct Presented {
     pub token_consumed_at: Option<DateTime<Utc>>,
     pub session_expires_at: DateTime<Utc>,
     pub session_revoked: bool,
+    /// The session's user has proven their e-mail address.
+    pub email_verified: bool,
     /// The token its consumption issued, when it was consumed and that token
     /// is still stored.
     pub successor: Option<Successor>,
@@ -62,6 +64,9 @@ pub enum Rejection {
     SessionRevoked,
     SessionExpired,
     TokenExpired,
+    /// `REQUIRE_VERIFIED_EMAIL`, and the user's address is not verified:
+    /// the token stays as it was, usable once the address is.
+    EmailNotVerified,
 }
 
 impl Rejection {
@@ -70,6 +75,7 @@ impl Rejection {
             Self::SessionRevoked => "the session has been revoked",
             Self::SessionExpired => "the session has reached its maximum lifetime",
             Self::TokenExpired => "the refresh token has expired",
+            Self::EmailNotVerified => "the e-mail address is not verified",
         }
     }
 }
@@ -78,6 +84,8 @@ impl Rejection {
 pub struct Policy {
     pub refresh_ttl: Duration,
     pub reuse_grace: Duration,
+    /// `REQUIRE_VERIFIED_EMAIL`: no refresh for an unverified user.
+    pub require_verified_email: bool,
 }
 
 pub fn decide(presented: &Presented, now: DateTime<Utc>, policy: &Policy) -> Decision {
@@ -99,6 +107,13 @@ pub fn decide(presented: &Presented, now: DateTime<Utc>, policy: &Policy) -> Dec
         if since > policy.reuse_grace || policy.reuse_grace.is_zero() {
             return Decision::RevokeForReuse;
         }
+    }
+    // After reuse detection (a copied token revokes the session whoever
+    // holds it), before anything that issues a token.
+    if policy.require_verified_email && !presented.email_verified {
+        return Decision::Reject(Rejection::EmailNotVerified);
+    }
+    if presented.token_consumed_at.is_some() {
         let resend = presented
             .successor
             .is_some_and(|s| s.reproducible && !s.consumed && now < s.expires_at);
@@ -143,6 +158,7 @@ mod tests {
         Policy {
             refresh_ttl: Duration::from_secs(100),
             reuse_grace: Duration::from_secs(10),
+            require_verified_email: false,
         }
     }
 
@@ -152,6 +168,7 @@ mod tests {
             token_consumed_at: None,
             session_expires_at: at(1_000),
             session_revoked: false,
+            email_verified: true,
             successor: None,
         }
     }
@@ -273,5 +290,44 @@ mod tests {
             decide(&live(), at(100), &policy()),
             Decision::Reject(Rejection::TokenExpired)
         );
+    }
+
+    #[test]
+    fn an_unverified_user_gets_no_token_when_verification_is_required() {
+        let required = Policy {
+            require_verified_email: true,
+            ..policy()
+        };
+        let unverified = |presented: Presented| Presented {
+            email_verified: false,
+            ..presented
+        };
+        let refused = Decision::Reject(Rejection::EmailNotVerified);
+        // Neither a rotation nor a grace answer: nothing is consumed.
+        assert_eq!(decide(&unverified(live()), at(10), &required), refused);
+        assert_eq!(decide(&unverified(consumed()), at(25), &required), refused);
+        // A copy presented after the grace still revokes the session.
+        assert_eq!(
+            decide(&unverified(consumed()), at(31), &required),
+            Decision::RevokeForReuse
+        );
+        // Dead sessions and tokens say so first.
+        let revoked = Presented {
+            session_revoked: true,
+            ..unverified(live())
+        };
+        assert_eq!(
+            decide(&revoked, at(10), &required),
+            Decision::Reject(Rejection::SessionRevoked)
+        );
+        // Verified, or not required: as before.
+        assert!(matches!(
+            decide(&live(), at(10), &required),
+            Decision::Rotate { .. }
+        ));
+        assert!(matches!(
+            decide(&unverified(live()), at(10), &policy()),
+            Decision::Rotate { .. }
+        ));
     }
 }

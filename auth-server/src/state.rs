@@ -91,6 +91,7 @@ impl AppState {
         Policy {
             refresh_ttl: self.settings.tokens.refresh_ttl,
             reuse_grace: self.settings.tokens.reuse_grace,
+            require_verified_email: self.settings.accounts.require_verified_email,
         }
     }
 }

@@ -131,6 +131,7 @@ pub async fn refresh(
         // A disabled user's sessions were all revoked with the disable;
         // the user's row, read in the same statement, says so too.
         session_revoked: session.revoked_at.is_some() || user.disabled_at.is_some(),
+        email_verified: user.email_verified,
         successor: stored_successor.as_ref().map(|s| Successor {
             reproducible: recognised.is_some(),
             consumed: s.consumed_at.is_some(),

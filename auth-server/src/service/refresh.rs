@@ -11,6 +11,7 @@ use super::issue::Issued;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::db::rotation::RefreshOutcome;
 use crate::refresh_token::{KeyIndex, RefreshToken};
+use crate::rotation::Rejection;
 use crate::state::AppState;
 
 /// Why a refresh was refused, and whether this very refusal revoked the
@@ -124,7 +125,13 @@ pub async fn refresh(
                 .with_label_values(&["rejected"])
                 .inc();
             tracing::info!(%session_id, ?rejection, "refresh rejected");
-            Err(ServiceError::InvalidGrant(rejection.description()).into())
+            Err(match rejection {
+                // The token was not consumed: the client keeps it (and its
+                // cookie) for when the address is verified.
+                Rejection::EmailNotVerified => ServiceError::EmailNotVerified,
+                other => ServiceError::InvalidGrant(other.description()),
+            }
+            .into())
         }
         RefreshOutcome::Unknown => {
             state

@@ -161,6 +161,7 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
     let policy = Policy {
         refresh_ttl: Duration::from_secs(3600),
         reuse_grace: Duration::from_secs(10),
+        require_verified_email: false,
     };
     let client = ClientInfo::default();
     let key_files: Vec<TokenKeyFile> = (0..=KEYS).map(|_| TokenKeyFile::new()).collect();

@@ -160,6 +160,7 @@ fn a_rotation_is_two_round_trips_and_so_is_a_grace_answer() {
     let policy = Policy {
         refresh_ttl: Duration::from_secs(3600),
         reuse_grace: Duration::from_secs(10),
+        require_verified_email: false,
     };
     let client = ClientInfo {
         user_agent: Some("round-trips/1.0".to_owned()),

@@ -122,6 +122,53 @@ async fn an_unverified_address_cannot_log_in_when_required() {
 }
 
 #[tokio::test]
+async fn an_unverified_users_sessions_cannot_refresh_when_required() {
+    // Sessions from before the operator required verified addresses.
+    let (before, smtp) = spawn_app_with_smtp(&[]).await;
+    let email = before.registered_user().await;
+    let body = before.login_body(&email).await.refresh_token().unwrap();
+    let cookie = before.login_cookie(&email).await.cookie().unwrap().value;
+    let oauth = before.login_body(&email).await.refresh_token().unwrap();
+    let app = before
+        .replica_with(&[("REQUIRE_VERIFIED_EMAIL", "true")])
+        .await;
+
+    assert_token_error(
+        &app.refresh_body(&body).await,
+        StatusCode::FORBIDDEN,
+        "email_not_verified",
+    );
+    let refused = app.refresh_cookie(&cookie).await;
+    assert_token_error(&refused, StatusCode::FORBIDDEN, "email_not_verified");
+    assert!(refused.cookie().is_none(), "the cookie is kept");
+    assert_token_error(
+        &app.oauth_refresh(&oauth).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NOT NULL"),
+        0,
+        "no token consumed"
+    );
+
+    // Once the address is verified, the very same tokens refresh.
+    let token = smtp.mail_to(&email).await.token("verify");
+    assert_eq!(
+        app.verify_email(&token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for refreshed in [
+        app.refresh_body(&body).await,
+        app.refresh_cookie(&cookie).await,
+        app.oauth_refresh(&oauth).await,
+    ] {
+        assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+        assert!(app.validate(&refreshed.access_token()).await.email_verified);
+    }
+}
+
+#[tokio::test]
 async fn resend_is_limited_per_client_address() {
     let (app, _smtp) = spawn_app_with_smtp(&[("MAIL_REQUEST_RATE_LIMIT", "2/10m")]).await;
     let email = app.registered_user().await;

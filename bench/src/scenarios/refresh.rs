@@ -194,6 +194,7 @@ impl Bench<'_> {
         let policy = Policy {
             refresh_ttl: tokens.refresh_ttl,
             reuse_grace: tokens.reuse_grace,
+            require_verified_email: false,
         };
         let chains = {
             let (pool, email, info) = (pool.clone(), Arc::clone(&self.email), client_info.clone());

@@ -44,6 +44,8 @@ pub fn seven_statement_rotation(
                 token_consumed_at: token.consumed_at,
                 session_expires_at: session.expires_at,
                 session_revoked: session.revoked_at.is_some(),
+                // The seven-statement rotation read the user only after.
+                email_verified: true,
                 successor: None,
             };
             let Decision::Rotate {

@@ -16,7 +16,7 @@ use super::models::{ClientInfo, RevocationReason, User};
 use super::outbox;
 use super::schema::users;
 use super::users::CreateUserError;
-use super::{DbError, DbResult, sessions};
+use super::{DbError, DbResult, login_throttle, sessions};
 use crate::config::RateLimit;
 use crate::email_token::Purpose;
 use crate::refresh_token::TokenHash;
@@ -91,12 +91,16 @@ pub struct Reset {
 /// A reset: the token spent, the new hash, every session revoked, other
 /// reset links killed (queued ones too), the event. `None` for an unusable
 /// token. Following the link proves the address too, so it becomes
-/// verified.
+/// verified; and it proves the mailbox is the owner's, so with the
+/// failed-login throttle on (`throttle` keys the account of an address),
+/// the account's strangers' failures are forgotten and the client that
+/// completed the reset becomes known to it.
 pub fn reset_password(
     conn: &mut PgConnection,
     token: &TokenHash,
     new_hash: &str,
     client: &ClientInfo,
+    throttle: Option<&dyn Fn(&str) -> login_throttle::Subject>,
 ) -> DbResult<Option<Reset>> {
     Ok(conn.transaction(|conn| {
         let Some(row) = email_tokens::spend(conn, token, Purpose::PasswordReset)? else {
@@ -114,6 +118,9 @@ pub fn reset_password(
             sessions::revoke_all_except(conn, row.user_id, None, RevocationReason::PasswordReset)?;
         email_tokens::kill(conn, row.user_id, Purpose::PasswordReset)?;
         outbox::drop_unminted_resets(conn, &email, "password_reset")?;
+        if let Some(subject_of) = throttle {
+            login_throttle::reset_completed(conn, &subject_of(&email))?;
+        }
         audit::record(
             conn,
             Event::new(EventType::PasswordReset, row.user_id, client),

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Bytea, Double, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, Bool, Bytea, Double, Integer, Nullable, Text, Timestamptz};
 
 use super::DbResult;
-use crate::login_throttle::{Bucket, Previous, Standing};
+use crate::login_throttle::{Bucket, Previous, REMEMBERED_STRANGERS, Standing, Strangers};
 
 /// One client's failures for one account.
 const CLIENT_SCOPE: &str = "login_client";
@@ -58,6 +58,10 @@ struct StandingRow {
     strangers_failures: Option<i32>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     strangers_last: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    recent_clients: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Array<Timestamptz>>)]
+    recent_failures: Option<Vec<DateTime<Utc>>>,
 }
 
 fn bucket(failures: Option<i32>, last: Option<DateTime<Utc>>) -> Option<Bucket> {
@@ -65,6 +69,30 @@ fn bucket(failures: Option<i32>, last: Option<DateTime<Utc>>) -> Option<Bucket> 
         failures: u32::try_from(failures?).ok()?,
         last_failure_at: last?,
     })
+}
+
+/// The strangers' bucket and its recent clients, told apart from the
+/// attempt's own client.
+fn strangers(
+    bucket: Option<Bucket>,
+    clients: Option<Vec<String>>,
+    failures: Option<Vec<DateTime<Utc>>>,
+    subject: &Subject,
+) -> Option<Strangers> {
+    let mut strangers = Strangers {
+        bucket: bucket?,
+        this_client: None,
+        others: Vec::new(),
+    };
+    let recent = clients.unwrap_or_default().into_iter();
+    for (client, at) in recent.zip(failures.unwrap_or_default()) {
+        if client == subject.client {
+            strangers.this_client = Some(at);
+        } else {
+            strangers.others.push(at);
+        }
+    }
+    Some(strangers)
 }
 
 /// The attempt's buckets, and whether its client is known to the account.
@@ -79,7 +107,8 @@ pub fn standing(
                    WHERE account_key = $1 AND client_key = $2 \
                    AND last_success_at > now() - make_interval(secs => $3)) AS known, \
            c.failures AS client_failures, c.last_failure_at AS client_last, \
-           s.failures AS strangers_failures, s.last_failure_at AS strangers_last \
+           s.failures AS strangers_failures, s.last_failure_at AS strangers_last, \
+           s.recent_clients, s.recent_failures \
          FROM (SELECT 1) AS one \
          LEFT JOIN failure_buckets c ON c.scope = $4 AND c.key = $5 \
          LEFT JOIN failure_buckets s ON s.scope = $6 AND s.key = $7",
@@ -96,7 +125,12 @@ pub fn standing(
         now: row.now,
         known: row.known,
         client: bucket(row.client_failures, row.client_last),
-        strangers: bucket(row.strangers_failures, row.strangers_last),
+        strangers: strangers(
+            bucket(row.strangers_failures, row.strangers_last),
+            row.recent_clients,
+            row.recent_failures,
+            subject,
+        ),
     })
 }
 
@@ -110,6 +144,10 @@ struct HitRow {
     last_failure_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     previous_failure_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    recent_clients: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Array<Timestamptz>>)]
+    recent_failures: Option<Vec<DateTime<Utc>>>,
 }
 
 /// How long each bucket keeps its count without a failure.
@@ -120,9 +158,11 @@ pub struct Memory {
 }
 
 /// Counts a failed login: the client's bucket and, for a client the
-/// account does not know, the strangers' bucket, in one statement. A bucket
-/// whose [`Memory`] passed since its last failure starts over. Returns the
-/// buckets as they now are, and when each one's failure before this was.
+/// account does not know, the strangers' bucket (which notes the client
+/// among its [`REMEMBERED_STRANGERS`] most recent), in one statement. A
+/// bucket whose [`Memory`] passed since its last failure starts over.
+/// Returns the buckets as they now are, and when each one's failure before
+/// this was.
 pub fn record_failure(
     conn: &mut PgConnection,
     subject: &Subject,
@@ -131,10 +171,22 @@ pub fn record_failure(
 ) -> DbResult<(Standing, Previous)> {
     let forgotten = "b.last_failure_at <= now() - make_interval(secs => \
                      CASE WHEN b.scope = $1 THEN $6 ELSE $7 END)";
+    // The strangers' recent clients: this one now, then the others newest
+    // first (ties in a fixed order, so both arrays stay in step).
+    let recent = format!(
+        "(SELECT array_agg(c ORDER BY t DESC, c), array_agg(t ORDER BY t DESC, c) \
+          FROM (SELECT c, t FROM unnest(b.recent_clients, b.recent_failures) AS r (c, t) \
+                WHERE c <> $8 \
+                UNION ALL SELECT $8, now() \
+                ORDER BY t DESC, c LIMIT {REMEMBERED_STRANGERS}) AS kept \
+          WHERE b.scope = $3)"
+    );
     let sql = format!(
         "INSERT INTO failure_buckets AS b \
-           (scope, key, failures, window_start, last_failure_at, previous_failure_at) \
-         SELECT scope, key, 1, now(), now(), NULL \
+           (scope, key, failures, window_start, last_failure_at, previous_failure_at, \
+            recent_clients, recent_failures) \
+         SELECT scope, key, 1, now(), now(), NULL, \
+           CASE WHEN scope = $3 THEN ARRAY[$8] END, CASE WHEN scope = $3 THEN ARRAY[now()] END \
          FROM (VALUES ($1, $2), ($3, $4)) AS hit (scope, key) \
          WHERE hit.scope = $1 OR NOT $5 \
          ON CONFLICT (scope, key) DO UPDATE SET \
@@ -142,8 +194,10 @@ pub fn record_failure(
                            ELSE LEAST(b.failures + 1, {MAX_FAILURES}) END, \
            window_start = CASE WHEN {forgotten} THEN now() ELSE b.window_start END, \
            previous_failure_at = b.last_failure_at, \
-           last_failure_at = now() \
-         RETURNING scope, failures, last_failure_at, previous_failure_at"
+           last_failure_at = now(), \
+           (recent_clients, recent_failures) = {recent} \
+         RETURNING scope, failures, last_failure_at, previous_failure_at, \
+           recent_clients, recent_failures"
     );
     let hits: Vec<HitRow> = diesel::sql_query(sql)
         .bind::<Text, _>(CLIENT_SCOPE)
@@ -153,6 +207,7 @@ pub fn record_failure(
         .bind::<Bool, _>(known)
         .bind::<Double, _>(memory.client.as_secs_f64())
         .bind::<Double, _>(memory.strangers.as_secs_f64())
+        .bind::<Text, _>(&subject.client)
         .load(conn)?;
     let mut standing = Standing {
         // Every row was written at the statement's `now()`.
@@ -168,7 +223,8 @@ pub fn record_failure(
             standing.client = counted;
             previous.client = hit.previous_failure_at;
         } else {
-            standing.strangers = counted;
+            standing.strangers =
+                strangers(counted, hit.recent_clients, hit.recent_failures, subject);
             previous.strangers = hit.previous_failure_at;
         }
     }
@@ -190,6 +246,29 @@ pub fn record_success(conn: &mut PgConnection, subject: &Subject) -> DbResult<()
     .bind::<Text, _>(&subject.client)
     .bind::<Text, _>(CLIENT_SCOPE)
     .bind::<Text, _>(subject.client_bucket())
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A password reset completed from the subject's client: the mailbox is
+/// the owner's, so the account's strangers' failures are forgotten, and the
+/// client becomes (or stays) known with its own failures forgotten, in one
+/// statement (inside the reset's transaction).
+pub fn reset_completed(conn: &mut PgConnection, subject: &Subject) -> QueryResult<()> {
+    diesel::sql_query(
+        "WITH known AS ( \
+           INSERT INTO known_login_clients (account_key, client_key, last_success_at) \
+           VALUES ($1, $2, now()) \
+           ON CONFLICT (account_key, client_key) DO UPDATE SET last_success_at = now()) \
+         DELETE FROM failure_buckets \
+         WHERE (scope = $3 AND key = $4) OR (scope = $5 AND key = $6)",
+    )
+    .bind::<Bytea, _>(&subject.account[..])
+    .bind::<Text, _>(&subject.client)
+    .bind::<Text, _>(CLIENT_SCOPE)
+    .bind::<Text, _>(subject.client_bucket())
+    .bind::<Text, _>(STRANGERS_SCOPE)
+    .bind::<Text, _>(subject.strangers_bucket())
     .execute(conn)?;
     Ok(())
 }

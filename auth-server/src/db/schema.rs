@@ -24,6 +24,8 @@ diesel::table! {
         window_start -> Timestamptz,
         last_failure_at -> Timestamptz,
         previous_failure_at -> Nullable<Timestamptz>,
+        recent_clients -> Nullable<Array<Text>>,
+        recent_failures -> Nullable<Array<Timestamptz>>,
     }
 }
 

@@ -136,11 +136,13 @@ pub async fn reset_password(
 ) -> Handled {
     let input: ResetPasswordRequest = body.parse()?;
     check_password_field("new_password", &input.new_password)?;
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
     passwords::reset(
         &state,
         input.token.expose_secret(),
         input.new_password,
-        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
+        client_info(&req, client),
+        client.map(ClientKey::of),
     )
     .await?;
     Ok(no_content())

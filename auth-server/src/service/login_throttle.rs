@@ -1,7 +1,10 @@
-//! The failed-login throttle around a login: checked before the password,
-//! charged for a failure, cleared for the client by a success (the rules:
+//! The failed-login throttle around a login (and around the current
+//! password of a change, which is as good a guess): checked before the
+//! password, charged for a failure, cleared for the client by a success,
+//! and for the account's strangers by a completed reset (the rules:
 //! [`crate::login_throttle`]; the statements: [`crate::db::login_throttle`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ServiceError;
@@ -10,6 +13,7 @@ use crate::db;
 use crate::db::login_throttle::{Memory, Subject};
 use crate::login_throttle::{self, KNOWN_CLIENT_LIFETIME, Limit, STRANGERS_MEMORY};
 use crate::state::AppState;
+use crate::token_keys::TokenKeys;
 
 /// Domain of the account key under the token key ring: the table holds
 /// this HMAC, so a copy of it cannot be checked against a list of
@@ -41,14 +45,7 @@ pub async fn admit(
         failures: limit.requests,
         window: limit.per,
     };
-    let subject = Subject {
-        account: state
-            .token_keys
-            .derive(ACCOUNT_KEY_DOMAIN, email.as_bytes()),
-        // Without a peer address (not over TCP) every such request is one
-        // client: the throttle still holds.
-        client: client.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
-    };
+    let subject = Subjects::new(state, client).of(email);
     let standing = {
         let subject = subject.clone();
         state
@@ -104,6 +101,44 @@ impl Admitted {
             .await?
             .map_err(throttled)
     }
+}
+
+/// How a client's attempts on any account are keyed, for the throttle's
+/// statements (see [`Subject`]).
+#[derive(Clone)]
+pub struct Subjects {
+    token_keys: Arc<TokenKeys>,
+    client: String,
+}
+
+impl Subjects {
+    pub fn new(state: &AppState, client: Option<ClientKey>) -> Self {
+        Self {
+            token_keys: Arc::clone(&state.token_keys),
+            // Without a peer address (not over TCP) every such request is
+            // one client: the throttle still holds.
+            client: client.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+        }
+    }
+
+    /// The attempt on the account of `email` (normalised).
+    pub fn of(&self, email: &str) -> Subject {
+        Subject {
+            account: self.token_keys.derive(ACCOUNT_KEY_DOMAIN, email.as_bytes()),
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// What a completed reset tells the throttle about its client (see
+/// [`db::login_throttle::reset_completed`]); `None` when the throttle is
+/// off.
+pub fn for_reset(state: &AppState, client: Option<ClientKey>) -> Option<Subjects> {
+    state
+        .settings
+        .rate_limits
+        .account
+        .map(|_| Subjects::new(state, client))
 }
 
 fn throttled(wait: Duration) -> ServiceError {

@@ -7,6 +7,7 @@ use super::accounts::record_login_failed;
 use super::{ServiceError, login_throttle};
 use crate::client_key::ClientKey;
 use crate::db::accounts;
+use crate::db::login_throttle::Subject;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::email_token::{EmailToken, Purpose};
 use crate::state::AppState;
@@ -85,12 +86,16 @@ pub async fn forgot(
     Ok(())
 }
 
-/// A reset with the link's token: every session of the user ends.
+/// A reset with the link's token: every session of the user ends, and the
+/// client that completed it is let in at once by the failed-login
+/// throttle (the account's strangers' failures forgotten, the client
+/// known: [`accounts::reset_password`]).
 pub async fn reset(
     state: &AppState,
     presented: &str,
     new: SecretString,
     client: ClientInfo,
+    client_key: Option<ClientKey>,
 ) -> Result<(), ServiceError> {
     let token = EmailToken::parse(presented)
         .ok_or(ServiceError::InvalidEmailToken(UNUSABLE_RESET_TOKEN))?;
@@ -106,9 +111,14 @@ pub async fn reset(
         return Err(ServiceError::InvalidEmailToken(UNUSABLE_RESET_TOKEN));
     }
     let new_hash = state.passwords.hash(new).await?;
+    let throttle = login_throttle::for_reset(state, client_key);
     let reset = state
         .database
-        .run(move |conn| accounts::reset_password(conn, &hash, &new_hash, &client))
+        .run(move |conn| {
+            let subject_of = throttle.map(|subjects| move |email: &str| subjects.of(email));
+            let subject_of = subject_of.as_ref().map(|f| f as &dyn Fn(&str) -> Subject);
+            accounts::reset_password(conn, &hash, &new_hash, &client, subject_of)
+        })
         .await?
         .ok_or(ServiceError::InvalidEmailToken(UNUSABLE_RESET_TOKEN))?;
     state.revoked(RevocationReason::PasswordReset, reset.revoked);

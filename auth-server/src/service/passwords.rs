@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::db::accounts;
 use crate::db::models::{ClientInfo, RevocationReason};
+use crate::email::Email;
 use crate::email_token::{EmailToken, Purpose};
 use crate::state::AppState;
 
@@ -57,7 +58,7 @@ pub async fn change(
 /// per-address limits, and sends).
 pub async fn forgot(
     state: &AppState,
-    email: String,
+    email: Email,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
     state

@@ -350,3 +350,33 @@ async fn an_operator_lists_disables_enables_and_deletes_users_each_recorded() {
     ));
     assert_eq!(recorded, 5);
 }
+
+#[tokio::test]
+async fn the_cli_names_users_by_a_bare_address_only() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let env = [("DATABASE_URL", app.db.url.as_str())];
+    let named = format!("Someone <{email}>");
+    for (args, why) in [
+        (
+            vec!["users", "disable", named.as_str()],
+            "must be a bare address",
+        ),
+        (
+            vec!["users", "grant-role", "ceo<attacker@evil.example>", "admin"],
+            "must be a bare address",
+        ),
+        (vec!["users", "delete", "nobody"], "is not an email address"),
+    ] {
+        let output = auth_server(&args, &env);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: a usage error");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
+    // Nothing was done to the user the display name wrapped.
+    app.login_body(&email).await;
+    let changed = app.count(
+        "SELECT count(*) AS n FROM audit_events WHERE type IN ('user_disabled', 'roles_changed', 'user_deleted')",
+    );
+    assert_eq!(changed, 0);
+}

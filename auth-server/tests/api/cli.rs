@@ -90,13 +90,15 @@ fn production_refuses_development_settings_naming_them() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("REFRESH_TOKEN_KEY_FILE"));
 
+    // 32 random bytes, base64url, as `auth-server secret` writes them.
+    let token = "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w";
     let output = auth_server(
         &["serve"],
         &[
             ("APP_ENV", "production"),
             ("SIGNING_KEY_FILE", "/nonexistent.pem"),
             ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-token-key"),
-            ("INTERNAL_API_TOKEN", &"s".repeat(40)),
+            ("INTERNAL_API_TOKEN", token),
             ("COOKIE_SECURE", "false"),
         ],
     );
@@ -108,7 +110,7 @@ fn production_refuses_development_settings_naming_them() {
         ("APP_ENV", "production"),
         ("SIGNING_KEY_FILE", "/nonexistent.pem"),
         ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-key"),
-        ("INTERNAL_API_TOKEN", &"s".repeat(40)),
+        ("INTERNAL_API_TOKEN", token),
     ];
     let output = auth_server(&["serve"], &secure);
     assert_eq!(output.status.code(), Some(2));
@@ -118,6 +120,60 @@ fn production_refuses_development_settings_naming_them() {
     let output = auth_server(&["serve"], &with_smtp);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("PUBLIC_URL"));
+
+    // Each insecure setting named, with its opt-out where there is one.
+    let mut complete = with_smtp.clone();
+    complete.push(("PUBLIC_URL", "https://app.example.com"));
+    let forty = "s".repeat(40);
+    for (change, named, opt_out) in [
+        (
+            ("INTERNAL_API_TOKEN", forty.as_str()),
+            "INTERNAL_API_TOKEN",
+            "auth-server secret",
+        ),
+        (
+            ("SMTP_URL", "smtp://mail.example.com:25"),
+            "SMTP_URL",
+            "ALLOW_PLAINTEXT_SMTP=true",
+        ),
+        (
+            ("PUBLIC_URL", "http://app.example.com"),
+            "PUBLIC_URL",
+            "ALLOW_HTTP_PUBLIC_URL=true",
+        ),
+        (
+            (
+                "DATABASE_URL",
+                "postgres://auth@db.example.com/auth?sslmode=require",
+            ),
+            "DATABASE_URL",
+            "DATABASE_ALLOW_UNVERIFIED_TLS=true",
+        ),
+    ] {
+        let mut vars: Vec<(&str, &str)> = complete
+            .iter()
+            .filter(|(k, _)| *k != change.0)
+            .copied()
+            .collect();
+        vars.push(change);
+        let output = auth_server(&["serve"], &vars);
+        assert_eq!(output.status.code(), Some(2), "{change:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("configuration: {named}:")) && stderr.contains(opt_out),
+            "{change:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains(change.1),
+            "the value is not echoed: {stderr}"
+        );
+    }
+    // A libpq variable the rotation's connections cannot honour, named.
+    let mut vars = complete.clone();
+    vars.push(("PGSSLCRL", "/etc/ssl/crl.pem"));
+    let output = auth_server(&["serve"], &vars);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("configuration: PGSSLCRL:"));
 
     let output = auth_server(&["serve"], &[("ACCESS_TOKEN_TTL", "soon")]);
     assert_eq!(output.status.code(), Some(2));

@@ -5,6 +5,7 @@
 pub mod client_key;
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod email_token;
 pub mod error;
 pub mod feed_cursor;

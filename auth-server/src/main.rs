@@ -6,6 +6,7 @@ use anyhow::Context;
 use auth_server::config::Settings;
 use auth_server::db::models::ClientInfo;
 use auth_server::db::{self, Database};
+use auth_server::email::Email;
 use auth_server::service::signing_keys::KeyStore;
 use auth_server::service::{ServiceError, admin};
 use auth_server::signing;
@@ -76,6 +77,7 @@ enum KeysCommand {
 
 /// Every change is recorded in the audit trail with no acting user (the
 /// CLI), and reaches the APIs through the revocation feed within a second.
+/// Users are named by a bare address (trimmed, any case), as at the API.
 #[derive(Subcommand)]
 enum UsersCommand {
     /// List users (id, e-mail, roles, disabled), in e-mail order.
@@ -85,15 +87,15 @@ enum UsersCommand {
         query: Option<String>,
     },
     /// Disable a user: every session revoked, login refused.
-    Disable { email: String },
+    Disable { email: Email },
     /// Enable a disabled user again.
-    Enable { email: String },
+    Enable { email: Email },
     /// Delete a user, its sessions and tokens (its audit events stay).
-    Delete { email: String },
+    Delete { email: Email },
     /// Give a user a role (such as `admin`).
-    GrantRole { email: String, role: String },
+    GrantRole { email: Email, role: String },
     /// Take a role from a user.
-    RevokeRole { email: String, role: String },
+    RevokeRole { email: Email, role: String },
 }
 
 fn main() -> ExitCode {
@@ -250,13 +252,12 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
     let database = Database::new(&settings.database, 1)?;
     let cx = admin::Context::new(&database, &settings.tokens);
     let cli = ClientInfo::default();
-    let id_of = |email: String| {
+    let id_of = |email: Email| {
         let database = &database;
         async move {
-            let shown = email.trim().to_lowercase();
-            match admin::id_by_email(database, email).await {
-                Ok(id) => Ok((id, shown)),
-                Err(ServiceError::NotFound(_)) => anyhow::bail!("no user has the email {shown}"),
+            match admin::id_by_email(database, email.clone()).await {
+                Ok(id) => Ok((id, email)),
+                Err(ServiceError::NotFound(_)) => anyhow::bail!("no user has the email {email}"),
                 Err(e) => Err(anyhow::Error::new(e).context("finding the user")),
             }
         }
@@ -316,7 +317,7 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
 
 async fn change_role(
     cx: &admin::Context<'_>,
-    (id, email): (uuid::Uuid, String),
+    (id, email): (uuid::Uuid, Email),
     role: String,
     grant: bool,
 ) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! The per-address limit kept in memory: refresh (`REFRESH_RATE_LIMIT`), per
-//! [`ClientKey`] (an IPv4 address or an IPv6 /64).
+//! [`ClientKey`] (an IPv4 address or an IPv6 /64); and [`Refusals`], the
+//! clients a shared limit refused, until their wait is over.
 //!
 //! governor's GCRA decides (a burst of the limit's count, then one more per
 //! `per / count`); each key's state lives in a bounded `quick_cache`, so
@@ -11,14 +12,15 @@
 //! Per process: with several replicas each enforces its own budget, on
 //! purpose (refresh is the hot path; a shared count would add a database
 //! round trip to every rotation). The limits that must hold across replicas
-//! are in PostgreSQL: login, register and the mail requests
-//! ([`crate::service::rate_limits`]), failed logins
+//! are in PostgreSQL: login, register, the mail requests and failed
+//! authentications at introspection ([`crate::service::rate_limits`]),
+//! failed logins
 //! ([`crate::login_throttle`]).
 
 use std::convert::Infallible;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::NoOpMiddleware;
@@ -99,6 +101,47 @@ impl<C: Clock> RateLimiter<C> {
     }
 }
 
+/// Clients a shared limit refused, remembered in this process until their
+/// wait is over, so that a refused client's next requests are answered
+/// `429` before anything else is checked, without a database round trip.
+/// The introspection endpoint counts only failed authentications: were a
+/// correct token still checked while its sender is refused, the limit would
+/// bound nothing but the answers to wrong guesses. Bounded like
+/// [`RateLimiter`]'s states.
+pub struct Refusals {
+    until: Cache<ClientKey, Instant>,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Self::new(MAX_TRACKED_CLIENTS)
+    }
+}
+
+impl Refusals {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            until: Cache::new(capacity),
+        }
+    }
+
+    /// `client` was refused for `wait`.
+    pub fn refuse(&self, client: ClientKey, wait: Duration) {
+        self.until.insert(client, Instant::now() + wait);
+    }
+
+    /// How long `client` must still wait, if it was refused.
+    pub fn wait(&self, client: ClientKey) -> Option<Duration> {
+        let until = self.until.get(&client)?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            self.until.remove(&client);
+            return None;
+        }
+        Some(left)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use governor::clock::FakeRelativeClock;
@@ -142,6 +185,20 @@ mod tests {
         );
         clock.advance(Duration::from_secs(30));
         assert!(limiter.check(ip).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_lasts_its_wait_for_its_client_only() {
+        let refusals = Refusals::new(100);
+        let ip = client("192.0.2.1");
+        assert_eq!(refusals.wait(ip), None);
+        refusals.refuse(ip, Duration::from_secs(30));
+        let wait = refusals.wait(ip).unwrap();
+        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
+        assert_eq!(refusals.wait(client("192.0.2.2")), None);
+        assert!(refusals.wait(client("2001:db8::1")).is_none());
+        refusals.refuse(ip, Duration::ZERO);
+        assert_eq!(refusals.wait(ip), None, "over");
     }
 
     #[test]

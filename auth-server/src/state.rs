@@ -12,7 +12,7 @@ use crate::db::notifications::ListenStatus;
 use crate::keyring::SigningKeys;
 use crate::metrics::Metrics;
 use crate::password::PasswordPool;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{RateLimiter, Refusals};
 use crate::rotation::Policy;
 use crate::token_keys::TokenKeys;
 
@@ -31,6 +31,9 @@ pub struct AppState {
     /// are shared by the replicas, in PostgreSQL
     /// ([`crate::service::rate_limits`]).
     pub refresh_limiter: Option<Arc<RateLimiter>>,
+    /// Clients refused for failing to authenticate at introspection, until
+    /// their wait is over ([`crate::service::rate_limits::resource_server`]).
+    pub resource_server_refusals: Arc<Refusals>,
     /// Woken after every revocation this process commits: long polls of the
     /// revocation feed answer at once.
     pub revocations: Arc<Notify>,
@@ -64,6 +67,7 @@ impl AppState {
                 .rate_limits
                 .refresh
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
+            resource_server_refusals: Arc::default(),
             settings,
             database,
             passwords,

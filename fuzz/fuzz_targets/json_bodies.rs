@@ -6,7 +6,7 @@
 use actix_web::ResponseError;
 use actix_web::web::Bytes;
 use auth_server::http::body::JsonBody;
-use auth_server::http::input::{LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email};
+use auth_server::http::input::{LoginRequest, RefreshRequest, RegisterRequest, check_password, parse_email};
 use libfuzzer_sys::fuzz_target;
 
 fn assert_client_error(error: &auth_server::error::ApiError) {
@@ -19,14 +19,14 @@ fuzz_target!(|data: &[u8]| {
     let body = JsonBody::from_bytes(Bytes::copy_from_slice(data));
     match body.parse::<RegisterRequest>() {
         Ok(request) => {
-            let _ = normalize_email(&request.email).map_err(|e| assert_client_error(&e));
+            let _ = parse_email(&request.email).map_err(|e| assert_client_error(&e));
             let _ = check_password(&request.password).map_err(|e| assert_client_error(&e));
         }
         Err(e) => assert_client_error(&e),
     }
     match body.parse::<LoginRequest>() {
         Ok(request) => {
-            let _ = normalize_email(&request.email).map_err(|e| assert_client_error(&e));
+            let _ = parse_email(&request.email).map_err(|e| assert_client_error(&e));
         }
         Err(e) => assert_client_error(&e),
     }

@@ -104,16 +104,26 @@ mod tests {
         );
     }
 
-    const TOKEN: (&str, &str) = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
+    /// 32 random bytes, base64url: what `auth-server secret` writes.
+    const TOKEN: (&str, &str) = (
+        "INTERNAL_API_TOKEN",
+        "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w",
+    );
+    const AUDIENCE: (&str, &str) = ("JWT_AUDIENCE", "resource-api");
 
     #[test]
     fn production_warns_of_the_default_origins() {
         let prod = ("APP_ENV", "production");
-        let warnings = settings(&[prod, TOKEN]).unwrap().warnings();
+        let warnings = settings(&[prod, TOKEN, AUDIENCE]).unwrap().warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].starts_with("ALLOWED_ORIGINS"), "{warnings:?}");
-        let careful =
-            settings(&[prod, TOKEN, ("ALLOWED_ORIGINS", "https://app.example.com")]).unwrap();
+        let careful = settings(&[
+            prod,
+            TOKEN,
+            AUDIENCE,
+            ("ALLOWED_ORIGINS", "https://app.example.com"),
+        ])
+        .unwrap();
         assert!(careful.warnings().is_empty());
         assert!(settings(&[]).unwrap().warnings().is_empty(), "development");
     }
@@ -122,8 +132,14 @@ mod tests {
     fn bad_settings_are_named() {
         assert_eq!(
             settings(&[("APP_ENV", "production")]).unwrap_err().variable,
-            "INTERNAL_API_TOKEN",
-            "the guard's refusals"
+            "JWT_AUDIENCE",
+            "the guard's refusals: this API's audience, named"
+        );
+        assert_eq!(
+            settings(&[("APP_ENV", "production"), AUDIENCE])
+                .unwrap_err()
+                .variable,
+            "INTERNAL_API_TOKEN"
         );
         assert_eq!(
             settings(&[("API_INTERNAL_BIND", "127.0.0.1:8081")])

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use service_kit::env::{ConfigError, DEVELOPMENT_INTERNAL_TOKEN, Env, invalid};
+use service_kit::secret_strength;
 
-/// Fewest characters of `INTERNAL_API_TOKEN` production accepts (the auth
-/// server asks the same).
-const MIN_INTERNAL_TOKEN_CHARS: usize = 32;
+/// `JWT_AUDIENCE` when unset, in development only.
+pub const DEFAULT_AUDIENCE: &str = "resource-api";
 
 /// The longest `JWT_LEEWAY` production accepts: clock skew is seconds.
 const MAX_LEEWAY: Duration = Duration::from_secs(60);
@@ -81,9 +81,23 @@ impl GuardSettings {
     /// and an error names the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        let audience = env.string("JWT_AUDIENCE", "resource-api");
+        let production = env.production()?;
+        // Two APIs that share an audience accept each other's tokens: in
+        // production each names its own.
+        let audience = match env.get("JWT_AUDIENCE") {
+            Some(audience) => audience,
+            None if production => {
+                return Err(invalid(
+                    "JWT_AUDIENCE",
+                    format!(
+                        "must be set in production, to this API's own audience: the default `{DEFAULT_AUDIENCE}` is every API's that leaves it unset, and APIs that share an audience accept each other's tokens"
+                    ),
+                ));
+            }
+            None => DEFAULT_AUDIENCE.to_owned(),
+        };
         let settings = Self {
-            production: env.production()?,
+            production,
             auth_url: http_url(&env, "AUTH_URL", "http://127.0.0.1:8080")?,
             auth_internal_url: http_url(&env, "AUTH_INTERNAL_URL", "http://127.0.0.1:9080")?,
             internal_api_token: SecretString::from(
@@ -148,10 +162,13 @@ impl GuardSettings {
                 "must be set in production: the development value is public",
             ));
         }
-        if token.chars().count() < MIN_INTERNAL_TOKEN_CHARS {
+        if let Err(bits) = secret_strength::check(token) {
             return Err(invalid(
                 "INTERNAL_API_TOKEN",
-                "must be at least 32 characters in production",
+                format!(
+                    "carries about {bits} bits of entropy by a conservative estimate (repeats, runs, words and few distinct characters count for little); production needs at least {min}, whether it is set here or in the file INTERNAL_API_TOKEN_FILE names: use the auth server's (`auth-server secret --out FILE` makes one; or `openssl rand -base64 32`)",
+                    min = secret_strength::MIN_SECRET_BITS
+                ),
             ));
         }
         if self.leeway > MAX_LEEWAY {
@@ -225,40 +242,76 @@ mod tests {
         assert_eq!(s.jwks.min_refetch_interval, Duration::from_secs(2));
     }
 
-    const TOKEN: (&str, &str) = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
+    /// 32 random bytes, base64url: what `auth-server secret` writes.
+    const TOKEN: (&str, &str) = (
+        "INTERNAL_API_TOKEN",
+        "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w",
+    );
+    const AUDIENCE: (&str, &str) = ("JWT_AUDIENCE", "orders-api");
 
     #[test]
-    fn production_refuses_a_short_internal_token() {
+    fn production_refuses_a_guessable_internal_token() {
         let prod = ("APP_ENV", "production");
-        let short = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcde");
+        let forty = "s".repeat(40);
+        for weak in [
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef",
+            forty.as_str(),
+            "the-internal-api-token-for-production-use",
+        ] {
+            let short = ("INTERNAL_API_TOKEN", weak);
+            let refused = settings(&[prod, AUDIENCE, short]).unwrap_err();
+            assert_eq!(refused.variable, "INTERNAL_API_TOKEN", "{weak}");
+            assert!(refused.message.contains("openssl rand -base64 32"));
+            assert!(settings(&[short]).is_ok(), "development accepts it");
+        }
+        assert!(settings(&[prod, AUDIENCE, TOKEN]).is_ok());
+    }
+
+    #[test]
+    fn production_needs_an_audience_of_its_own() {
+        let prod = ("APP_ENV", "production");
         assert_eq!(
-            settings(&[prod, short]).unwrap_err().variable,
-            "INTERNAL_API_TOKEN"
+            settings(&[prod, TOKEN]).unwrap_err().variable,
+            "JWT_AUDIENCE"
         );
-        assert!(settings(&[short]).is_ok(), "development accepts it");
-        assert!(settings(&[prod, TOKEN]).is_ok());
+        let own = settings(&[prod, TOKEN, AUDIENCE]).unwrap();
+        assert_eq!(own.audience, "orders-api");
+        // Naming the default explicitly is a choice, and accepted.
+        assert!(settings(&[prod, TOKEN, ("JWT_AUDIENCE", "resource-api")]).is_ok());
+        assert_eq!(
+            settings(&[]).unwrap().audience,
+            DEFAULT_AUDIENCE,
+            "development"
+        );
     }
 
     #[test]
     fn production_refuses_a_leeway_over_a_minute() {
         let prod = ("APP_ENV", "production");
         assert_eq!(
-            settings(&[prod, TOKEN, ("JWT_LEEWAY", "61s")])
+            settings(&[prod, TOKEN, AUDIENCE, ("JWT_LEEWAY", "61s")])
                 .unwrap_err()
                 .variable,
             "JWT_LEEWAY"
         );
-        assert!(settings(&[prod, TOKEN, ("JWT_LEEWAY", "60s")]).is_ok());
+        assert!(settings(&[prod, TOKEN, AUDIENCE, ("JWT_LEEWAY", "60s")]).is_ok());
         assert!(settings(&[("JWT_LEEWAY", "5m")]).is_ok(), "development");
     }
 
     #[test]
     fn production_warns_of_plain_http() {
         let prod = ("APP_ENV", "production");
-        let warnings = settings(&[prod, TOKEN]).unwrap().warnings();
+        let warnings = settings(&[prod, TOKEN, AUDIENCE]).unwrap().warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].starts_with("AUTH_URL"), "{warnings:?}");
-        let careful = settings(&[prod, TOKEN, ("AUTH_URL", "https://auth.example.com")]).unwrap();
+        let careful = settings(&[
+            prod,
+            TOKEN,
+            AUDIENCE,
+            ("AUTH_URL", "https://auth.example.com"),
+        ])
+        .unwrap();
         assert!(careful.warnings().is_empty());
         assert!(settings(&[]).unwrap().warnings().is_empty(), "development");
     }
@@ -266,7 +319,9 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         assert_eq!(
-            settings(&[("APP_ENV", "production")]).unwrap_err().variable,
+            settings(&[("APP_ENV", "production"), AUDIENCE])
+                .unwrap_err()
+                .variable,
             "INTERNAL_API_TOKEN"
         );
         for (variable, value) in [

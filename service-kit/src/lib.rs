@@ -12,6 +12,7 @@
 pub mod duration;
 pub mod env;
 pub mod probe;
+pub mod secret_strength;
 
 #[cfg(feature = "actix")]
 pub mod cors;

@@ -1,5 +1,7 @@
-//! The database: where it is, how many connections, how long a request may
-//! wait for one or for a row lock, and what to do at start.
+//! The database: where it is and how the connections to it are secured (as
+//! libpq reads `DATABASE_URL` and its variables: [`super::libpq`]), how
+//! many connections, how long a request may wait for one or for a row
+//! lock, and what to do at start.
 
 use std::time::Duration;
 
@@ -7,12 +9,21 @@ use secrecy::SecretString;
 use service_kit::env::{ConfigError, Env, invalid};
 
 use super::Environment;
+use super::libpq::{self, LibpqEnv, Tls};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/auth";
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
+    /// For libpq (the blocking pool, the LISTEN connection, migrations):
+    /// `DATABASE_URL` with its TLS parameters as resolved, each explicit.
     pub url: SecretString,
+    /// For the rotation's connections (tokio-postgres): `DATABASE_URL`
+    /// without libpq's TLS parameters, whose meaning is [`Self::tls`].
+    pub rotation: tokio_postgres::Config,
+    pub tls: Tls,
+    /// Every host is this machine or a Unix socket.
+    pub local: bool,
     /// Connections of the blocking pool (everything but the rotation).
     pub pool_size: u32,
     /// Connections of the rotation's asynchronous pool, shared out between
@@ -25,6 +36,9 @@ pub struct DatabaseSettings {
     pub run_migrations: bool,
     /// Create the database when it does not exist (development only).
     pub create_if_missing: bool,
+    /// `DATABASE_ALLOW_UNVERIFIED_TLS`: production accepts an `sslmode`
+    /// below `verify-full` to a host that is not this machine.
+    pub allow_unverified_tls: bool,
 }
 
 impl DatabaseSettings {
@@ -33,18 +47,24 @@ impl DatabaseSettings {
         environment: Environment,
     ) -> Result<Self, ConfigError> {
         let explicit_url = env.get("DATABASE_URL");
+        let connection = libpq::read(
+            explicit_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL),
+            &LibpqEnv::from_env(env)?,
+        )?;
         let settings = Self {
             // Only the development default is ours to create: a URL someone
             // set names a database they manage.
             create_if_missing: environment == Environment::Development && explicit_url.is_none(),
-            url: SecretString::from(
-                explicit_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            ),
+            url: connection.libpq_url,
+            rotation: connection.rotation,
+            tls: connection.tls,
+            local: connection.local,
             pool_size: env.parsed("DATABASE_POOL_SIZE", 16, "a whole number")?,
             rotation_pool_size: env.parsed("DATABASE_ROTATION_POOL_SIZE", 16, "a whole number")?,
             checkout_timeout: env.duration("DATABASE_TIMEOUT", "3s")?,
             lock_timeout: env.duration("DATABASE_LOCK_TIMEOUT", "2s")?,
             run_migrations: env.flag("RUN_MIGRATIONS", true)?,
+            allow_unverified_tls: env.flag("DATABASE_ALLOW_UNVERIFIED_TLS", false)?,
         };
         if settings.pool_size == 0 {
             return Err(invalid("DATABASE_POOL_SIZE", "must be at least 1"));
@@ -76,7 +96,11 @@ mod tests {
     #[test]
     fn only_the_development_default_is_created() {
         let default = database(&[], Environment::Development).unwrap();
-        assert_eq!(default.url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(
+            default.url.expose_secret(),
+            format!("{DEFAULT_DATABASE_URL}?sslmode=prefer")
+        );
+        assert!(default.local);
         assert!(default.create_if_missing);
         assert_eq!(default.pool_size, 16);
         assert_eq!(default.rotation_pool_size, 16);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use service_kit::env::{ConfigError, Env, invalid};
 
 use super::RateLimit;
@@ -30,6 +30,12 @@ pub struct MailSettings {
     /// Mail per recipient address, and per account, in a window; beyond it
     /// mail is dropped silently (the requests still answer `202`).
     pub recipient_limit: Option<RateLimit>,
+    /// `ALLOW_PLAINTEXT_SMTP`: production accepts an `SMTP_URL` that does
+    /// not require TLS (a mail relay on the same host or network).
+    pub allow_plaintext_smtp: bool,
+    /// `ALLOW_HTTP_PUBLIC_URL`: production accepts a `PUBLIC_URL` that is
+    /// not `https://` (a local demo).
+    pub allow_http_public_url: bool,
 }
 
 impl MailSettings {
@@ -61,7 +67,42 @@ impl MailSettings {
             public_url_set,
             smtp_timeout,
             recipient_limit: rate_limit(env, "MAIL_RECIPIENT_LIMIT", "5/1h")?,
+            allow_plaintext_smtp: env.flag("ALLOW_PLAINTEXT_SMTP", false)?,
+            allow_http_public_url: env.flag("ALLOW_HTTP_PUBLIC_URL", false)?,
         })
+    }
+
+    /// Whether `SMTP_URL` makes every connection use TLS: `smtps://` (TLS
+    /// from the first byte) or `smtp://…?tls=required` (STARTTLS, or no
+    /// mail). A bare `smtp://`, or `tls=opportunistic`, sends in the clear
+    /// to a server that does not offer STARTTLS, or to anyone on the path
+    /// who strips the offer. `false` without an `SMTP_URL`.
+    pub fn smtp_requires_tls(&self) -> bool {
+        self.smtp_url
+            .as_ref()
+            .is_some_and(|url| requires_tls(url.expose_secret()))
+    }
+
+    /// Whether the links in mail point at an `https://` page.
+    pub fn public_url_is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// See [`MailSettings::smtp_requires_tls`]. Read as lettre reads it (its
+/// `from_connection_url`): the first `tls` pair, percent-decoded.
+fn requires_tls(raw: &str) -> bool {
+    let Ok(url) = url::Url::parse(raw) else {
+        return false;
+    };
+    let tls = url
+        .query_pairs()
+        .find(|(key, _)| key == "tls")
+        .map(|(_, value)| value.into_owned());
+    match url.scheme() {
+        "smtps" => true,
+        "smtp" => tls.as_deref() == Some("required"),
+        _ => false,
     }
 }
 
@@ -113,8 +154,6 @@ fn check_public_url(raw: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
     use crate::config::lookup;
 
@@ -165,6 +204,27 @@ mod tests {
         }
         let e = mail(&[("SMTP_URL", "smtps://user:hunter2@:465")]).unwrap_err();
         assert!(!e.message.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn only_smtps_and_required_starttls_require_tls() {
+        for (url, tls) in [
+            ("smtps://user:pass@smtp.example.com:465", true),
+            ("smtps://smtp.example.com", true),
+            ("smtp://smtp.example.com:587?tls=required", true),
+            ("smtp://user:pass@smtp.example.com:587?tls=required", true),
+            ("smtp://127.0.0.1:1025", false),
+            ("smtp://smtp.example.com:587?tls=opportunistic", false),
+            // lettre takes the first.
+            (
+                "smtp://smtp.example.com:587?tls=opportunistic&tls=required",
+                false,
+            ),
+        ] {
+            let m = mail(&[("SMTP_URL", url)]).unwrap();
+            assert_eq!(m.smtp_requires_tls(), tls, "{url}");
+        }
+        assert!(!mail(&[]).unwrap().smtp_requires_tls(), "no SMTP_URL");
     }
 
     #[test]

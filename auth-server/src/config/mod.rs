@@ -10,6 +10,7 @@ mod database;
 mod http;
 mod internal_api;
 mod janitor;
+pub mod libpq;
 mod mail;
 mod passwords;
 mod production;

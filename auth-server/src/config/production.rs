@@ -1,13 +1,17 @@
 //! What production refuses, naming the setting: development keys and secrets,
-//! a refresh cookie that could travel over plain HTTP, password hashing
-//! weaker than OWASP's minimum, proxies trusted to name any client, time
-//! allowances long enough to matter, and mail that would land in files or
-//! carry links to a development address. And what it only warns about.
+//! a shared secret a person could guess, a refresh cookie that could travel
+//! over plain HTTP, password hashing weaker than OWASP's minimum, proxies
+//! trusted to name any client, time allowances long enough to matter, mail
+//! that would land in files, travel in the clear or carry links to a
+//! development or plain-HTTP address, and a database connection whose
+//! server is not authenticated. And what it only warns about, the explicit
+//! opt-outs from those refusals among it.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use service_kit::env::{ConfigError, DEFAULT_ALLOWED_ORIGINS, DEVELOPMENT_INTERNAL_TOKEN, invalid};
+use service_kit::secret_strength;
 
 use super::{PasswordSettings, Settings};
 
@@ -37,11 +41,8 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             "must be set in production: the development value is public",
         ));
     }
-    if internal_api_token.len() < 32 {
-        return Err(invalid(
-            "INTERNAL_API_TOKEN",
-            "must be at least 32 characters in production",
-        ));
+    if let Err(bits) = secret_strength::check(internal_api_token) {
+        return Err(invalid("INTERNAL_API_TOKEN", weak_secret(bits)));
     }
     if !settings.http.cookie_secure {
         return Err(invalid(
@@ -73,13 +74,43 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             "must be set in production: without it, reset and verification mail is only written to files",
         ));
     }
+    if !settings.mail.smtp_requires_tls() && !settings.mail.allow_plaintext_smtp {
+        return Err(invalid(
+            "SMTP_URL",
+            "must require TLS in production (smtps://… or smtp://…?tls=required): a bare smtp:// sends reset links in the clear to a server that offers no STARTTLS, or to anyone on the way who strips the offer (ALLOW_PLAINTEXT_SMTP=true accepts it, for a relay on the same host)",
+        ));
+    }
     if !settings.mail.public_url_set {
         return Err(invalid(
             "PUBLIC_URL",
             "must be set in production: the links in e-mails point at the web app there",
         ));
     }
+    if !settings.mail.public_url_is_https() && !settings.mail.allow_http_public_url {
+        return Err(invalid(
+            "PUBLIC_URL",
+            "must be https:// in production: the reset and verification links carry their tokens to it (ALLOW_HTTP_PUBLIC_URL=true accepts http://, for a local demo)",
+        ));
+    }
+    let database = &settings.database;
+    if !database.tls.verifies_host() && !database.local && !database.allow_unverified_tls {
+        return Err(invalid(
+            "DATABASE_URL",
+            format!(
+                "must say sslmode=verify-full in production (with sslrootcert: a file, or `system`) unless its host is this machine (loopback, localhost) or a Unix socket: sslmode={} (from DATABASE_URL, PGSSLMODE or libpq's default) lets anyone on the network path stand in for the database (DATABASE_ALLOW_UNVERIFIED_TLS=true accepts it)",
+                database.tls.mode.as_str()
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// The refusal of a guessable `INTERNAL_API_TOKEN`, with how to make one.
+pub fn weak_secret(bits: u32) -> String {
+    format!(
+        "carries about {bits} bits of entropy by a conservative estimate (repeats, runs, words and few distinct characters count for little); production needs at least {min}, whether it is set here or in the file INTERNAL_API_TOKEN_FILE names: create one with `auth-server secret --out FILE` (for INTERNAL_API_TOKEN_FILE) or `openssl rand -base64 32`",
+        min = secret_strength::MIN_SECRET_BITS
+    )
 }
 
 /// OWASP's argon2id table: the least memory (KiB) for a number of passes,
@@ -108,9 +139,25 @@ fn refuse_weak_hashing(password: &PasswordSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// What production accepts but should not stay that way, for the log.
+/// What production accepts but should not stay that way, for the log: each
+/// opt-out from a refusal, at every start.
 pub(super) fn warnings(settings: &Settings) -> Vec<String> {
     let mut warnings = Vec::new();
+    if settings.mail.allow_plaintext_smtp {
+        warnings.push(
+            "ALLOW_PLAINTEXT_SMTP=true: SMTP_URL need not require TLS, so reset and verification links may travel in the clear; unset it once the mail server takes smtps:// or STARTTLS".to_owned(),
+        );
+    }
+    if settings.mail.allow_http_public_url {
+        warnings.push(
+            "ALLOW_HTTP_PUBLIC_URL=true: PUBLIC_URL may be http://, so the tokens in e-mail links can be read on the way to the web app; unset it outside a local demo".to_owned(),
+        );
+    }
+    if settings.database.allow_unverified_tls {
+        warnings.push(
+            "DATABASE_ALLOW_UNVERIFIED_TLS=true: the database server need not prove who it is (sslmode below verify-full), so anyone on the network path can stand in for it; unset it once DATABASE_URL says sslmode=verify-full".to_owned(),
+        );
+    }
     if settings.http.allowed_origins == [DEFAULT_ALLOWED_ORIGINS] {
         warnings.push(format!(
             "ALLOWED_ORIGINS is the development default ({DEFAULT_ALLOWED_ORIGINS}): set your frontends' origins"
@@ -137,10 +184,13 @@ mod tests {
         Settings::from_lookup(lookup(vars))
     }
 
+    /// 32 random bytes, base64url: what `auth-server secret` writes.
+    const STRONG_TOKEN: &str = "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w";
+
     #[test]
     fn production_names_each_insecure_setting() {
         let key = ("SIGNING_KEY_FILE", "/keys/signing.pem");
-        let token = ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef");
+        let token = ("INTERNAL_API_TOKEN", STRONG_TOKEN);
         let refresh_key = ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key");
         let prod = ("APP_ENV", "production");
         let smtp = ("SMTP_URL", "smtps://user:pass@smtp.example.com");
@@ -188,13 +238,13 @@ mod tests {
     }
 
     /// Production settings that pass, with `extra` changed.
-    fn production(
-        extra: &[(&'static str, &'static str)],
+    fn production<'a>(
+        extra: &[(&'a str, &'a str)],
     ) -> Result<Settings, service_kit::env::ConfigError> {
-        let mut vars = vec![
+        let mut vars: Vec<(&'a str, &'a str)> = vec![
             ("APP_ENV", "production"),
             ("SIGNING_KEY_FILE", "/keys/signing.pem"),
-            ("INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef"),
+            ("INTERNAL_API_TOKEN", STRONG_TOKEN),
             ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key"),
             ("SMTP_URL", "smtps://user:pass@smtp.example.com"),
             ("PUBLIC_URL", "https://app.example.com"),
@@ -301,6 +351,157 @@ mod tests {
         let warnings = apart.unwrap().warnings();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].starts_with("AUTH_PUBLIC_URL"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_guessable_internal_token_is_refused_in_production_only() {
+        let forty = "s".repeat(40);
+        for weak in [
+            forty.as_str(),
+            "0123456789abcdef0123456789abcdef",
+            "internal-api-token-for-our-production-cluster",
+            "CorrectHorseBatteryStapleCorrectHorseBattery",
+        ] {
+            let refused = production(&[("INTERNAL_API_TOKEN", weak)]).unwrap_err();
+            assert_eq!(refused.variable, "INTERNAL_API_TOKEN", "{weak}");
+            assert!(
+                refused.message.contains("auth-server secret")
+                    && refused.message.contains("openssl rand -base64 32"),
+                "says how to make one: {refused}"
+            );
+            assert!(!refused.message.contains(weak), "never echoes the secret");
+            assert!(
+                settings(&[("INTERNAL_API_TOKEN", weak)]).is_ok(),
+                "development"
+            );
+        }
+        // `openssl rand -base64 32`, and `-hex 32`.
+        for strong in [
+            "3Vq0dJmY9b+fA7rXk2LwZ5eHc8tUo1NsGiQ4pRyE6aM=",
+            "4b1f9e27c06d83a5f2e19b7c40d86a3e5f217c9b0e4d68a3f1c2b5e7d9a0c4f6",
+        ] {
+            assert!(
+                production(&[("INTERNAL_API_TOKEN", strong)]).is_ok(),
+                "{strong}"
+            );
+        }
+    }
+
+    #[test]
+    fn mail_without_tls_and_plain_http_links_are_refused_unless_opted_out() {
+        for plain in [
+            "smtp://mail.example.com:25",
+            "smtp://user:pass@mail.example.com:587?tls=opportunistic",
+        ] {
+            assert_eq!(
+                production(&[("SMTP_URL", plain)]).unwrap_err().variable,
+                "SMTP_URL",
+                "{plain}"
+            );
+        }
+        assert!(production(&[("SMTP_URL", "smtp://mail.example.com:587?tls=required")]).is_ok());
+        let opted_out = production(&[
+            ("SMTP_URL", "smtp://mail:1025"),
+            ("ALLOW_PLAINTEXT_SMTP", "true"),
+        ])
+        .unwrap();
+        assert!(
+            opted_out
+                .warnings()
+                .iter()
+                .any(|w| w.starts_with("ALLOW_PLAINTEXT_SMTP=true")),
+            "warned at every start"
+        );
+
+        let http = ("PUBLIC_URL", "http://app.example.com");
+        assert_eq!(production(&[http]).unwrap_err().variable, "PUBLIC_URL");
+        let opted_out = production(&[http, ("ALLOW_HTTP_PUBLIC_URL", "true")]).unwrap();
+        assert!(
+            opted_out
+                .warnings()
+                .iter()
+                .any(|w| w.starts_with("ALLOW_HTTP_PUBLIC_URL=true"))
+        );
+        assert!(
+            settings(&[("SMTP_URL", "smtp://mail:1025"), http]).is_ok(),
+            "development"
+        );
+    }
+
+    #[test]
+    fn an_unverified_database_server_is_refused_unless_it_is_this_machine() {
+        for weak in [
+            "postgres://auth@db.internal:5432/auth",
+            "postgres://auth@db.internal:5432/auth?sslmode=require",
+            "postgres://auth@10.0.0.5/auth?sslmode=verify-ca&sslrootcert=/nonexistent/root.crt",
+        ] {
+            let refused = production(&[("DATABASE_URL", weak)]).unwrap_err();
+            assert_eq!(refused.variable, "DATABASE_URL", "{weak}");
+            assert!(!refused.message.contains("auth@"), "never echoes the URL");
+        }
+        let refused = production(&[("DATABASE_URL", "postgres://db/auth")]).unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("DATABASE_ALLOW_UNVERIFIED_TLS=true"),
+            "{refused}"
+        );
+        // A root certificate makes `verify-ca` acceptable to libpq, but the
+        // host is still unchecked: refused.
+        let dir = std::env::temp_dir().join(format!("prod-root-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root.crt");
+        std::fs::write(&root, "").unwrap();
+        let verify_ca = format!(
+            "postgres://db/auth?sslmode=verify-ca&sslrootcert={}",
+            root.display()
+        );
+        assert_eq!(
+            production(&[("DATABASE_URL", &verify_ca)])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
+        let verify_full = format!(
+            "postgres://db/auth?sslmode=verify-full&sslrootcert={}",
+            root.display()
+        );
+        assert!(production(&[("DATABASE_URL", &verify_full)]).is_ok());
+        assert!(production(&[("DATABASE_URL", "postgres://db/auth?sslrootcert=system")]).is_ok());
+        // From libpq's variable as well.
+        assert!(
+            production(&[
+                ("DATABASE_URL", "postgres://db/auth"),
+                ("PGSSLMODE", "verify-full"),
+                ("PGSSLROOTCERT", "system")
+            ])
+            .is_ok()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // This machine, over loopback or a socket: nobody in between.
+        for local in [
+            "postgres://auth@localhost/auth",
+            "postgres://auth@127.0.0.1:5432/auth?sslmode=disable",
+            "postgres://auth@[::1]/auth",
+            "host=/var/run/postgresql dbname=auth",
+        ] {
+            assert!(production(&[("DATABASE_URL", local)]).is_ok(), "{local}");
+        }
+        let opted_out = production(&[
+            ("DATABASE_URL", "postgres://db/auth"),
+            ("DATABASE_ALLOW_UNVERIFIED_TLS", "true"),
+        ])
+        .unwrap();
+        assert!(
+            opted_out
+                .warnings()
+                .iter()
+                .any(|w| w.starts_with("DATABASE_ALLOW_UNVERIFIED_TLS=true"))
+        );
+        assert!(
+            settings(&[("DATABASE_URL", "postgres://db/auth")]).is_ok(),
+            "development"
+        );
     }
 
     #[test]

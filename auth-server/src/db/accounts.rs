@@ -18,28 +18,23 @@ use super::schema::users;
 use super::users::CreateUserError;
 use super::{DbError, DbResult, login_throttle, sessions};
 use crate::config::RateLimit;
+use crate::email::Email;
 use crate::email_token::Purpose;
 use crate::refresh_token::TokenHash;
 
 /// A new user, its `register` event and its verification mail, together.
 pub fn register(
     conn: &mut PgConnection,
-    email: &str,
+    email: &Email,
     password_hash: &str,
     client: &ClientInfo,
 ) -> Result<User, CreateUserError> {
     conn.transaction(|conn| {
-        let user = super::users::create(conn, email, password_hash)?;
+        let user = super::users::create(conn, email.as_str(), password_hash)?;
         audit::record(conn, Event::new(EventType::Register, user.id, client))
             .map_err(DbError::from)?;
-        outbox::enqueue(
-            conn,
-            Purpose::EmailVerify,
-            &user.email,
-            Some(user.id),
-            client,
-        )
-        .map_err(DbError::from)?;
+        outbox::enqueue(conn, Purpose::EmailVerify, email, Some(user.id), client)
+            .map_err(DbError::from)?;
         Ok(user)
     })
 }
@@ -187,13 +182,14 @@ pub fn request_verification(
         if user.email_verified {
             return Ok(None);
         }
-        outbox::enqueue(
-            conn,
-            Purpose::EmailVerify,
-            &user.email,
-            Some(user.id),
-            client,
-        )?;
+        // Stored before addresses were checked as they are now: no mail to
+        // what is not a bare address (the worker would refuse it too).
+        match Email::parse(&user.email) {
+            Ok(email) => {
+                outbox::enqueue(conn, Purpose::EmailVerify, &email, Some(user.id), client)?;
+            }
+            Err(_) => tracing::warn!(user_id = %user.id, "no verification mail: the stored address is not a bare address"),
+        }
         Ok::<_, DbError>(Some(()))
     })
 }
@@ -201,7 +197,7 @@ pub fn request_verification(
 /// Queues a reset mail for whatever account has the address, if any: the
 /// same single insert whether or not one does, so the request's answer and
 /// timing tell nothing. The worker finds the account.
-pub fn request_reset(conn: &mut PgConnection, email: &str, client: &ClientInfo) -> DbResult<()> {
+pub fn request_reset(conn: &mut PgConnection, email: &Email, client: &ClientInfo) -> DbResult<()> {
     outbox::enqueue(conn, Purpose::PasswordReset, email, None, client)?;
     Ok(())
 }
@@ -251,7 +247,10 @@ pub fn mint(
             .bind::<diesel::sql_types::Text, _>(&row.recipient)
             .execute(conn)?;
         let user = match purpose {
-            Purpose::PasswordReset => super::users::find_by_email(conn, &row.recipient)?,
+            Purpose::PasswordReset => match Email::parse(&row.recipient) {
+                Ok(email) => super::users::find_by_email(conn, &email)?,
+                Err(_) => None,
+            },
             Purpose::EmailVerify => match row.user_id {
                 Some(id) => super::users::find_by_id(conn, id)?,
                 None => None,

@@ -20,6 +20,7 @@ use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session, User};
 use super::schema::users;
 use super::{DbError, DbResult};
+use crate::email::Email;
 
 /// The advisory lock the changes that can remove an administrator share.
 const ADMINS_LOCK: i64 = 0x6164_6d69_6e73; // "admins"
@@ -282,10 +283,10 @@ pub fn delete(
     })
 }
 
-/// The id of the user with this e-mail (normalised), for the CLI.
-pub fn id_by_email(conn: &mut PgConnection, email: &str) -> DbResult<Option<Uuid>> {
+/// The id of the user with this e-mail, for the CLI.
+pub fn id_by_email(conn: &mut PgConnection, email: &Email) -> DbResult<Option<Uuid>> {
     Ok(users::table
-        .filter(users::email.eq(email))
+        .filter(users::email.eq(email.as_str()))
         .select(users::id)
         .first(conn)
         .optional()?)
@@ -334,7 +335,7 @@ fn another_enabled_admin(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool>
 /// (the CLI is not held to `last_admin`).
 pub fn set_role(
     conn: &mut PgConnection,
-    email: &str,
+    email: &Email,
     role: &str,
     granted: bool,
 ) -> DbResult<Option<User>> {

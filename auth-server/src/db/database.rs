@@ -27,8 +27,8 @@ pub struct Database {
 impl Database {
     /// The pools built from the settings (see [`build_pool`] and
     /// [`RotationPool::new`], shared out between `workers` async workers):
-    /// nothing connects yet. A URL the asynchronous connections could not
-    /// honour is refused now.
+    /// nothing connects yet. Certificate files the asynchronous connections
+    /// cannot read are refused now.
     pub fn new(settings: &DatabaseSettings, workers: usize) -> anyhow::Result<Self> {
         Ok(Self {
             pool: build_pool(settings),
@@ -75,9 +75,10 @@ impl Database {
         .map_err(|_| DbError::Stopped)?
     }
 
-    /// Whether both pools reach PostgreSQL: the asynchronous one's
-    /// connections read only `DATABASE_URL` (libpq also reads `PG*`
-    /// variables and `~/.pgpass`), so one may fail where the other works.
+    /// Whether both pools reach PostgreSQL: they are secured alike, but the
+    /// asynchronous one's connections read no `PG*` variable but the TLS
+    /// ones and no `~/.pgpass` (libpq does), so one may fail where the
+    /// other works.
     pub async fn ping(&self) -> DbResult<()> {
         self.run(super::ping).await?;
         let conn = self.rotations.get().await?;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::DbResult;
 use super::models::ClientInfo;
 use super::schema::mail_outbox;
+use crate::email::Email;
 use crate::email_token::Purpose;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -42,7 +43,7 @@ impl OutboxRow {
 pub fn enqueue(
     conn: &mut PgConnection,
     kind: Purpose,
-    recipient: &str,
+    recipient: &Email,
     user_id: Option<Uuid>,
     client: &ClientInfo,
 ) -> QueryResult<Uuid> {
@@ -51,7 +52,7 @@ pub fn enqueue(
         .values((
             mail_outbox::id.eq(id),
             mail_outbox::kind.eq(kind.as_str()),
-            mail_outbox::recipient.eq(recipient),
+            mail_outbox::recipient.eq(recipient.as_str()),
             mail_outbox::user_id.eq(user_id),
             mail_outbox::ip.eq(client.ip.as_deref()),
             mail_outbox::user_agent.eq(client.user_agent.as_deref()),

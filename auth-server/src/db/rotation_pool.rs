@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
-use secrecy::ExposeSecret;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection_url::{self, Target};
@@ -79,11 +78,12 @@ pub struct Pooled {
 }
 
 impl RotationPool {
-    /// A pool of `settings.rotation_pool_size` connections to `settings.url`, shared
+    /// A pool of `settings.rotation_pool_size` connections to the database,
+    /// secured as libpq secures the blocking pool's (`settings.tls`), shared
     /// out between `workers` threads (each has at least one). Nothing
-    /// connects yet; a URL the connections could not use is an error now.
+    /// connects yet; certificate files that cannot be read are an error now.
     pub fn new(settings: &DatabaseSettings, workers: usize) -> anyhow::Result<Self> {
-        let target = connection_url::parse(settings.url.expose_secret())?;
+        let target = connection_url::target(settings)?;
         let workers = workers.max(1);
         let total = settings.rotation_pool_size as usize;
         let shares = (0..workers)

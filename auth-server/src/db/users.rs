@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::models::User;
 use super::schema::users;
 use super::{DbError, DbResult};
+use crate::email::Email;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -15,7 +16,8 @@ pub enum CreateUserError {
     Db(#[from] DbError),
 }
 
-/// Inserts a user; the email must already be normalised.
+/// Inserts a user; `email` is an [`Email`]'s text (registration goes
+/// through `accounts::register`, which takes the type).
 pub fn create(
     conn: &mut PgConnection,
     email: &str,
@@ -46,9 +48,9 @@ pub fn create(
         })
 }
 
-pub fn find_by_email(conn: &mut PgConnection, email: &str) -> DbResult<Option<User>> {
+pub fn find_by_email(conn: &mut PgConnection, email: &Email) -> DbResult<Option<User>> {
     Ok(users::table
-        .filter(users::email.eq(email))
+        .filter(users::email.eq(email.as_str()))
         .select(User::as_select())
         .first(conn)
         .optional()?)

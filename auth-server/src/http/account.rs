@@ -14,7 +14,7 @@ use super::delivery::no_store;
 use super::handlers::{Handled, rfc3339};
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest, VerifyEmailRequest,
-    check_password_field, normalize_email, page_limit,
+    check_password_field, page_limit, parse_email,
 };
 use super::responses::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
@@ -108,7 +108,7 @@ pub async fn forgot_password(
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     rate_limits::hit(&state, Scope::MailRequests, client).await?;
     let input: ForgotPasswordRequest = body.parse()?;
-    let email = normalize_email(&input.email)?;
+    let email = parse_email(&input.email)?;
     passwords::forgot(&state, email, client_info(&req, client)).await?;
     Ok(accepted())
 }

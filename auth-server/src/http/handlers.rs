@@ -11,7 +11,7 @@ use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::{Delivery, TokenResponse, no_store, removal_cookie, token_response};
 use super::input::{
-    LoginRequest, RefreshRequest, RegisterRequest, check_password, normalize_email, presented_token,
+    LoginRequest, RefreshRequest, RegisterRequest, check_password, parse_email, presented_token,
 };
 use super::responses::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized,
@@ -96,7 +96,7 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     rate_limits::hit(&state, Scope::Login, client).await?;
     let input: RegisterRequest = body.parse()?;
-    let email = normalize_email(&input.email)?;
+    let email = parse_email(&input.email)?;
     check_password(&input.password)?;
     let user = accounts::register(&state, email, input.password, client_info(&req, client)).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
@@ -143,7 +143,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
     let client = client_ip(&req, &state.settings.http.trusted_proxies);
     rate_limits::hit(&state, Scope::Login, client).await?;
     let input: LoginRequest = body.parse()?;
-    let email = normalize_email(&input.email)?;
+    let email = parse_email(&input.email)?;
     check_password(&input.password)?;
     let delivery = input.refresh_token_delivery.unwrap_or(Delivery::Cookie);
     let issued = accounts::login(

@@ -3,10 +3,9 @@
 //! `refresh_token` grant, RFC 7009 revocation and RFC 7662 introspection.
 //! Their errors are RFC 6749 §5.2 bodies, which are the contract's.
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -18,6 +17,7 @@ use super::internal::authorized;
 use super::responses::{BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable};
 use crate::error::ApiError;
 use crate::service::oauth::{self, Introspection, Metadata};
+use crate::service::rate_limits;
 use crate::state::AppState;
 
 /// The authorization server metadata (RFC 8414).
@@ -130,37 +130,45 @@ pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, form: FormBody
 }
 
 /// A resource server, authenticated by `INTERNAL_API_TOKEN` as a Bearer
-/// token (compared in constant time). Extracted before the form, so a
+/// token (compared in constant time), failures limited per client
+/// ([`rate_limits::resource_server`]). Extracted before the form, so a
 /// stranger learns nothing about what it sent.
 pub struct ResourceServer;
 
 impl FromRequest for ResourceServer {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(ApiError::Internal(anyhow::anyhow!("no app state"))));
-        };
-        if authorized(req, state) {
-            return ready(Ok(Self));
-        }
-        let token_sent = req
-            .headers()
-            .contains_key(actix_web::http::header::AUTHORIZATION);
-        ready(Err(ApiError::InvalidToken {
-            description: if token_sent {
-                "the resource server's token is invalid".to_owned()
-            } else {
-                "missing bearer token".to_owned()
-            },
-            token_sent,
-        }))
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(ApiError::Internal(anyhow::anyhow!("no app state")));
+            };
+            let authenticated = authorized(&req, state);
+            let client = client_ip(&req, &state.settings.http.trusted_proxies);
+            rate_limits::resource_server(state, client, authenticated).await?;
+            if authenticated {
+                return Ok(Self);
+            }
+            let token_sent = req
+                .headers()
+                .contains_key(actix_web::http::header::AUTHORIZATION);
+            Err(ApiError::InvalidToken {
+                description: if token_sent {
+                    "the resource server's token is invalid".to_owned()
+                } else {
+                    "missing bearer token".to_owned()
+                },
+                token_sent,
+            })
+        })
     }
 }
 
 /// Introspection (RFC 7662), for resource servers: `{"active": false}`
 /// alone for a revoked, expired or unknown token; revocations show at once.
+/// Past 20 failed authentications a minute, a client is answered `429`.
 #[utoipa::path(
     post,
     path = "/oauth/introspect",
@@ -173,14 +181,19 @@ impl FromRequest for ResourceServer {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 413, response = PayloadTooLarge),
+        (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
 )]
 pub async fn introspect(
     state: web::Data<AppState>,
     _caller: ResourceServer,
-    form: FormBody,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Handled {
+    // Read only once the caller is known: extractors are polled together,
+    // and a bad body must not answer before a failed authentication does.
+    let form = FormBody::from_request(&req, &mut payload.into_inner()).await?;
     let input: TokenHintRequest = form.parse()?;
     let token = required(input.token, "token")?;
     let answer = oauth::introspect(&state, &token).await?;

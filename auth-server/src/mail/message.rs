@@ -8,6 +8,7 @@ use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox};
 
+use crate::email::Email;
 use crate::email_token::{EmailToken, Purpose};
 
 /// The link the web app reads.
@@ -15,15 +16,18 @@ pub fn link(public_url: &str, purpose: Purpose, token: &EmailToken) -> String {
     format!("{public_url}/#{}={}", purpose.fragment(), token.expose())
 }
 
+/// The message to `to`: an [`Email`], never a string a mail library could
+/// read as a mailbox with a display name (`ceo<attacker@evil.example>`
+/// goes to the address in the brackets).
 pub fn render(
     from: &Mailbox,
-    to: &str,
+    to: &Email,
     purpose: Purpose,
     link: &str,
     valid_for: Duration,
 ) -> anyhow::Result<Message> {
-    let to: Mailbox = to
-        .parse()
+    let to = to
+        .mailbox()
         .map_err(|_| anyhow::anyhow!("the recipient is not an address lettre accepts"))?;
     let lifetime = human(valid_for);
     let (subject, body) = match purpose {
@@ -99,7 +103,7 @@ mod tests {
         assert_eq!(fragment, format!("reset={}", token.expose()));
         let message = render(
             &"auth@example.com".parse().unwrap(),
-            "alice@example.com",
+            &Email::parse("alice@example.com").unwrap(),
             Purpose::PasswordReset,
             &link,
             Duration::from_secs(1800),

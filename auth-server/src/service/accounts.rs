@@ -10,14 +10,15 @@ use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
 use crate::db::sessions::Created;
 use crate::db::users::CreateUserError;
+use crate::email::Email;
 use crate::rotation::successor_expiry;
 use crate::state::AppState;
 
 /// A new user, with its `register` event and its verification mail queued;
-/// the email must already be normalised and the password checked.
+/// the password must already be checked.
 pub async fn register(
     state: &AppState,
-    email: String,
+    email: Email,
     password: SecretString,
     client: ClientInfo,
 ) -> Result<User, ServiceError> {
@@ -37,15 +38,15 @@ pub async fn register(
 
 /// A new session for a correct password. An unknown email and a wrong
 /// password fail alike, after the same work, and are throttled alike
-/// ([`login_throttle`]); the email must already be normalised.
+/// ([`login_throttle`]).
 pub async fn login(
     state: &AppState,
-    email: String,
+    email: Email,
     password: SecretString,
     client: ClientInfo,
     client_key: Option<ClientKey>,
 ) -> Result<Issued, ServiceError> {
-    let throttle = login_throttle::admit(state, &email, client_key)
+    let throttle = login_throttle::admit(state, email.as_str(), client_key)
         .await
         .inspect_err(|e| count_throttled(state, e))?;
     let user = state

@@ -14,6 +14,7 @@ use crate::db::admin::{self, Actor, Outcome};
 use crate::db::audit::{self, AuditEvent, EventType, Position};
 use crate::db::models::{ClientInfo, RevocationReason, Session, User};
 use crate::db::{self, Database};
+use crate::email::Email;
 use crate::state::AppState;
 
 /// Users or events per page unless asked otherwise, and the most one may ask for.
@@ -196,8 +197,7 @@ pub async fn delete(
 }
 
 /// The id of the user with this e-mail (the CLI names users by e-mail).
-pub async fn id_by_email(database: &Database, email: String) -> Result<Uuid, ServiceError> {
-    let email = email.trim().to_lowercase();
+pub async fn id_by_email(database: &Database, email: Email) -> Result<Uuid, ServiceError> {
     database
         .run(move |conn| admin::id_by_email(conn, &email))
         .await?

@@ -19,6 +19,8 @@ pub struct Page {
     pub next: Option<Position>,
 }
 
+/// The user's events from `cursor` on, as the user may see them
+/// ([`as_seen_by`]).
 pub async fn list(
     database: &Database,
     user_id: Uuid,
@@ -31,10 +33,26 @@ pub async fn list(
         .await?;
     let more = events.len() as i64 > limit;
     events.truncate(usize::try_from(limit).unwrap_or(0));
+    let events: Vec<AuditEvent> = events.into_iter().map(|e| as_seen_by(user_id, e)).collect();
     let next = more
         .then(|| events.last().map(|e| Position { at: e.at, id: e.id }))
         .flatten();
     Ok(Page { events, next })
+}
+
+/// An event as `user_id` may see it: one that another user (an
+/// administrator) caused keeps that user's address, user agent and session
+/// to the administrators' audit trail.
+pub fn as_seen_by(user_id: Uuid, event: AuditEvent) -> AuditEvent {
+    match event.actor_id {
+        Some(actor) if actor != user_id => AuditEvent {
+            ip: None,
+            user_agent: None,
+            session_id: None,
+            ..event
+        },
+        _ => event,
+    }
 }
 
 /// The opaque cursor a client passes back: base64url of the last event's
@@ -63,7 +81,42 @@ pub fn decode_cursor(cursor: &str) -> Option<Position> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
+
+    fn event(user_id: Uuid, actor_id: Option<Uuid>) -> AuditEvent {
+        AuditEvent {
+            id: Uuid::new_v4(),
+            at: Utc::now(),
+            event_type: "user_disabled".to_owned(),
+            actor_id,
+            user_id: Some(user_id),
+            session_id: Some(Uuid::new_v4()),
+            ip: Some("192.0.2.7".to_owned()),
+            user_agent: Some("admin-console/1.0".to_owned()),
+            request_id: Some(Uuid::new_v4()),
+        }
+    }
+
+    #[test]
+    fn another_users_details_are_not_shown_to_the_user() {
+        let user = Uuid::new_v4();
+        let by_admin = as_seen_by(user, event(user, Some(Uuid::new_v4())));
+        assert_eq!(
+            (by_admin.ip, by_admin.user_agent, by_admin.session_id),
+            (None, None, None)
+        );
+        assert_eq!(by_admin.event_type, "user_disabled");
+        for own in [event(user, Some(user)), event(user, None)] {
+            let seen = as_seen_by(user, own.clone());
+            assert_eq!(
+                (seen.ip, seen.user_agent, seen.session_id),
+                (own.ip, own.user_agent, own.session_id),
+                "the user's own, or the server's (no actor)"
+            );
+        }
+    }
 
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {

@@ -24,6 +24,7 @@ use crate::db::accounts::{self, Minted, NewToken};
 use crate::db::email_tokens::{self, EmailTokenRow};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Database, DbError};
+use crate::email::Email;
 use crate::email_token::{EmailToken, Purpose};
 use crate::mail::message;
 use crate::mail::transport::Transport;
@@ -133,6 +134,11 @@ impl MailWorker {
         let Some(purpose) = Purpose::parse(&row.kind) else {
             return self.drop_mail(row.id, "unknown_kind").await;
         };
+        // Queued only as an `Email`; a row from before addresses were
+        // checked as they are now is not sent.
+        let Ok(recipient) = Email::parse(&row.recipient) else {
+            return self.drop_mail(row.id, "invalid_recipient").await;
+        };
         let Ok(token) = EmailToken::generate() else {
             // No randomness: send nothing; the row's lease brings it back.
             tracing::error!(outbox_id = %row.id, "mail not sent: the CSPRNG failed");
@@ -166,7 +172,7 @@ impl MailWorker {
         };
         let link = message::link(&self.mail.public_url, purpose, &token);
         let ttl = self.ttl(purpose);
-        let sent = match message::render(&self.mail.from, &row.recipient, purpose, &link, ttl) {
+        let sent = match message::render(&self.mail.from, &recipient, purpose, &link, ttl) {
             Ok(message) => self.transport.send(message).await,
             Err(e) => Err(e),
         };

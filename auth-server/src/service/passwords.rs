@@ -9,6 +9,7 @@ use crate::client_key::ClientKey;
 use crate::db::accounts;
 use crate::db::login_throttle::Subject;
 use crate::db::models::{ClientInfo, RevocationReason};
+use crate::email::Email;
 use crate::email_token::{EmailToken, Purpose};
 use crate::state::AppState;
 
@@ -75,7 +76,7 @@ pub async fn change(
 /// per-address limits, and sends).
 pub async fn forgot(
     state: &AppState,
-    email: String,
+    email: Email,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
     state

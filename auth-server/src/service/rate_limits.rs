@@ -1,6 +1,7 @@
 //! The per-client limits every replica shares (`LOGIN_RATE_LIMIT` on login,
 //! register and password changes; `MAIL_REQUEST_RATE_LIMIT` on the requests
-//! that send mail), counted in PostgreSQL ([`crate::db::rate_limits`]) so
+//! that send mail; [`RESOURCE_SERVER_FAILURES`] on failed authentications
+//! at `/oauth/introspect`), counted in PostgreSQL ([`crate::db::rate_limits`]) so
 //! that N replicas still enforce the configured limit, not N times it.
 //!
 //! The price is one statement per limited request, on requests that already
@@ -13,6 +14,7 @@
 //! uncounted.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::ServiceError;
 use crate::client_key::ClientKey;
@@ -21,6 +23,14 @@ use crate::db;
 use crate::db::rate_limits::Gcra;
 use crate::state::AppState;
 
+/// Failed authentications at `/oauth/introspect` per client and minute
+/// (the contract's figure): resource servers hold the right token, so only
+/// a guesser or a misconfigured server fails, and neither needs more.
+pub const RESOURCE_SERVER_FAILURES: RateLimit = RateLimit {
+    requests: 20,
+    per: Duration::from_secs(60),
+};
+
 /// Which shared limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -28,6 +38,9 @@ pub enum Scope {
     Login,
     /// Forgot-password and resend-verification (`MAIL_REQUEST_RATE_LIMIT`).
     MailRequests,
+    /// Wrong or missing `INTERNAL_API_TOKEN` at introspection
+    /// ([`RESOURCE_SERVER_FAILURES`]).
+    ResourceServerFailures,
 }
 
 impl Scope {
@@ -35,6 +48,7 @@ impl Scope {
         match self {
             Self::Login => "login",
             Self::MailRequests => "mail_requests",
+            Self::ResourceServerFailures => "resource_server_failures",
         }
     }
 
@@ -43,8 +57,39 @@ impl Scope {
         match self {
             Self::Login => limits.login,
             Self::MailRequests => limits.mail_requests,
+            Self::ResourceServerFailures => Some(RESOURCE_SERVER_FAILURES),
         }
     }
+}
+
+/// A resource server's authentication at introspection, `authenticated`
+/// or not, under [`RESOURCE_SERVER_FAILURES`]: a failure is counted, and a
+/// client past the limit is refused, whatever it sends, until its wait is
+/// over (remembered in this process: [`crate::rate_limit::Refusals`]), so
+/// guesses stop being checked at all. A success costs no round trip.
+pub async fn resource_server(
+    state: &AppState,
+    client: Option<IpAddr>,
+    authenticated: bool,
+) -> Result<(), ServiceError> {
+    let Some(ip) = client else {
+        return Ok(());
+    };
+    let key = ClientKey::of(ip);
+    if let Some(wait) = state.resource_server_refusals.wait(key) {
+        return Err(ServiceError::RateLimited(wait));
+    }
+    if authenticated {
+        return Ok(());
+    }
+    hit(state, Scope::ResourceServerFailures, client)
+        .await
+        .inspect_err(|e| {
+            if let ServiceError::RateLimited(wait) = e {
+                tracing::warn!(client = %key, "introspection: too many failed authentications from one client");
+                state.resource_server_refusals.refuse(key, *wait);
+            }
+        })
 }
 
 /// Counts one request of `client` against `scope`'s limit; `RateLimited`

@@ -208,3 +208,69 @@ async fn failed_logins_from_one_ipv6_64_are_one_client() {
         "the full address is kept, once for the /64"
     );
 }
+
+/// An administrator's disable, enable and role change are the user's events
+/// too, but the administrator's address, user agent and session stay in the
+/// administrators' audit trail; the user's own events keep theirs.
+#[tokio::test]
+async fn an_administrators_details_are_not_in_the_users_events() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin().await;
+    let email = app.registered_user().await;
+    let user_access = app.login_body(&email).await.access_token();
+    let user_id = app.validate(&user_access).await.sub;
+    for (method, path, body) in [
+        (reqwest::Method::POST, "disable", None),
+        (reqwest::Method::POST, "enable", None),
+        (
+            reqwest::Method::PUT,
+            "roles",
+            Some(serde_json::json!({"roles": ["editor"]})),
+        ),
+    ] {
+        let response = app
+            .admin_call(
+                method,
+                &format!("/admin/users/{user_id}/{path}"),
+                &admin,
+                body.as_ref(),
+            )
+            .await;
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    // The disable ended the user's sessions: a new one, to read the events.
+    let access = app.login_body(&email).await.access_token();
+    let body: Value = app.events(&access, "").await.json().await.unwrap();
+    let events = body["events"].as_array().unwrap();
+    let by_admin: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            ["user_disabled", "user_enabled", "roles_changed"]
+                .contains(&e["type"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(by_admin.len(), 3, "{events:?}");
+    for event in by_admin {
+        for field in ["ip", "user_agent", "session_id"] {
+            assert_eq!(event[field], Value::Null, "{field} of {event}");
+        }
+    }
+    // The user's own logins show where they came from.
+    let login = events.iter().find(|e| e["type"] == "login").unwrap();
+    assert_eq!(login["ip"], "127.0.0.1");
+    assert!(login["session_id"].is_string());
+    // The administrators' trail keeps what the user does not see.
+    let audit = app
+        .admin_get(
+            &format!("/admin/audit?user_id={user_id}&type=user_disabled"),
+            &admin,
+        )
+        .await;
+    let recorded = &audit["events"][0];
+    assert_eq!(recorded["user_agent"], "admin-test/1.0");
+    assert!(recorded["session_id"].is_string());
+}

@@ -15,7 +15,8 @@ impl TestApp {
     /// returns its id and access token.
     pub(crate) async fn admin(&self) -> (Uuid, String) {
         let email = self.registered_user().await;
-        auth_server::db::admin::set_role(&mut self.conn(), &email, "admin", true)
+        let address = auth_server::email::Email::parse(&email).unwrap();
+        auth_server::db::admin::set_role(&mut self.conn(), &address, "admin", true)
             .unwrap()
             .unwrap();
         let access = self.login_body(&email).await.access_token();

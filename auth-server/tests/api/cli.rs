@@ -90,13 +90,15 @@ fn production_refuses_development_settings_naming_them() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("REFRESH_TOKEN_KEY_FILE"));
 
+    // 32 random bytes, base64url, as `auth-server secret` writes them.
+    let token = "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w";
     let output = auth_server(
         &["serve"],
         &[
             ("APP_ENV", "production"),
             ("SIGNING_KEY_FILE", "/nonexistent.pem"),
             ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-token-key"),
-            ("INTERNAL_API_TOKEN", &"s".repeat(40)),
+            ("INTERNAL_API_TOKEN", token),
             ("COOKIE_SECURE", "false"),
         ],
     );
@@ -108,7 +110,7 @@ fn production_refuses_development_settings_naming_them() {
         ("APP_ENV", "production"),
         ("SIGNING_KEY_FILE", "/nonexistent.pem"),
         ("REFRESH_TOKEN_KEY_FILE", "/nonexistent-key"),
-        ("INTERNAL_API_TOKEN", &"s".repeat(40)),
+        ("INTERNAL_API_TOKEN", token),
     ];
     let output = auth_server(&["serve"], &secure);
     assert_eq!(output.status.code(), Some(2));
@@ -118,6 +120,60 @@ fn production_refuses_development_settings_naming_them() {
     let output = auth_server(&["serve"], &with_smtp);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("PUBLIC_URL"));
+
+    // Each insecure setting named, with its opt-out where there is one.
+    let mut complete = with_smtp.clone();
+    complete.push(("PUBLIC_URL", "https://app.example.com"));
+    let forty = "s".repeat(40);
+    for (change, named, opt_out) in [
+        (
+            ("INTERNAL_API_TOKEN", forty.as_str()),
+            "INTERNAL_API_TOKEN",
+            "auth-server secret",
+        ),
+        (
+            ("SMTP_URL", "smtp://mail.example.com:25"),
+            "SMTP_URL",
+            "ALLOW_PLAINTEXT_SMTP=true",
+        ),
+        (
+            ("PUBLIC_URL", "http://app.example.com"),
+            "PUBLIC_URL",
+            "ALLOW_HTTP_PUBLIC_URL=true",
+        ),
+        (
+            (
+                "DATABASE_URL",
+                "postgres://auth@db.example.com/auth?sslmode=require",
+            ),
+            "DATABASE_URL",
+            "DATABASE_ALLOW_UNVERIFIED_TLS=true",
+        ),
+    ] {
+        let mut vars: Vec<(&str, &str)> = complete
+            .iter()
+            .filter(|(k, _)| *k != change.0)
+            .copied()
+            .collect();
+        vars.push(change);
+        let output = auth_server(&["serve"], &vars);
+        assert_eq!(output.status.code(), Some(2), "{change:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("configuration: {named}:")) && stderr.contains(opt_out),
+            "{change:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains(change.1),
+            "the value is not echoed: {stderr}"
+        );
+    }
+    // A libpq variable the rotation's connections cannot honour, named.
+    let mut vars = complete.clone();
+    vars.push(("PGSSLCRL", "/etc/ssl/crl.pem"));
+    let output = auth_server(&["serve"], &vars);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("configuration: PGSSLCRL:"));
 
     let output = auth_server(&["serve"], &[("ACCESS_TOKEN_TTL", "soon")]);
     assert_eq!(output.status.code(), Some(2));
@@ -349,4 +405,34 @@ async fn an_operator_lists_disables_enables_and_deletes_users_each_recorded() {
         claims.sub
     ));
     assert_eq!(recorded, 5);
+}
+
+#[tokio::test]
+async fn the_cli_names_users_by_a_bare_address_only() {
+    let app = spawn_app().await;
+    let email = app.registered_user().await;
+    let env = [("DATABASE_URL", app.db.url.as_str())];
+    let named = format!("Someone <{email}>");
+    for (args, why) in [
+        (
+            vec!["users", "disable", named.as_str()],
+            "must be a bare address",
+        ),
+        (
+            vec!["users", "grant-role", "ceo<attacker@evil.example>", "admin"],
+            "must be a bare address",
+        ),
+        (vec!["users", "delete", "nobody"], "is not an email address"),
+    ] {
+        let output = auth_server(&args, &env);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: a usage error");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
+    // Nothing was done to the user the display name wrapped.
+    app.login_body(&email).await;
+    let changed = app.count(
+        "SELECT count(*) AS n FROM audit_events WHERE type IN ('user_disabled', 'roles_changed', 'user_deleted')",
+    );
+    assert_eq!(changed, 0);
 }

@@ -148,3 +148,108 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
         reqwest::StatusCode::OK
     );
 }
+
+/// Whether each pool of settings read from `vars` (over the test database,
+/// reached as `host`) connects: the blocking pool (libpq) and the
+/// rotation's (tokio-postgres and OpenSSL), each on its own.
+async fn pools_connect(db: &TestDatabase, host: &str, vars: &[(&str, &str)]) -> (bool, bool) {
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_host(Some(host)).unwrap();
+    let mut all: Vec<(&str, &str)> =
+        vec![("DATABASE_URL", url.as_str()), ("DATABASE_TIMEOUT", "2s")];
+    all.extend_from_slice(vars);
+    let map: std::collections::HashMap<String, String> = all
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let settings = auth_server::config::Settings::from_lookup(|k| map.get(k).cloned())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let database = auth_server::db::Database::new(&settings.database, 1).unwrap();
+    let blocking = database.run(auth_server::db::ping).await.is_ok();
+    let rotation = auth_server::db::rotation_pool::RotationPool::new(&settings.database, 1)
+        .unwrap()
+        .get()
+        .await
+        .is_ok();
+    (blocking, rotation)
+}
+
+/// libpq's TLS variables, as its users set them (here in the settings'
+/// environment, which is all the server reads), secure both pools alike:
+/// the local server's certificate is Debian's self-signed one, for
+/// `localhost`.
+#[tokio::test]
+async fn libpqs_tls_variables_secure_both_pools_alike() {
+    const OWN_ROOT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    const OTHER_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+    let db = TestDatabase::create();
+    let verify =
+        |mode: &'static str, root: &'static str| [("PGSSLMODE", mode), ("PGSSLROOTCERT", root)];
+    // The server's own root, its own name: both verify and connect.
+    assert_eq!(
+        pools_connect(&db, "localhost", &verify("verify-full", OWN_ROOT)).await,
+        (true, true)
+    );
+    // Roots that did not sign it: neither connects.
+    assert_eq!(
+        pools_connect(&db, "localhost", &verify("verify-full", OTHER_ROOTS)).await,
+        (false, false)
+    );
+    assert_eq!(
+        pools_connect(&db, "localhost", &verify("require", OTHER_ROOTS)).await,
+        (false, false),
+        "a root certificate makes `require` check the chain, as in libpq"
+    );
+    // Another name than the certificate's: `verify-full` refuses it in
+    // both, `verify-ca` checks the chain only.
+    assert_eq!(
+        pools_connect(&db, "127.0.0.1", &verify("verify-full", OWN_ROOT)).await,
+        (false, false)
+    );
+    assert_eq!(
+        pools_connect(&db, "127.0.0.1", &verify("verify-ca", OWN_ROOT)).await,
+        (true, true)
+    );
+    // The URL's own parameter wins over the variable.
+    assert_eq!(
+        pools_connect(
+            &db,
+            "localhost",
+            &[
+                ("PGSSLMODE", "verify-full"),
+                ("PGSSLROOTCERT", OTHER_ROOTS),
+                (
+                    "DATABASE_URL",
+                    &format!(
+                        "{}?sslrootcert={OWN_ROOT}",
+                        db.url.replace("127.0.0.1", "localhost")
+                    )
+                ),
+            ]
+        )
+        .await,
+        (true, true)
+    );
+}
+
+/// `PGSSLMODE=disable` reaches every connection the server opens: none of
+/// them, either pool's or the LISTEN one, uses TLS (the local server offers
+/// it, and libpq's default, `prefer`, takes it).
+#[tokio::test]
+async fn pgsslmode_reaches_every_connection_of_the_server() {
+    let app = spawn_app_with(&[("PGSSLMODE", "disable")]).await;
+    let email = app.registered_user().await;
+    let tokens = app.login_body(&email).await;
+    app.refresh_body(&tokens.refresh_token().unwrap()).await;
+    let connections = |ssl: bool| {
+        app.count(&format!(
+            "SELECT count(*) AS n FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND s.ssl = {ssl}"
+        ))
+    };
+    assert_eq!(connections(true), 0, "no connection of the server uses TLS");
+    assert!(
+        connections(false) >= 3,
+        "the blocking pool's, the rotation's and LISTEN's"
+    );
+}

@@ -560,3 +560,62 @@ async fn authlib_interoperates() {
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
+
+/// One introspection from `client`, as the tests' own trusted proxy
+/// forwards it; `bearer` `None` sends no `Authorization`.
+async fn introspect_from(app: &TestApp, client: &str, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/oauth/introspect"))
+        .header("X-Forwarded-For", client)
+        .header("content-type", FORM)
+        .body("token=x");
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn introspection_answers_429_past_20_failed_authentications_a_minute() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    // Started first: the refusal's wait (one interval, 3 s) must not run
+    // out while it starts.
+    let replica = app.another_instance().await;
+    let guesser = "192.0.2.10";
+    for i in 0..20 {
+        let bearer = if i % 2 == 0 { Some("a guess") } else { None };
+        let response = introspect_from(&app, guesser, bearer).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    let refused = introspect_from(&app, guesser, Some("one more guess")).await;
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Refused whatever it sends now: a right guess is not even checked.
+    let right = introspect_from(&app, guesser, Some(RESOURCE_SERVER_TOKEN)).await;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another replica shares the count.
+    let elsewhere = app
+        .client
+        .post(format!("{replica}/oauth/introspect"))
+        .header("X-Forwarded-For", guesser)
+        .header("content-type", FORM)
+        .bearer_auth("a guess at another replica")
+        .body("token=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Other clients are not affected, and successes are never counted.
+    for _ in 0..30 {
+        let ok = introspect_from(&app, "192.0.2.11", Some(RESOURCE_SERVER_TOKEN)).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+    let other = introspect_from(&app, "192.0.2.12", Some("wrong")).await;
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+}

@@ -12,6 +12,7 @@ use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::RefreshOutcome;
 use auth_server::db::rotation_pool::RotationPool;
 use auth_server::db::{self, Pool};
+use auth_server::email::Email;
 use auth_server::refresh_token::{KeyIndex, RefreshToken, Successors, TokenHash};
 use auth_server::rotation::{Policy, successor_expiry};
 use auth_server::token_keys::TokenKeys;
@@ -322,7 +323,8 @@ fn sql_chains(
     refresh_ttl: Duration,
 ) -> anyhow::Result<Vec<Mutex<RefreshToken>>> {
     let mut conn = pool.get()?;
-    let user = db::users::find_by_email(&mut conn, email)?.context("the bench user is missing")?;
+    let email = Email::parse(email).map_err(|e| anyhow!("the bench user's email {e}"))?;
+    let user = db::users::find_by_email(&mut conn, &email)?.context("the bench user is missing")?;
     let now = chrono::Utc::now();
     let session_end = now + chrono::Duration::from_std(session_lifetime)?;
     let token_end = successor_expiry(now, session_end, refresh_ttl);

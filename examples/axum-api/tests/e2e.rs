@@ -154,7 +154,8 @@ impl Stack {
 
     fn grant_admin(&self, email: &str) {
         let mut conn = PgConnection::establish(&self.db.url).unwrap();
-        auth_server::db::admin::set_role(&mut conn, email, "admin", true)
+        let email = auth_server::email::Email::parse(email).unwrap();
+        auth_server::db::admin::set_role(&mut conn, &email, "admin", true)
             .unwrap()
             .unwrap();
     }

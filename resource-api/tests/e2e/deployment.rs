@@ -108,7 +108,8 @@ fn strings(value: &Value) -> Vec<String> {
 fn with_stand_ins(mut env: HashMap<String, String>, dir: &Path) -> HashMap<String, String> {
     if let Some(path) = env.get_mut("INTERNAL_API_TOKEN_FILE") {
         let stand_in = dir.join("internal-api-token");
-        std::fs::write(&stand_in, "0123456789abcdef0123456789abcdef0123456789a\n").unwrap();
+        // 32 random bytes, base64url, as `auth-server secret` writes them.
+        std::fs::write(&stand_in, "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w\n").unwrap();
         *path = stand_in.to_str().unwrap().to_owned();
     }
     env

@@ -519,7 +519,8 @@ impl Control {
 
     pub fn grant_role(&self, email: &str, role: &str) {
         let mut conn = PgConnection::establish(&self.db.url).unwrap();
-        auth_server::db::admin::set_role(&mut conn, email, role, true)
+        let email = auth_server::email::Email::parse(email).unwrap();
+        auth_server::db::admin::set_role(&mut conn, &email, role, true)
             .unwrap()
             .unwrap();
     }

@@ -47,9 +47,13 @@ impl DatabaseSettings {
         environment: Environment,
     ) -> Result<Self, ConfigError> {
         let explicit_url = env.get("DATABASE_URL");
+        // A password kept out of the URL and the environment (Compose's
+        // generated one, a mounted secret).
+        let password = env.secret("DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE")?;
         let connection = libpq::read(
             explicit_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL),
             &LibpqEnv::from_env(env)?,
+            password.as_deref(),
         )?;
         let settings = Self {
             // Only the development default is ours to create: a URL someone

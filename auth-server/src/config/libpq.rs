@@ -189,9 +189,11 @@ pub struct Connection {
     pub local: bool,
 }
 
-/// Reads `url` (a `postgres://` URL or a `key=value` string) with `env`.
-/// Errors name `DATABASE_URL`, or the variable a bad value came from.
-pub fn read(url: &str, env: &LibpqEnv) -> Result<Connection, ConfigError> {
+/// Reads `url` (a `postgres://` URL or a `key=value` string) with `env`,
+/// and `password` when it comes from elsewhere than the URL
+/// (`DATABASE_PASSWORD_FILE`). Errors name `DATABASE_URL`, or the variable
+/// a bad value came from.
+pub fn read(url: &str, env: &LibpqEnv, password: Option<&str>) -> Result<Connection, ConfigError> {
     let (rest, pairs) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         split_url(url)
     } else {
@@ -223,8 +225,17 @@ pub fn read(url: &str, env: &LibpqEnv) -> Result<Connection, ConfigError> {
         )
     })?;
     rotation.ssl_mode(tls.mode.for_tokio_postgres());
+    if let Some(password) = password {
+        if rotation.get_password().is_some() {
+            return Err(invalid(
+                "DATABASE_URL",
+                "carries a password and DATABASE_PASSWORD_FILE names one too: set one of them",
+            ));
+        }
+        rotation.password(password);
+    }
     let local = is_local(&rotation);
-    let libpq_url = with_tls(url, &rest, &tls);
+    let libpq_url = with_explicit(url, &rest, &tls, password);
     Ok(Connection {
         libpq_url: SecretString::from(libpq_url),
         rotation,
@@ -409,8 +420,13 @@ fn is_loopback_name(name: &str) -> bool {
 }
 
 /// `url` for libpq, its TLS parameters replaced by the resolved ones.
-fn with_tls(url: &str, rest: &str, tls: &Tls) -> String {
+/// The URL libpq gets: `rest` with the resolved TLS parameters and the
+/// password from a file, each explicit.
+fn with_explicit(url: &str, rest: &str, tls: &Tls, password: Option<&str>) -> String {
     let mut pairs: Vec<(&str, String)> = vec![("sslmode", tls.mode.as_str().to_owned())];
+    if let Some(password) = password {
+        pairs.push(("password", password.to_owned()));
+    }
     match &tls.root_cert {
         Some(RootCert::System) => pairs.push(("sslrootcert", "system".to_owned())),
         Some(RootCert::File(path)) => pairs.push(("sslrootcert", path.display().to_string())),
@@ -599,7 +615,7 @@ mod tests {
     }
 
     fn tls(url: &str, env: &LibpqEnv) -> Tls {
-        read(url, env).unwrap().tls
+        read(url, env, None).unwrap().tls
     }
 
     #[test]
@@ -607,6 +623,7 @@ mod tests {
         let c = read(
             "postgres://postgres@127.0.0.1:5432/auth",
             &LibpqEnv::default(),
+            None,
         )
         .unwrap();
         assert_eq!(c.tls.mode, SslMode::Prefer);
@@ -626,7 +643,7 @@ mod tests {
             "postgres://u:p@db:5432/auth?sslmode=verify-full&application_name=a&sslrootcert={}",
             percent_encode(&root.display().to_string())
         );
-        let c = read(&url, &LibpqEnv::default()).unwrap();
+        let c = read(&url, &LibpqEnv::default(), None).unwrap();
         assert_eq!(c.tls.mode, SslMode::VerifyFull);
         assert_eq!(c.tls.root_cert, Some(RootCert::File(root.clone())));
         assert_eq!(c.rotation.get_application_name(), Some("a"));
@@ -685,11 +702,11 @@ mod tests {
             ..LibpqEnv::default()
         };
         assert_eq!(
-            read("postgres://db/auth", &bad).unwrap_err().variable,
+            read("postgres://db/auth", &bad, None).unwrap_err().variable,
             "PGSSLMODE"
         );
         assert_eq!(
-            read("postgres://db/auth?sslmode=sometimes", &bad)
+            read("postgres://db/auth?sslmode=sometimes", &bad, None)
                 .unwrap_err()
                 .variable,
             "DATABASE_URL"
@@ -722,6 +739,7 @@ mod tests {
         let weak = read(
             "postgres://db/auth?sslrootcert=system&sslmode=require",
             &LibpqEnv::default(),
+            None,
         );
         assert_eq!(weak.unwrap_err().variable, "DATABASE_URL");
         let from_env = LibpqEnv {
@@ -730,7 +748,9 @@ mod tests {
             ..LibpqEnv::default()
         };
         assert_eq!(
-            read("postgres://db/auth", &from_env).unwrap_err().variable,
+            read("postgres://db/auth", &from_env, None)
+                .unwrap_err()
+                .variable,
             "PGSSLROOTCERT"
         );
     }
@@ -742,7 +762,9 @@ mod tests {
             "postgres://db/auth?sslmode=verify-ca&sslrootcert=/nonexistent/root.crt",
         ] {
             assert_eq!(
-                read(url, &Home::with(&[]).env()).unwrap_err().variable,
+                read(url, &Home::with(&[]).env(), None)
+                    .unwrap_err()
+                    .variable,
                 "DATABASE_URL",
                 "{url}"
             );
@@ -752,7 +774,7 @@ mod tests {
             ..LibpqEnv::default()
         };
         assert_eq!(
-            read("postgres://db/auth", &env).unwrap_err().variable,
+            read("postgres://db/auth", &env, None).unwrap_err().variable,
             "PGSSLMODE"
         );
     }
@@ -779,7 +801,7 @@ mod tests {
         // A certificate without its key, or a key others may read, is not.
         let keyless = Home::with(&[("postgresql.crt", 0o644)]);
         assert_eq!(
-            read("postgres://db/auth", &keyless.env())
+            read("postgres://db/auth", &keyless.env(), None)
                 .unwrap_err()
                 .variable,
             "PGSSLKEY"
@@ -787,7 +809,7 @@ mod tests {
         #[cfg(unix)]
         {
             let open = Home::with(&[("postgresql.crt", 0o644), ("postgresql.key", 0o644)]);
-            let refused = read("postgres://db/auth", &open.env()).unwrap_err();
+            let refused = read("postgres://db/auth", &open.env(), None).unwrap_err();
             assert!(refused.message.contains("group or world"), "{refused}");
         }
     }
@@ -809,6 +831,7 @@ mod tests {
         let c = read(
             "host=db dbname='my db' password='it\\'s'",
             &LibpqEnv::default(),
+            None,
         )
         .unwrap();
         assert_eq!(c.rotation.get_dbname(), Some("my db"));
@@ -817,6 +840,36 @@ mod tests {
             c.libpq_url.expose_secret(),
             "host='db' dbname='my db' password='it\\'s' sslmode='prefer'"
         );
+    }
+
+    #[test]
+    fn a_password_from_a_file_reaches_both_pools_and_never_two() {
+        let url = read(
+            "postgres://auth@db/auth",
+            &LibpqEnv::default(),
+            Some("p@ss word'"),
+        )
+        .unwrap();
+        assert_eq!(url.rotation.get_password(), Some(&b"p@ss word'"[..]));
+        assert_eq!(
+            url.libpq_url.expose_secret(),
+            "postgres://auth@db/auth?sslmode=prefer&password=p%40ss%20word%27"
+        );
+        let conninfo = read("host=db user=auth", &LibpqEnv::default(), Some("it's")).unwrap();
+        assert_eq!(conninfo.rotation.get_password(), Some(&b"it's"[..]));
+        assert_eq!(
+            conninfo.libpq_url.expose_secret(),
+            "host='db' user='auth' sslmode='prefer' password='it\\'s'"
+        );
+        for twice in ["postgres://auth:url@db/auth", "host=db password=url"] {
+            assert_eq!(
+                read(twice, &LibpqEnv::default(), Some("file"))
+                    .unwrap_err()
+                    .variable,
+                "DATABASE_URL",
+                "{twice}"
+            );
+        }
     }
 
     #[test]
@@ -829,7 +882,7 @@ mod tests {
             "postgres://db/auth?gssencmode=disable",
         ] {
             assert_eq!(
-                read(url, &LibpqEnv::default()).unwrap_err().variable,
+                read(url, &LibpqEnv::default(), None).unwrap_err().variable,
                 "DATABASE_URL",
                 "{url}"
             );
@@ -851,7 +904,7 @@ mod tests {
             ("host=localhost hostaddr=192.0.2.1 dbname=auth", false),
         ] {
             assert_eq!(
-                read(url, &LibpqEnv::default()).unwrap().local,
+                read(url, &LibpqEnv::default(), None).unwrap().local,
                 local,
                 "{url}"
             );

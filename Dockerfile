@@ -30,6 +30,15 @@ WORKDIR /src
 # size. `install --strip` below drops the symbol table too (a quarter of
 # what is left; panic backtraces lose function names).
 ENV CARGO_PROFILE_RELEASE_DEBUG=false
+# The workspace's release profile is fat LTO in one codegen unit (a fifth
+# less CPU a refresh, BENCHMARKS.md), which takes several times as long to
+# link. Images default to thin LTO over 16 units, which CI and a local
+# `docker compose up --build` build in minutes; a production image can take
+# the full profile: --build-arg RELEASE_LTO=fat --build-arg RELEASE_CODEGEN_UNITS=1.
+ARG RELEASE_LTO=thin
+ARG RELEASE_CODEGEN_UNITS=16
+ENV CARGO_PROFILE_RELEASE_LTO=${RELEASE_LTO} \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${RELEASE_CODEGEN_UNITS}
 # The whole workspace (less what .dockerignore leaves out): a member added
 # to Cargo.toml needs no change here. Dependencies are not a layer of their
 # own: the registry and target/ are cache mounts that outlive the build, so
@@ -62,9 +71,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /nonexistent --shell /usr/sbin/nologin app \
- && mkdir -p /keys /secrets \
- && chown app:app /keys /secrets \
- && chmod 0700 /keys /secrets
+ && mkdir -p /keys /secrets /db-superuser /db-password \
+ && chown app:app /keys /secrets /db-superuser /db-password \
+ && chmod 0700 /keys /secrets /db-superuser \
+ && chmod 0755 /db-password
 # Named volumes mounted here start with this ownership.
 USER app:app
 ENV APP_ENV=production RUST_LOG=info

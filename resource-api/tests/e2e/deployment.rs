@@ -106,21 +106,27 @@ fn strings(value: &Value) -> Vec<String> {
 /// Files the compose file's settings point at, stood in for by temporary
 /// ones (the `init` step creates them in a deployment).
 fn with_stand_ins(mut env: HashMap<String, String>, dir: &Path) -> HashMap<String, String> {
-    if let Some(path) = env.get_mut("INTERNAL_API_TOKEN_FILE") {
-        let stand_in = dir.join("internal-api-token");
-        // 32 random bytes, base64url, as `auth-server secret` writes them.
-        std::fs::write(&stand_in, "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w\n").unwrap();
-        *path = stand_in.to_str().unwrap().to_owned();
+    for variable in ["INTERNAL_API_TOKEN_FILE", "DATABASE_PASSWORD_FILE"] {
+        if let Some(path) = env.get_mut(variable) {
+            let stand_in = dir.join(variable);
+            // 32 random bytes, base64url, as `auth-server secret` writes them.
+            std::fs::write(&stand_in, "q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w\n").unwrap();
+            *path = stand_in.to_str().unwrap().to_owned();
+        }
     }
     env
 }
 
-/// `host:container` port mappings of a service (none when it publishes none).
+/// `[address:]host:container` port mappings of a service as shipped
+/// (none when it publishes none).
 fn published(compose: &Value, name: &str) -> Vec<String> {
     service(compose, name)["ports"]
         .as_sequence()
         .map(|_| strings(&service(compose, name)["ports"]))
         .unwrap_or_default()
+        .iter()
+        .map(|p| interpolate(p))
+        .collect()
 }
 
 fn published_container_ports(compose: &Value, name: &str) -> Vec<u16> {
@@ -216,15 +222,26 @@ fn the_auth_server_accepts_its_production_settings() {
     assert_eq!(env["SMTP_URL"], "smtp://mail:1025");
     assert!(service(&compose, "mail").is_mapping(), "a mail service");
     assert_eq!(env["PUBLIC_URL"], "http://localhost:3000");
-    assert!(published(&compose, "web").contains(&"3000:80".to_owned()));
+    assert!(published(&compose, "web").contains(&"127.0.0.1:3000:8080".to_owned()));
 
-    // The database is the postgres service's, with its credentials.
-    let postgres = environment(&compose, "postgres");
-    let expected = format!(
-        "postgres://{}:{}@postgres:5432/{}",
-        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"]
-    );
-    assert_eq!(env["DATABASE_URL"], expected);
+    // Production mode with the opt-outs a local demo needs, and no others;
+    // each named where a reader of the compose file and the README looks.
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let compose_text = std::fs::read_to_string(workspace().join("docker-compose.yml")).unwrap();
+    let opt_outs: Vec<&String> = env.keys().filter(|k| k.starts_with("ALLOW_")).collect();
+    assert_eq!(opt_outs.len(), 2, "{opt_outs:?}");
+    for opt_out in [
+        "ALLOW_PLAINTEXT_SMTP",
+        "ALLOW_HTTP_PUBLIC_URL",
+        "DATABASE_ALLOW_UNVERIFIED_TLS",
+    ] {
+        assert_eq!(env[opt_out], "true", "{opt_out}");
+        assert!(readme.contains(opt_out), "the README says why {opt_out}");
+        assert!(
+            compose_text.contains(&format!("#   {opt_out}=true")),
+            "docker-compose.yml says why {opt_out}"
+        );
+    }
 
     // The signing key and the token are where init writes them, on volumes
     // the auth server mounts.
@@ -255,6 +272,96 @@ fn the_auth_server_accepts_its_production_settings() {
             "{variable}: {mount} is mounted"
         );
     }
+}
+
+#[test]
+fn the_services_connect_as_the_databases_owner_with_a_generated_password() {
+    let compose = compose();
+    let dir = TempDir::new();
+    let raw = environment(&compose, "auth-server");
+    let env = with_stand_ins(raw.clone(), &dir.0);
+    let settings = auth_server::config::Settings::from_lookup(|k| env.get(k).cloned())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Not the superuser, and no password in the URL or with a default: the
+    // file init generates, on a volume postgres and the auth server share.
+    assert_eq!(raw["DATABASE_URL"], "postgres://auth@postgres:5432/auth");
+    assert_eq!(
+        settings.database.rotation.get_password(),
+        Some(&b"q7Hc2LxV-9tRk3Wm_ZpE8yN4bJfU1sQaD6gT0oXiK5w"[..])
+    );
+    let postgres = environment(&compose, "postgres");
+    assert!(
+        !postgres.contains_key("POSTGRES_USER") && !postgres.contains_key("POSTGRES_PASSWORD"),
+        "the superuser is the image's `postgres`, its password generated: {postgres:?}"
+    );
+    let init = service(&compose, "init")["command"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let password_file = &raw["DATABASE_PASSWORD_FILE"];
+    let superuser_file = &postgres["POSTGRES_PASSWORD_FILE"];
+    for (path, services) in [
+        (password_file, &["auth-server", "postgres"][..]),
+        (superuser_file, &["postgres"][..]),
+    ] {
+        assert!(
+            init.contains(&format!("--out {path} --if-missing")),
+            "init creates {path}"
+        );
+        let mount = Path::new(path).parent().unwrap().to_str().unwrap();
+        let volume = volumes(&compose, "init")[mount].clone();
+        for name in ["auth-server", "resource-api", "postgres", "web", "mail"] {
+            let mounted = volumes(&compose, name).values().any(|v| *v == volume);
+            assert_eq!(
+                mounted,
+                services.contains(&name),
+                "{path}: mounted in {name}?"
+            );
+        }
+    }
+    assert_eq!(
+        depends_on(&compose, "postgres", "init"),
+        "service_completed_successfully"
+    );
+
+    // The first start's script makes `auth` the owner of `auth` and nothing
+    // more, with the generated password.
+    let initdb = volumes(&compose, "postgres")["/docker-entrypoint-initdb.d"].clone();
+    let script = std::fs::read_to_string(
+        workspace()
+            .join(initdb.trim_start_matches("./"))
+            .join("10-auth-owner.sql"),
+    )
+    .unwrap();
+    assert!(script.contains(&format!("`cat {password_file}`")));
+    assert!(script.contains("CREATE ROLE auth LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"));
+    assert!(script.contains("CREATE DATABASE auth OWNER auth;"));
+}
+
+#[test]
+fn the_demo_s_web_server_and_mail_catcher_do_not_run_as_root() {
+    let compose = compose();
+    for name in ["web", "mail"] {
+        let user = service(&compose, name)["user"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: a user"));
+        let uid = user.split(':').next().unwrap();
+        assert!(
+            uid.parse::<u32>().is_ok_and(|uid| uid != 0),
+            "{name}: a numeric uid other than root's: {user}"
+        );
+    }
+    // Unprivileged nginx: its own configuration, a port above 1024, pid and
+    // temporary files where uid 101 may write.
+    let web = volumes(&compose, "web");
+    let conf = std::fs::read_to_string(
+        workspace().join(web["/etc/nginx/nginx.conf"].trim_start_matches("./")),
+    )
+    .unwrap();
+    assert!(conf.contains("listen 8080;"));
+    assert!(conf.contains("pid /tmp/nginx.pid;"));
+    assert!(conf.contains("client_body_temp_path /tmp/"));
+    assert_eq!(published_container_ports(&compose, "web"), [8080]);
 }
 
 #[test]
@@ -446,7 +553,6 @@ fn postgres_is_pinned_checked_and_persistent_and_the_runtime_is_small_and_unpriv
             "named volume {volume}"
         );
     }
-    assert_eq!(published_container_ports(&compose, "web"), [80]);
     assert!(
         environment(&compose, "auth-server")["ALLOWED_ORIGINS"]
             .split(',')
@@ -528,7 +634,8 @@ impl Drop for TempDir {
 #[test]
 fn only_the_public_ports_are_published() {
     // Not PostgreSQL (the host may run its own on 5432), not SMTP, not the
-    // internal listeners.
+    // internal listeners; and on loopback unless PUBLISH_ADDRESS says
+    // otherwise (the mail inbox always: it shows reset links).
     let compose = compose();
     let mut ports: Vec<(String, String)> = compose["services"]
         .as_mapping()
@@ -543,10 +650,10 @@ fn only_the_public_ports_are_published() {
         .collect();
     ports.sort();
     let expected = [
-        ("auth-server", "8080:8080"),
+        ("auth-server", "127.0.0.1:8080:8080"),
         ("mail", "127.0.0.1:8025:8025"),
-        ("resource-api", "8081:8081"),
-        ("web", "3000:80"),
+        ("resource-api", "127.0.0.1:8081:8081"),
+        ("web", "127.0.0.1:3000:8080"),
     ]
     .map(|(s, p)| (s.to_owned(), p.to_owned()));
     assert_eq!(ports, expected);

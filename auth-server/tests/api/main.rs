@@ -9,6 +9,7 @@ mod smtp;
 mod account_events;
 mod admin;
 mod cli;
+mod config_table;
 mod cors;
 mod database;
 mod faults;

@@ -114,7 +114,8 @@ impl TokenKeys {
     }
 
     /// A key that lives as long as the process: development only. A restart
-    /// then only makes the grace answer without a refresh token.
+    /// (or another replica) then refuses the refresh tokens it minted: their
+    /// users log in again.
     pub fn ephemeral() -> anyhow::Result<Self> {
         let mut bytes = vec![0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;

@@ -39,6 +39,10 @@ pub struct TestApp {
     pub mail_dir: TempDir,
     /// The settings it was started with, for starting another instance.
     pub vars: HashMap<String, String>,
+    /// `REFRESH_TOKEN_KEY_FILE`, when the test did not name one: shared by
+    /// its replicas (a refresh token is checked with the key that minted
+    /// it), removed with the last of them.
+    pub token_key: Option<Arc<TokenKeyFile>>,
     // Last: the server's connections go before the database is dropped.
     pub db: Arc<TestDatabase>,
 }
@@ -101,7 +105,15 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
     // Never the default port: tests run side by side.
     vars.entry("AUTH_INTERNAL_BIND".to_owned())
         .or_insert_with(|| "127.0.0.1:0".to_owned());
-    spawn_on(Arc::new(db), vars).await
+    // One token key for the app and its replicas, as in production.
+    let token_key = (!vars.contains_key("REFRESH_TOKEN_KEY_FILE")).then(|| {
+        let key = Arc::new(TokenKeyFile::new());
+        vars.insert("REFRESH_TOKEN_KEY_FILE".to_owned(), key.path().to_owned());
+        key
+    });
+    let mut app = spawn_on(Arc::new(db), vars).await;
+    app.token_key = token_key;
+    app
 }
 
 async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestApp {
@@ -132,6 +144,7 @@ async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestA
         validator,
         mail_dir: TempDir(PathBuf::from(&vars["MAIL_DIR"])),
         vars,
+        token_key: None,
         db,
     }
 }
@@ -291,7 +304,9 @@ impl TestApp {
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        spawn_on(Arc::clone(&self.db), vars).await
+        let mut app = spawn_on(Arc::clone(&self.db), vars).await;
+        app.token_key = self.token_key.clone();
+        app
     }
 
     pub fn url(&self, path: &str) -> String {

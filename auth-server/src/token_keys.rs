@@ -11,6 +11,10 @@
 //! Rotation: the current key derives; retired keys
 //! (`RETIRED_REFRESH_TOKEN_KEY_FILES`) are still tried when recognising what
 //! an older key derived, for as long as they are configured.
+//!
+//! Each key has a one-byte id, derived from the key itself (so every replica
+//! agrees without configuring it): a refresh token names the key that minted
+//! it. Two keys of one ring with the same id are refused at start.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,16 @@ pub type Derived = [u8; 32];
 
 struct Key(SecretSlice<u8>);
 
+/// The domain of a key's id.
+const KEY_ID_DOMAIN: &str = "token-key-id";
+
 impl Key {
+    /// The key's one-byte id: the first byte of its own HMAC over a fixed
+    /// domain, public by design (it says which key to try, nothing more).
+    fn id(&self) -> u8 {
+        self.derive(KEY_ID_DOMAIN, &[])[0]
+    }
+
     fn derive(&self, domain: &str, input: &[u8]) -> Derived {
         // new_from_slice fails only for fixed-size MACs; HMAC takes any key.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.expose_secret())
@@ -59,17 +72,50 @@ impl TokenKeys {
     /// The keys from their files (`REFRESH_TOKEN_KEY_FILE`, then
     /// `RETIRED_REFRESH_TOKEN_KEY_FILES`).
     pub fn from_files(current: &Path, retired: &[PathBuf]) -> anyhow::Result<Self> {
-        Ok(Self {
+        let keys = Self {
             current: read_key(current, "REFRESH_TOKEN_KEY_FILE")?,
             retired: retired
                 .iter()
                 .map(|path| read_key(path, "RETIRED_REFRESH_TOKEN_KEY_FILES"))
                 .collect::<anyhow::Result<_>>()?,
-        })
+        };
+        let mut seen = [false; 256];
+        for key in keys.all() {
+            let id = usize::from(key.id());
+            anyhow::ensure!(
+                !seen[id],
+                "two refresh token keys (REFRESH_TOKEN_KEY_FILE, RETIRED_REFRESH_TOKEN_KEY_FILES) share the key id {id} (or are the same key): create a new current key with `auth-server secret --out FILE`"
+            );
+            seen[id] = true;
+        }
+        Ok(keys)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.current).chain(&self.retired)
+    }
+
+    /// The id of the current key: what new refresh tokens name.
+    pub fn current_id(&self) -> u8 {
+        self.current.id()
+    }
+
+    /// Whether the ring still holds the key with this id.
+    pub fn holds(&self, id: u8) -> bool {
+        self.all().any(|key| key.id() == id)
+    }
+
+    /// HMAC-SHA256 of `input` for `domain` under the key with this id, if
+    /// the ring holds it.
+    pub fn derive_with(&self, id: u8, domain: &str, input: &[u8]) -> Option<Derived> {
+        self.all()
+            .find(|key| key.id() == id)
+            .map(|key| key.derive(domain, input))
     }
 
     /// A key that lives as long as the process: development only. A restart
-    /// then only makes the grace answer without a refresh token.
+    /// (or another replica) then refuses the refresh tokens it minted: their
+    /// users log in again.
     pub fn ephemeral() -> anyhow::Result<Self> {
         let mut bytes = vec![0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
@@ -144,6 +190,21 @@ mod tests {
         new.retired.push(Key(SecretSlice::from(vec![1; 32])));
         let all: Vec<_> = new.derive_all("d", b"i").collect();
         assert_eq!(all, vec![new.derive("d", b"i"), old.derive("d", b"i")]);
+        // Each key is found by its id.
+        assert!(new.holds(old.current_id()));
+        assert_eq!(
+            new.derive_with(old.current_id(), "d", b"i"),
+            Some(old.derive("d", b"i"))
+        );
+        assert_eq!(
+            new.derive_with(new.current_id(), "d", b"i"),
+            Some(new.derive("d", b"i"))
+        );
+        let stranger = keys(&[3; 32]).current_id();
+        if stranger != new.current_id() && stranger != old.current_id() {
+            assert!(!new.holds(stranger));
+            assert_eq!(new.derive_with(stranger, "d", b"i"), None);
+        }
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub struct Args {
     /// Also start the auth server built in this directory (an earlier
     /// commit's `target/release`), on the same database and settings: the
     /// refresh scenario then sets this build's rotations beside its, in the
-    /// same run (rate, p99, auth-server and PostgreSQL CPU per rotation).
+    /// same run (rate, p99, auth-server and PostgreSQL CPU per rotation, WAL
+    /// bytes per rotation, rows and bytes per session).
     #[arg(long)]
     pub baseline_bin_dir: Option<std::path::PathBuf>,
     /// Do not run `cargo build --release -p auth-server -p resource-api`

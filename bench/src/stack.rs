@@ -280,6 +280,10 @@ impl Stack {
             ("LOGIN_RATE_LIMIT", "0".to_owned()),
             ("LOGIN_ACCOUNT_RATE_LIMIT", "0".to_owned()),
             ("REFRESH_RATE_LIMIT", "0".to_owned()),
+            // Its user holds far more sessions than the cap (the chains of
+            // this build, of the baseline build and of the SQL ceilings):
+            // one login must not evict another's chains.
+            ("MAX_SESSIONS_PER_USER", "0".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -31,6 +31,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(parsed.expose().len(), auth_server::refresh_token::TOKEN_LENGTH);
             let _ = parsed.hash();
         }
+        // Version 2 parsing refuses junk without panicking.
+        if let Some(auth_server::refresh_token::Presented::V2(v2)) =
+            auth_server::refresh_token::Presented::parse(&token)
+        {
+            assert_eq!(token.len(), auth_server::refresh_token::V2_LENGTH);
+            assert!(v2.generation() >= 1);
+        }
     }
     if let Ok(bearer) = Authorization::<Bearer>::parse(&request) {
         let _ = shared_claims::Validator::key_id(bearer.as_ref().token());

@@ -1,18 +1,20 @@
 //! [`Database`]: the one handle the service layer reaches PostgreSQL
 //! through, over both pools.
 
+use std::sync::Arc;
+
 use diesel::pg::PgConnection;
 use diesel_async::SimpleAsyncConnection;
 use tracing::Instrument;
 
 use super::models::ClientInfo;
 use super::pool::{Pool, PoolStats, build_pool};
-use super::rotation::RefreshOutcome;
+use super::rotation::{PresentedToken, RefreshOutcome};
 use super::rotation_pool::RotationPool;
 use super::{DbError, DbResult};
 use crate::config::DatabaseSettings;
-use crate::refresh_token::{SuccessorHashes, TokenHash};
 use crate::rotation::Policy;
+use crate::token_keys::TokenKeys;
 
 /// The pools behind one handle. Queries run on the blocking pool, never on
 /// the async workers, and inside the caller's span, so what they log carries
@@ -42,16 +44,13 @@ impl Database {
     /// half and leave its connection holding locks.
     pub async fn refresh(
         &self,
-        presented: TokenHash,
-        successors: SuccessorHashes,
+        presented: PresentedToken,
+        keys: Arc<TokenKeys>,
         client: ClientInfo,
         policy: Policy,
     ) -> DbResult<RefreshOutcome> {
         let pool = self.rotations.clone();
-        let rotation = async move {
-            pool.refresh(&presented, &successors, &client, &policy)
-                .await
-        };
+        let rotation = async move { pool.refresh(&presented, &keys, &client, &policy).await };
         tokio::spawn(rotation.instrument(tracing::Span::current()))
             .await
             .map_err(|_| DbError::Stopped)?

@@ -1,12 +1,11 @@
 //! The rotation's connections, used on the async workers themselves.
 //!
-//! A synchronous Diesel connection waits for each statement's answer before
-//! it sends the next, and runs on the blocking pool, so a rotation costs
-//! four round trips and two thread hops. These are tokio-postgres
-//! connections under Diesel's query builder (diesel-async): statements
-//! sent together go out together, so `BEGIN` travels with the locked read
-//! and `COMMIT` with the write, and waiting for PostgreSQL parks a task, not
-//! a thread. Nothing here blocks.
+//! A synchronous Diesel connection runs on the blocking pool, so each
+//! rotation would cost two thread hops. These are tokio-postgres
+//! connections under Diesel's query builder (diesel-async): a rotation of a
+//! version 2 token is one statement, one round trip, and waiting for
+//! PostgreSQL parks a task, not a thread (a legacy token's transaction sends
+//! `BEGIN` together with its locked read). Nothing here blocks.
 //!
 //! Each worker thread has a share of the pool of its own: a connection's
 //! socket is driven by a task on the thread that opened it, so a request
@@ -27,11 +26,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::connection_url::{self, Target};
 use super::models::ClientInfo;
 use super::pool::{PoolStats, session_bounds};
-use super::rotation::{self, RefreshOutcome};
+use super::rotation::{self, PresentedToken, RefreshOutcome};
 use super::{DbError, DbResult};
 use crate::config::DatabaseSettings;
-use crate::refresh_token::{SuccessorHashes, TokenHash};
 use crate::rotation::Policy;
+use crate::token_keys::TokenKeys;
 
 /// How long an unused connection is kept (as the synchronous pool does).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -111,8 +110,8 @@ impl RotationPool {
     /// ended its transaction.
     pub async fn refresh(
         &self,
-        presented: &TokenHash,
-        successors: &SuccessorHashes,
+        presented: &PresentedToken,
+        keys: &TokenKeys,
         client: &ClientInfo,
         policy: &Policy,
     ) -> DbResult<RefreshOutcome> {
@@ -122,7 +121,7 @@ impl RotationPool {
         let outcome = tokio::task::unconstrained(rotation::refresh(
             conn.connection(),
             presented,
-            successors,
+            keys,
             client,
             policy,
         ))

@@ -113,6 +113,11 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         client_ip -> Nullable<Text>,
         revoked_xid -> Nullable<Int8>,
+        token_secret -> Nullable<Bytea>,
+        generation -> Int8,
+        token_key -> Nullable<Int2>,
+        token_expires_at -> Nullable<Timestamptz>,
+        consumed_at -> Array<Timestamptz>,
     }
 }
 

@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session};
+use super::rotation::PresentedToken;
 use super::schema::{sessions, users};
 use super::{DbError, DbResult, revocations, tokens};
-use crate::refresh_token::TokenHash;
+use crate::refresh_token::SessionSecret;
 
 /// A session just created, and the sessions it evicted.
 #[derive(Debug)]
@@ -22,13 +23,21 @@ pub struct Created {
     pub evicted: Vec<Uuid>,
 }
 
-/// A new session and its first refresh token, in one transaction, with no
-/// cap on the user's sessions.
+/// What a new session's first token (generation 1) is minted from: the
+/// session's secret and the id of the key that mints it.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstToken<'a> {
+    pub secret: &'a SessionSecret,
+    pub key_id: u8,
+}
+
+/// A new session, its first refresh token live, with no cap on the user's
+/// sessions.
 pub fn create(
     conn: &mut PgConnection,
     user_id: Uuid,
     client: &ClientInfo,
-    token: &TokenHash,
+    token: FirstToken<'_>,
     session_expires_at: DateTime<Utc>,
     token_expires_at: DateTime<Utc>,
 ) -> DbResult<Session> {
@@ -55,7 +64,7 @@ pub fn create_within_cap(
     user_id: Uuid,
     verified_hash: &str,
     client: &ClientInfo,
-    token: &TokenHash,
+    token: FirstToken<'_>,
     expiry: (DateTime<Utc>, DateTime<Utc>),
     max_live: Option<NonZeroU32>,
 ) -> DbResult<Option<Created>> {
@@ -77,7 +86,7 @@ fn insert(
     user_id: Uuid,
     verified_hash: Option<&str>,
     client: &ClientInfo,
-    token: &TokenHash,
+    token: FirstToken<'_>,
     (session_expires_at, token_expires_at): (DateTime<Utc>, DateTime<Utc>),
     max_live: Option<NonZeroU32>,
 ) -> DbResult<Option<Created>> {
@@ -102,29 +111,28 @@ fn insert(
         if user.is_none() {
             return Ok(None);
         }
+        // Generation 1 is live: the token minted from these is the first.
         let session: Session = diesel::insert_into(sessions::table)
-            .values(&Session {
-                id: Uuid::new_v4(),
-                user_id,
-                created_at: now,
-                last_used_at: now,
-                expires_at: session_expires_at,
-                revoked_at: None,
-                revoked_reason: None,
-                user_agent: client.user_agent.clone(),
-                client_ip: client.ip.clone(),
-                revoked_xid: None,
-            })
+            .values((
+                &Session {
+                    id: Uuid::new_v4(),
+                    user_id,
+                    created_at: now,
+                    last_used_at: now,
+                    expires_at: session_expires_at,
+                    revoked_at: None,
+                    revoked_reason: None,
+                    user_agent: client.user_agent.clone(),
+                    client_ip: client.ip.clone(),
+                    revoked_xid: None,
+                },
+                sessions::token_secret.eq(token.secret.as_bytes()),
+                sessions::generation.eq(1_i64),
+                sessions::token_key.eq(i16::from(token.key_id)),
+                sessions::token_expires_at.eq(token_expires_at),
+            ))
             .returning(Session::as_returning())
             .get_result(conn)?;
-        tokens::insert(
-            conn,
-            Uuid::new_v4(),
-            token,
-            session.id,
-            now,
-            token_expires_at,
-        )?;
         let evicted = match max_live {
             Some(max) => evict_beyond(conn, &session, max)?,
             None => Vec::new(),
@@ -265,11 +273,11 @@ pub fn revoke_all_except(
 /// session and whether this call revoked it.
 pub fn logout(
     conn: &mut PgConnection,
-    token: &TokenHash,
+    token: &PresentedToken,
     client: &ClientInfo,
 ) -> DbResult<Option<(Session, bool)>> {
     conn.transaction(|conn| {
-        let Some(session) = tokens::session_of(conn, token)? else {
+        let Some(tokens::Found { session, .. }) = tokens::find(conn, token)? else {
             return Ok(None);
         };
         let changed = revoke(conn, session.id, RevocationReason::Logout)?;

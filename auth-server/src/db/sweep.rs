@@ -1,5 +1,7 @@
-//! The janitor's deletions: refresh tokens past their expiry (a replay of one
-//! is then simply unknown, which it would be refused as anyway), sessions
+//! The janitor's deletions: refresh tokens of the previous version past
+//! their expiry (a replay of one is then simply unknown, which it would be
+//! refused as anyway; sessions no longer write that table, so it empties as
+//! the old tokens expire, and a later release drops it), sessions
 //! past retention, failed-login buckets whose window has passed (they would
 //! start over anyway), rate buckets whose arrival time has passed (an empty
 //! budget's row says no more than no row), login clients not seen for long,

@@ -1,57 +1,77 @@
-//! Refresh tokens: storing the first of a session and looking one up (the
-//! rotation is [`super::rotation`]).
+//! Finding the session of a presented refresh token, in either form, for
+//! what is not a rotation (logout, revocation, introspection; the rotation
+//! is [`super::rotation`]). Sessions no longer write `refresh_tokens`:
+//! legacy tokens are read there until they expire.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::DbResult;
 use super::models::{RefreshTokenRow, Session};
+use super::rotation::PresentedToken;
 use super::schema::{refresh_tokens, sessions};
-use crate::refresh_token::TokenHash;
 
-pub fn insert(
-    conn: &mut PgConnection,
-    id: Uuid,
-    hash: &TokenHash,
-    session_id: Uuid,
-    issued_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table)
-        .values(&RefreshTokenRow {
-            id,
-            token_hash: hash.as_bytes().to_vec(),
-            session_id,
-            issued_at,
-            expires_at,
-            consumed_at: None,
-            successor_id: None,
-        })
-        .execute(conn)
-        .map(|_| ())
+/// A presented token's session, and the token's own state.
+#[derive(Debug)]
+pub struct Found {
+    pub session: Session,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Not consumed: the session's live token.
+    pub live: bool,
 }
 
-/// The session a token belongs to, whatever the token's state.
-pub fn session_of(conn: &mut PgConnection, hash: &TokenHash) -> DbResult<Option<Session>> {
-    Ok(refresh_tokens::table
-        .inner_join(sessions::table)
-        .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
-        .select(Session::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-/// A refresh token with its session, whatever their states (introspection
-/// decides what they mean).
-pub fn with_session(
-    conn: &mut PgConnection,
-    hash: &TokenHash,
-) -> DbResult<Option<(RefreshTokenRow, Session)>> {
-    Ok(refresh_tokens::table
-        .inner_join(sessions::table)
-        .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
-        .select((RefreshTokenRow::as_select(), Session::as_select()))
-        .first(conn)
-        .optional()?)
+/// The session of a presented token, whatever the token's state (consumed
+/// or not): `None` for a token of no session, or a version 2 token whose
+/// MAC does not verify against its session's secret.
+pub fn find(conn: &mut PgConnection, presented: &PresentedToken) -> DbResult<Option<Found>> {
+    match presented {
+        PresentedToken::Legacy(hash) => Ok(refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
+            .select((RefreshTokenRow::as_select(), Session::as_select()))
+            .first::<(RefreshTokenRow, Session)>(conn)
+            .optional()?
+            .map(|(row, session)| Found {
+                session,
+                issued_at: row.issued_at,
+                expires_at: row.expires_at,
+                live: row.consumed_at.is_none(),
+            })),
+        PresentedToken::V2(proof) => {
+            let row = sessions::table
+                .find(proof.session_id)
+                .select((
+                    Session::as_select(),
+                    sessions::token_secret,
+                    sessions::generation,
+                    sessions::token_expires_at,
+                    sessions::consumed_at,
+                ))
+                .first::<(
+                    Session,
+                    Option<Vec<u8>>,
+                    i64,
+                    Option<DateTime<Utc>>,
+                    Vec<DateTime<Utc>>,
+                )>(conn)
+                .optional()?;
+            let Some((session, Some(secret), generation, token_expires_at, consumed_at)) = row
+            else {
+                return Ok(None);
+            };
+            if proof.generation > generation || !proof.verifies(&secret) {
+                return Ok(None);
+            }
+            let live = proof.generation == generation;
+            Ok(Some(Found {
+                // The live generation was minted when the one before it was
+                // consumed (or with the session).
+                issued_at: consumed_at.first().copied().unwrap_or(session.created_at),
+                expires_at: token_expires_at.unwrap_or(session.expires_at),
+                live,
+                session,
+            }))
+        }
+    }
 }

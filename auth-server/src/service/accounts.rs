@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::issue::{Issued, new_refresh_token};
+use super::issue::{Issued, new_session_secret};
 use super::{ServiceError, login_throttle};
 use crate::client_key::ClientKey;
 use crate::db;
@@ -89,8 +89,8 @@ pub async fn login(
         return Err(ServiceError::EmailNotVerified);
     }
 
-    let refresh = new_refresh_token()?;
-    let hash = refresh.hash();
+    let secret = new_session_secret()?;
+    let key_id = state.token_keys.current_id();
     let now = Utc::now();
     let tokens = &state.settings.tokens;
     let session_expires_at = add(now, tokens.session_max_lifetime);
@@ -98,6 +98,7 @@ pub async fn login(
     let user_id = user.id;
     let verified_hash = user.password_hash.clone();
     let max_live = state.settings.sessions.max_per_user;
+    let stored = secret.clone();
     let created = state
         .database
         .run(move |conn| {
@@ -106,7 +107,10 @@ pub async fn login(
                 user_id,
                 &verified_hash,
                 &client,
-                &hash,
+                db::sessions::FirstToken {
+                    secret: &stored,
+                    key_id,
+                },
                 (session_expires_at, token_expires_at),
                 max_live,
             )
@@ -134,6 +138,12 @@ pub async fn login(
             tracing::info!(audit = "session_evicted", user_id = %user.id, session_id = %evicted, "oldest session revoked: MAX_SESSIONS_PER_USER");
         }
     }
+    // Generation 1, minted from the secret just stored.
+    let refresh =
+        crate::refresh_token::mint(&state.token_keys, key_id, session.id, 1, secret.as_bytes())
+            .ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!("the current token key is missing"))
+            })?;
     Issued::sign(
         state,
         &TokenSubject::from(&user),

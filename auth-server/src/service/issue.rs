@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::db::models::{Session, TokenSubject};
-use crate::refresh_token::RefreshToken;
+use crate::refresh_token::{RefreshToken, SessionSecret};
 use crate::signing::access_claims;
 use crate::state::AppState;
 
@@ -49,7 +49,7 @@ impl Issued {
     }
 }
 
-/// A new refresh token from the operating system's CSPRNG.
-pub(super) fn new_refresh_token() -> Result<RefreshToken, ServiceError> {
-    RefreshToken::generate().map_err(|e| ServiceError::Internal(anyhow::anyhow!("CSPRNG: {e}")))
+/// A new session's token secret from the operating system's CSPRNG.
+pub(super) fn new_session_secret() -> Result<SessionSecret, ServiceError> {
+    SessionSecret::generate().map_err(|e| ServiceError::Internal(anyhow::anyhow!("CSPRNG: {e}")))
 }

@@ -15,7 +15,6 @@ use super::refresh::{self, RefreshRefused};
 use super::sessions;
 use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason};
-use crate::refresh_token::RefreshToken;
 use crate::state::AppState;
 
 /// Where the metadata document is served (RFC 8414 §3).
@@ -77,8 +76,8 @@ pub async fn refresh_grant(
 }
 
 /// What a token looks like before anything is looked up: a JWT has two
-/// dots, a refresh token is 43 base64url characters; anything else is
-/// nobody's token.
+/// dots, a refresh token is 78 (or, issued before version 2, 43) base64url
+/// characters; anything else is nobody's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     Access,
@@ -87,7 +86,7 @@ enum Shape {
 }
 
 fn shape(token: &str) -> Shape {
-    if crate::refresh_token::is_well_formed(token) {
+    if crate::refresh_token::is_refresh_shaped(token) {
         Shape::Refresh
     } else if token.bytes().filter(|&b| b == b'.').count() == 2 {
         Shape::Access
@@ -208,19 +207,19 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<Introspection, 
             })
         }
         Shape::Refresh => {
-            let Some(token) = RefreshToken::parse(token) else {
+            let Some(token) = refresh::presented_token(&state.token_keys, token) else {
                 return Ok(Introspection::inactive());
             };
-            let hash = token.hash();
             let found = state
                 .database
-                .run(move |conn| db::tokens::with_session(conn, &hash))
+                .run(move |conn| db::tokens::find(conn, &token))
                 .await?;
             let now = Utc::now();
-            let Some((row, session)) = found else {
+            let Some(row) = found else {
                 return Ok(Introspection::inactive());
             };
-            let usable = row.consumed_at.is_none()
+            let session = row.session;
+            let usable = row.live
                 && row.expires_at > now
                 && session.revoked_at.is_none()
                 && session.expires_at > now;
@@ -250,6 +249,7 @@ mod tests {
     #[test]
     fn tokens_are_told_apart_by_their_shape() {
         assert_eq!(shape(&"a".repeat(43)), Shape::Refresh);
+        assert_eq!(shape(&"a".repeat(78)), Shape::Refresh);
         assert_eq!(shape("eyJ.eyJ.sig"), Shape::Access);
         for other in ["", "a.b", "a.b.c.d", &"a".repeat(42), "not a token"] {
             assert_eq!(shape(other), Shape::Neither, "{other:?}");

@@ -1,18 +1,20 @@
 //! Refreshing: one rotation of the presented refresh token (see
-//! [`crate::db::rotation::refresh`] and [`crate::rotation`]). The successor
-//! is derived from the presented token with the server's token key
-//! ([`RefreshToken::successors`]), so a retry within the grace is sent the
-//! very token the lost answer carried.
+//! [`crate::db::rotation::refresh`] and [`crate::rotation`]). A version 2
+//! token names its session and generation; the successor is minted from
+//! the session's secret with the server's token key
+//! ([`crate::refresh_token::mint`]), so a retry within the grace is sent
+//! the very token the lost answer carried.
 
 use service_kit::telemetry::record_identity;
 
 use super::ServiceError;
 use super::issue::Issued;
 use crate::db::models::{ClientInfo, RevocationReason};
-use crate::db::rotation::RefreshOutcome;
-use crate::refresh_token::{KeyIndex, RefreshToken};
+use crate::db::rotation::{Mintable, PresentedToken, RefreshOutcome};
+use crate::refresh_token::{self, Presented, RefreshToken};
 use crate::rotation::Rejection;
 use crate::state::AppState;
+use crate::token_keys::TokenKeys;
 
 /// Why a refresh was refused, and whether this very refusal revoked the
 /// session (reuse after the grace). Only then may a cookie be cleared: a
@@ -33,6 +35,32 @@ impl From<ServiceError> for RefreshRefused {
     }
 }
 
+/// A presented token as the database needs it: `None` for anything that is
+/// not one of ours (malformed, or minted with a key the ring no longer
+/// holds), before any query.
+pub fn presented_token(keys: &TokenKeys, presented: &str) -> Option<PresentedToken> {
+    match Presented::parse(presented)? {
+        Presented::V2(token) => token.proof(keys).map(PresentedToken::V2),
+        Presented::Legacy(token) => Some(PresentedToken::Legacy(token.hash())),
+    }
+}
+
+/// The token `mintable` describes, with its expiry; `None` when the ring no
+/// longer holds its key.
+pub fn mint(
+    keys: &TokenKeys,
+    mintable: &Mintable,
+) -> Option<(RefreshToken, chrono::DateTime<chrono::Utc>)> {
+    refresh_token::mint(
+        keys,
+        mintable.key_id,
+        mintable.session_id,
+        mintable.generation,
+        mintable.secret.as_bytes(),
+    )
+    .map(|token| (token, mintable.expires_at))
+}
+
 pub async fn refresh(
     state: &AppState,
     presented: Option<&str>,
@@ -41,16 +69,18 @@ pub async fn refresh(
     let Some(presented) = presented else {
         return Err(ServiceError::InvalidGrant("no refresh token was presented").into());
     };
-    let Some(presented) = RefreshToken::parse(presented) else {
+    let Some(presented) = presented_token(&state.token_keys, presented) else {
         return Err(ServiceError::InvalidGrant("the refresh token is invalid").into());
     };
-    let successors = presented.successors(&state.token_keys);
-    let presented_hash = presented.hash();
-    let successor_hashes = successors.hashes();
     let policy = state.rotation_policy();
     let outcome = state
         .database
-        .refresh(presented_hash, successor_hashes, client, policy)
+        .refresh(
+            presented,
+            std::sync::Arc::clone(&state.token_keys),
+            client,
+            policy,
+        )
         .await
         .map_err(ServiceError::from)?;
 
@@ -58,7 +88,7 @@ pub async fn refresh(
         RefreshOutcome::Rotated {
             user,
             session,
-            successor_expires_at,
+            successor,
         } => {
             state
                 .metrics
@@ -66,13 +96,8 @@ pub async fn refresh(
                 .with_label_values(&["rotated"])
                 .inc();
             record_identity(user.id, session.id);
-            let successor = successors.take(KeyIndex::CURRENT);
-            Ok(Issued::sign(
-                state,
-                &user,
-                &session,
-                successor.map(|token| (token, successor_expires_at)),
-            )?)
+            let successor = mint(&state.token_keys, &successor);
+            Ok(Issued::sign(state, &user, &session, successor)?)
         }
         RefreshOutcome::Grace {
             user,
@@ -80,9 +105,9 @@ pub async fn refresh(
             resend,
         } => {
             record_identity(user.id, session.id);
-            // The successor the consumption issued, derived again: never
+            // The successor the consumption issued, minted again: never
             // another token, so the session never forks.
-            let again = resend.and_then(|r| Some((successors.take(r.key)?, r.expires_at)));
+            let again = resend.and_then(|r| mint(&state.token_keys, &r));
             let outcome = if again.is_some() {
                 tracing::info!("consumed refresh token within the grace: its successor sent again");
                 "grace"

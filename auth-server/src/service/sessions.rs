@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::db::models::{ClientInfo, RevocationReason, Session};
 use crate::db::{self, Database};
-use crate::refresh_token::RefreshToken;
 use crate::state::AppState;
 
 /// Revokes the token's session, whatever state the token is in: the holder
@@ -17,13 +16,13 @@ pub async fn logout(
     presented: Option<&str>,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
-    let Some(token) = presented.and_then(RefreshToken::parse) else {
+    let Some(token) = presented.and_then(|p| super::refresh::presented_token(&state.token_keys, p))
+    else {
         return Ok(());
     };
-    let hash = token.hash();
     let revoked = state
         .database
-        .run(move |conn| db::sessions::logout(conn, &hash, &client))
+        .run(move |conn| db::sessions::logout(conn, &token, &client))
         .await?;
     if let Some((session, changed)) = revoked {
         record_identity(session.user_id, session.id);

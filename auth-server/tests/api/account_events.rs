@@ -21,7 +21,7 @@ async fn events_are_the_users_own_newest_first_with_the_contracts_fields() {
         .await;
     let fourth = app.login_body(&email).await;
     let rotated = app.refresh_body(&fourth.refresh_token().unwrap()).await;
-    app.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 hour' WHERE consumed_at IS NOT NULL");
+    app.consumed_ago("1 hour");
     app.refresh_body(&fourth.refresh_token().unwrap()).await;
     let _ = rotated;
     let last = app.login_body(&email).await;

@@ -132,9 +132,12 @@ async fn the_janitor_deletes_expired_tokens_and_sessions_past_retention() {
         "UPDATE sessions SET revoked_at = now() - interval '30 days', revoked_reason = 'logout', revoked_xid = 0 \
          WHERE id = (SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1)",
     );
+    // Sessions no longer write token rows: a legacy one, as the previous
+    // version wrote it, now expired.
     app.execute(
-        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' \
-         WHERE session_id = (SELECT id FROM sessions ORDER BY created_at DESC OFFSET 1 LIMIT 1)",
+        "INSERT INTO refresh_tokens (id, token_hash, session_id, issued_at, expires_at) \
+         SELECT gen_random_uuid(), sha256('legacy'::bytea), id, now() - interval '8 days', now() - interval '1 second' \
+         FROM sessions ORDER BY created_at DESC OFFSET 1 LIMIT 1",
     );
     let swept = app.sweep().await;
     assert_eq!(swept.sessions, 1);

@@ -352,7 +352,7 @@ async fn metrics_count_requests_logins_refreshes_reuse_and_revocations() {
     )
     .await;
     let second = app.refresh_body(&first).await.refresh_token().unwrap();
-    app.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 hour' WHERE consumed_at IS NOT NULL");
+    app.consumed_ago("1 hour");
     app.refresh_body(&first).await; // reuse: revokes the session
     let other = app.login_body(&email).await.refresh_token().unwrap();
     app.logout_body(&other).await;

@@ -6,10 +6,12 @@ use std::time::Duration;
 use auth_server::config::Settings;
 use auth_server::db::Pool;
 use auth_server::db::models::ClientInfo;
-use auth_server::db::rotation::RefreshOutcome;
+use auth_server::db::rotation::{Mintable, RefreshOutcome};
 use auth_server::db::rotation_pool::RotationPool;
-use auth_server::refresh_token::RefreshToken;
+use auth_server::db::sessions::FirstToken;
+use auth_server::refresh_token::{self, RefreshToken, SessionSecret};
 use auth_server::rotation::Policy;
+use auth_server::service::refresh::{mint, presented_token};
 use auth_server::startup::Application;
 use auth_server::token_keys::TokenKeys;
 use diesel::prelude::*;
@@ -37,6 +39,10 @@ pub struct TestApp {
     pub mail_dir: TempDir,
     /// The settings it was started with, for starting another instance.
     pub vars: HashMap<String, String>,
+    /// `REFRESH_TOKEN_KEY_FILE`, when the test did not name one: shared by
+    /// its replicas (a refresh token is checked with the key that minted
+    /// it), removed with the last of them.
+    pub token_key: Option<Arc<TokenKeyFile>>,
     // Last: the server's connections go before the database is dropped.
     pub db: Arc<TestDatabase>,
 }
@@ -99,7 +105,15 @@ pub async fn spawn_with_vars(db: TestDatabase, mut vars: HashMap<String, String>
     // Never the default port: tests run side by side.
     vars.entry("AUTH_INTERNAL_BIND".to_owned())
         .or_insert_with(|| "127.0.0.1:0".to_owned());
-    spawn_on(Arc::new(db), vars).await
+    // One token key for the app and its replicas, as in production.
+    let token_key = (!vars.contains_key("REFRESH_TOKEN_KEY_FILE")).then(|| {
+        let key = Arc::new(TokenKeyFile::new());
+        vars.insert("REFRESH_TOKEN_KEY_FILE".to_owned(), key.path().to_owned());
+        key
+    });
+    let mut app = spawn_on(Arc::new(db), vars).await;
+    app.token_key = token_key;
+    app
 }
 
 async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestApp {
@@ -130,6 +144,7 @@ async fn spawn_on(db: Arc<TestDatabase>, vars: HashMap<String, String>) -> TestA
         validator,
         mail_dir: TempDir(PathBuf::from(&vars["MAIL_DIR"])),
         vars,
+        token_key: None,
         db,
     }
 }
@@ -166,6 +181,21 @@ impl TokenKeyFile {
 
     pub fn path(&self) -> &str {
         self.path.to_str().unwrap()
+    }
+
+    /// `n` new keys with distinct key ids (a ring refuses two keys with
+    /// the same one-byte id: new keys collide once in 256 pairs).
+    pub fn distinct(n: usize) -> Vec<Self> {
+        let mut files: Vec<Self> = Vec::with_capacity(n);
+        let mut ids = std::collections::HashSet::new();
+        while files.len() < n {
+            let file = Self::new();
+            let id = TokenKeys::from_files(&file.path, &[]).unwrap().current_id();
+            if ids.insert(id) {
+                files.push(file);
+            }
+        }
+        files
     }
 }
 
@@ -274,7 +304,9 @@ impl TestApp {
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        spawn_on(Arc::clone(&self.db), vars).await
+        let mut app = spawn_on(Arc::clone(&self.db), vars).await;
+        app.token_key = self.token_key.clone();
+        app
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -596,6 +628,19 @@ impl TestApp {
         self.db.count(sql)
     }
 
+    /// Moves every kept consumption time (a session's `consumed_at`, and
+    /// legacy rows') back by `interval` (`'1 hour'`): the grace has passed.
+    pub fn consumed_ago(&self, interval: &str) {
+        self.execute(&format!(
+            "UPDATE sessions SET consumed_at = ARRAY(SELECT c - interval '{interval}' \
+             FROM unnest(consumed_at) WITH ORDINALITY AS t(c, i) ORDER BY i)"
+        ));
+        self.execute(&format!(
+            "UPDATE refresh_tokens SET consumed_at = consumed_at - interval '{interval}' \
+             WHERE consumed_at IS NOT NULL"
+        ));
+    }
+
     /// Every row of every table of the schema, as text (bytes as `\\x…` hex).
     pub fn dump_tables(&self) -> String {
         #[derive(QueryableByName)]
@@ -702,7 +747,7 @@ impl Rotations {
         }
     }
 
-    /// One rotation of `token`, whose successors `keys` derive.
+    /// One rotation of `token`, as the server parses it with `keys`.
     pub fn refresh(
         &self,
         token: &RefreshToken,
@@ -710,13 +755,41 @@ impl Rotations {
         client: &ClientInfo,
         policy: &Policy,
     ) -> RefreshOutcome {
+        let presented = presented_token(keys, token.expose()).expect("a token of ours");
         self.runtime
-            .block_on(self.pool.refresh(
-                &token.hash(),
-                &token.successors(keys).hashes(),
-                client,
-                policy,
-            ))
+            .block_on(self.pool.refresh(&presented, keys, client, policy))
             .unwrap()
     }
+}
+
+/// A session of `user_id` made as login makes it (a secret, generation 1
+/// live), and its first refresh token, minted with `keys`' current key.
+pub fn create_session(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keys: &TokenKeys,
+    client: &ClientInfo,
+) -> (auth_server::db::models::Session, RefreshToken) {
+    let secret = SessionSecret::generate().unwrap();
+    let now = chrono::Utc::now();
+    let session = auth_server::db::sessions::create(
+        conn,
+        user_id,
+        client,
+        FirstToken {
+            secret: &secret,
+            key_id: keys.current_id(),
+        },
+        now + chrono::Duration::days(1),
+        now + chrono::Duration::hours(1),
+    )
+    .unwrap();
+    let token =
+        refresh_token::mint(keys, keys.current_id(), session.id, 1, secret.as_bytes()).unwrap();
+    (session, token)
+}
+
+/// The token a rotation's outcome names, minted with `keys`.
+pub fn minted(keys: &TokenKeys, mintable: &Mintable) -> RefreshToken {
+    mint(keys, mintable).expect("the key is held").0
 }

@@ -20,7 +20,11 @@ async fn login_sets_the_refresh_cookie_by_default() {
     assert_eq!(tokens.headers["cache-control"], "no-store");
 
     let cookie = tokens.cookie().expect("a refresh_token cookie");
-    assert_eq!(cookie.value.len(), 43, "256 bits, base64url");
+    assert_eq!(
+        cookie.value.len(),
+        78,
+        "version 2: session id, generation, key id and a 256-bit mac, base64url"
+    );
     for attribute in ["HttpOnly", "Secure"] {
         assert!(cookie.has(attribute), "{attribute} in {}", cookie.raw);
     }
@@ -38,7 +42,7 @@ async fn login_in_body_mode_returns_the_refresh_token_and_no_cookie() {
     let app = spawn_app().await;
     let email = app.registered_user().await;
     let tokens = app.login_body(&email).await;
-    assert_eq!(tokens.refresh_token().unwrap().len(), 43);
+    assert_eq!(tokens.refresh_token().unwrap().len(), 78);
     assert!(tokens.cookie().is_none());
     assert!(tokens.headers.get("set-cookie").is_none());
     assert_eq!(tokens.headers["cache-control"], "no-store");

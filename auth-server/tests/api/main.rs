@@ -21,6 +21,7 @@ mod login;
 mod logout;
 mod mail;
 mod oauth;
+mod one_row;
 mod openapi;
 mod origin;
 mod password_change;

@@ -511,7 +511,7 @@ async fn expired_tokens_are_inactive() {
     let email = app.registered_user().await;
     let login = app.login_body(&email).await;
     let refresh = login.refresh_token().unwrap();
-    app.execute("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'");
+    app.execute("UPDATE sessions SET token_expires_at = now() - interval '1 second'");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(app.introspect(&login.access_token()).await, inactive());
     assert_eq!(app.introspect(&refresh).await, inactive());

@@ -6,9 +6,13 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-fn sha256_hex(token: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes())
+/// The hex of a version 2 token's mac (its last 32 bytes).
+fn mac_hex(token: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .unwrap();
+    bytes[bytes.len() - 32..]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -31,26 +35,25 @@ async fn refresh_in_body_mode_rotates_the_token() {
     let claims = app.validate(&rotated.access_token()).await;
     assert_eq!(claims.email, email);
 
-    // Stored hashed, the first consumed with the second as its successor.
+    // One row: the session at generation 2 (the second live), the first's
+    // consumption kept; no token row, and neither token stored.
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) AS n FROM refresh_tokens WHERE token_hash = '\\x{}'::bytea",
-            sha256_hex(&first)
+            "SELECT count(*) AS n FROM sessions WHERE id = '{}' AND generation = 2 \
+             AND cardinality(consumed_at) = 1",
+            claims.sid
         )),
         1
     );
-    assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) AS n FROM refresh_tokens a JOIN refresh_tokens b ON a.successor_id = b.id \
-             WHERE a.token_hash = '\\x{}'::bytea AND a.consumed_at IS NOT NULL \
-             AND b.token_hash = '\\x{}'::bytea AND b.consumed_at IS NULL",
-            sha256_hex(&first),
-            sha256_hex(&second)
-        )),
-        1
-    );
-    let stored_plain = app.count(&format!("SELECT count(*) AS n FROM refresh_tokens WHERE encode(token_hash, 'escape') LIKE '%{first}%'"));
-    assert_eq!(stored_plain, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 0);
+    for token in [&first, &second] {
+        let stored_plain = app.count(&format!(
+            "SELECT count(*) AS n FROM sessions WHERE position(convert_to('{token}', 'UTF8') in token_secret) > 0 \
+             OR position('\\x{}'::bytea in token_secret) > 0",
+            mac_hex(token)
+        ));
+        assert_eq!(stored_plain, 0);
+    }
 
     // The new one works in turn.
     let third = app.refresh_body(&second).await;
@@ -149,18 +152,24 @@ async fn a_retry_within_the_grace_gets_the_very_successor_which_then_rotates_nor
         sid,
         "the session never forks"
     );
-    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
+    // One rotation: generation 2 is live, nothing else written.
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE generation = 2"),
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 0);
 
     // The successor it was sent rotates normally, and only once.
     let next = app.refresh_cookie(&resent.value).await;
     assert_eq!(next.status, StatusCode::OK);
     let third = next.cookie().unwrap();
     assert_ne!(third.value, resent.value);
-    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 3);
     assert_eq!(
-        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NULL"),
+        app.count("SELECT count(*) AS n FROM sessions WHERE generation = 3"),
         1
     );
+    assert_eq!(app.count("SELECT count(*) AS n FROM sessions"), 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 0);
 
     // Body mode likewise: the successor in the body, no cookie.
     let body = app.login_body(&email).await.refresh_token().unwrap();
@@ -217,19 +226,30 @@ async fn a_grace_answer_is_access_only_once_the_successor_was_consumed_in_turn()
 
 #[tokio::test]
 async fn a_new_token_key_makes_grace_answers_access_only_unless_the_old_one_is_retired() {
-    let old_key = TokenKeyFile::new();
-    let new_key = TokenKeyFile::new();
-    let app = spawn_app_with(&[("REFRESH_TOKEN_KEY_FILE", old_key.path())]).await;
-    let email = app.registered_user().await;
-    let body = app.login_body(&email).await.refresh_token().unwrap();
+    let [first_key, old_key, new_key]: [TokenKeyFile; 3] =
+        TokenKeyFile::distinct(3).try_into().ok().unwrap();
+    // Sessions begin under the first key, which every later server keeps
+    // retired: a token is checked with the key that minted it.
+    let origin = spawn_app_with(&[("REFRESH_TOKEN_KEY_FILE", first_key.path())]).await;
+    let email = origin.registered_user().await;
+    let body = origin.login_body(&email).await.refresh_token().unwrap();
+    let cookie = origin.login_cookie(&email).await.cookie().unwrap();
+    let app = origin
+        .replica_with(&[
+            ("REFRESH_TOKEN_KEY_FILE", old_key.path()),
+            ("RETIRED_REFRESH_TOKEN_KEY_FILES", first_key.path()),
+        ])
+        .await;
     let lost_body = app.refresh_body(&body).await.refresh_token().unwrap();
-    let cookie = app.login_cookie(&email).await.cookie().unwrap();
     let lost_cookie = app.refresh_cookie(&cookie.value).await.cookie().unwrap();
 
     // Restarted with another key, the old one not kept: the successors can
-    // no longer be derived, so the retries get access tokens only.
+    // no longer be minted again, so the retries get access tokens only.
     let replaced = app
-        .replica_with(&[("REFRESH_TOKEN_KEY_FILE", new_key.path())])
+        .replica_with(&[
+            ("REFRESH_TOKEN_KEY_FILE", new_key.path()),
+            ("RETIRED_REFRESH_TOKEN_KEY_FILES", first_key.path()),
+        ])
         .await;
     let retry = replaced.refresh_body(&body).await;
     assert_eq!(retry.status, StatusCode::OK);
@@ -240,12 +260,22 @@ async fn a_new_token_key_makes_grace_answers_access_only_unless_the_old_one_is_r
         retry.headers.get("set-cookie").is_none(),
         "no cookie at all"
     );
+    // A token minted with a key the server no longer holds cannot be told
+    // from a forgery: refused, and nothing revoked.
+    assert_token_error(
+        &replaced.refresh_body(&lost_body).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    );
 
     // With the old key retired, they are sent again.
     let rotated = app
         .replica_with(&[
             ("REFRESH_TOKEN_KEY_FILE", new_key.path()),
-            ("RETIRED_REFRESH_TOKEN_KEY_FILES", old_key.path()),
+            (
+                "RETIRED_REFRESH_TOKEN_KEY_FILES",
+                &format!("{},{}", old_key.path(), first_key.path()),
+            ),
         ])
         .await;
     let retry = rotated.refresh_body(&body).await;
@@ -253,51 +283,89 @@ async fn a_new_token_key_makes_grace_answers_access_only_unless_the_old_one_is_r
     let retry = rotated.refresh_cookie(&cookie.value).await;
     assert_eq!(retry.cookie().unwrap().value, lost_cookie.value);
 
-    // New rotations derive with the new key, and its successors are sent
+    // New rotations mint with the new key, and their successors are sent
     // again by any server that holds it.
     let next = rotated
         .refresh_body(&lost_body)
         .await
         .refresh_token()
         .unwrap();
-    let again = replaced.refresh_body(&lost_body).await;
+    let other = app
+        .replica_with(&[
+            ("REFRESH_TOKEN_KEY_FILE", first_key.path()),
+            (
+                "RETIRED_REFRESH_TOKEN_KEY_FILES",
+                &format!("{},{}", new_key.path(), old_key.path()),
+            ),
+        ])
+        .await;
+    let again = other.refresh_body(&lost_body).await;
     assert_eq!(again.refresh_token().as_deref(), Some(next.as_str()));
 }
 
 #[tokio::test]
-async fn the_successor_is_the_hmac_of_the_presented_token_and_only_its_hash_is_stored() {
+async fn a_token_is_the_mac_of_its_session_generation_and_secret_and_is_not_stored() {
+    use base64::Engine;
     use hmac::{Hmac, Mac};
+    use sha2::Digest;
     let key = TokenKeyFile::new();
     let app = spawn_app_with(&[("REFRESH_TOKEN_KEY_FILE", key.path())]).await;
     let email = app.registered_user().await;
-    let first = app.login_body(&email).await.refresh_token().unwrap();
+    let login = app.login_body(&email).await;
+    let first = login.refresh_token().unwrap();
     let second = app.refresh_body(&first).await.refresh_token().unwrap();
+    let sid = app.validate(&login.access_token()).await.sid;
 
+    // base64url(2 || sid || generation || key id || SHA-256(u || secret)),
+    // u = HMAC(key, "refresh-v2" 0 || sid || generation).
     let material = std::fs::read_to_string(&key.path).unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(material.trim_end().as_bytes()).unwrap();
-    mac.update(b"refresh-successor\0");
-    mac.update(first.as_bytes());
-    use base64::Engine;
-    let expected =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    assert_eq!(second, expected);
-    // The database holds its SHA-256, and nothing from which it follows
-    // without the key.
-    assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) AS n FROM refresh_tokens WHERE token_hash = '\\x{}'::bytea",
-            sha256_hex(&second)
-        )),
-        1
-    );
-    for token in [&first, &second] {
+    let hmac = |parts: &[&[u8]]| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(material.trim_end().as_bytes()).unwrap();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes()
+    };
+    let key_id = hmac(&[b"token-key-id\0"])[0];
+    #[derive(diesel::QueryableByName)]
+    struct Secret {
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        token_secret: Vec<u8>,
+    }
+    let secret = {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "SELECT token_secret FROM sessions WHERE id = '{sid}'"
+        ))
+        .get_result::<Secret>(&mut app.conn())
+        .unwrap()
+        .token_secret
+    };
+    assert_eq!(secret.len(), 32);
+    for (generation, token) in [(1u64, &first), (2, &second)] {
+        let u = hmac(&[b"refresh-v2\0", sid.as_bytes(), &generation.to_be_bytes()]);
+        let mut bytes = vec![2u8];
+        bytes.extend_from_slice(sid.as_bytes());
+        bytes.extend_from_slice(&generation.to_be_bytes());
+        bytes.push(key_id);
+        bytes.extend_from_slice(
+            &sha2::Sha256::new()
+                .chain_update(u)
+                .chain_update(&secret)
+                .finalize(),
+        );
+        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+        assert_eq!(token, &expected, "generation {generation}");
+        // Nothing of it is stored: the database alone cannot make it.
         assert_eq!(
             app.count(&format!(
-                "SELECT count(*) AS n FROM refresh_tokens WHERE position(convert_to('{token}', 'UTF8') in token_hash) > 0"
+                "SELECT count(*) AS n FROM sessions WHERE position('\\x{}'::bytea in token_secret) > 0",
+                mac_hex(token)
             )),
             0
         );
     }
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 0);
 }
 
 #[tokio::test]
@@ -309,7 +377,7 @@ async fn reuse_after_the_grace_revokes_the_whole_session() {
     let sid = app.validate(&login.access_token()).await.sid;
     let second = app.refresh_cookie(&first.value).await.cookie().unwrap();
     // The first token was consumed a minute ago.
-    app.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 minute' WHERE consumed_at IS NOT NULL");
+    app.consumed_ago("1 minute");
 
     let reuse = app.refresh_cookie(&first.value).await;
     assert_token_error(&reuse, StatusCode::UNAUTHORIZED, "invalid_grant");
@@ -380,14 +448,14 @@ async fn assert_one_rotation(app: &TestApp, results: &[Tokens], carried: &[Optio
     .collect();
     assert_eq!(sids.len(), 1, "one session");
     assert_eq!(
-        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE successor_id IS NOT NULL"),
+        app.count("SELECT count(*) AS n FROM sessions WHERE generation = 2"),
         1,
         "exactly one rotation"
     );
     assert_eq!(
-        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NULL"),
+        app.count("SELECT count(*) AS n FROM sessions WHERE cardinality(consumed_at) = 1"),
         1,
-        "no fork"
+        "no fork: one consumption, one live generation"
     );
     assert_eq!(
         app.count("SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL"),
@@ -405,7 +473,8 @@ async fn twenty_concurrent_refreshes_in_body_mode_all_carry_the_one_successor() 
     let carried: Vec<Option<String>> = results.iter().map(Tokens::refresh_token).collect();
     assert!(results.iter().all(|r| r.cookie().is_none()));
     assert_one_rotation(&app, &results, &carried).await;
-    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 2);
+    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens"), 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM sessions"), 1);
 
     // The one successor carries on.
     let successor = carried[0].clone().unwrap();
@@ -442,7 +511,7 @@ async fn an_expired_refresh_token_is_refused() {
     let app = spawn_app().await;
     let email = app.registered_user().await;
     let login = app.login_cookie(&email).await;
-    app.execute("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'");
+    app.execute("UPDATE sessions SET token_expires_at = now() - interval '1 second'");
     let refused = app.refresh_cookie(&login.cookie().unwrap().value).await;
     assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
     assert!(
@@ -473,13 +542,14 @@ async fn the_absolute_session_lifetime_is_enforced_and_never_extended() {
         "rotation does not extend: {}",
         rotated_cookie.max_age()
     );
-    assert_eq!(app.count("SELECT count(*) AS n FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.expires_at > s.expires_at"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sessions WHERE token_expires_at > expires_at"),
+        0
+    );
 
     // The session reaches its end while its newest token is still fresh.
     app.execute("UPDATE sessions SET expires_at = now() - interval '1 second'");
-    app.execute(
-        "UPDATE refresh_tokens SET expires_at = now() + interval '1 day' WHERE consumed_at IS NULL",
-    );
+    app.execute("UPDATE sessions SET token_expires_at = now() + interval '1 day'");
     let refused = app.refresh_cookie(&rotated_cookie.value).await;
     assert_token_error(&refused, StatusCode::UNAUTHORIZED, "invalid_grant");
     assert!(
@@ -502,7 +572,13 @@ async fn missing_unknown_and_malformed_tokens_are_invalid_grant() {
     )
     .await;
     assert_token_error(&missing, StatusCode::UNAUTHORIZED, "invalid_grant");
-    for token in ["", "short", &"A".repeat(43), &"x".repeat(5000)] {
+    for token in [
+        "",
+        "short",
+        &"A".repeat(43),
+        &"A".repeat(78),
+        &"x".repeat(5000),
+    ] {
         assert_token_error(
             &app.refresh_body(token).await,
             StatusCode::UNAUTHORIZED,
@@ -532,11 +608,11 @@ async fn a_lock_held_too_long_is_503_with_retry_after_and_keeps_the_cookie() {
     let email = app.registered_user().await;
     let cookie = app.login_cookie(&email).await.cookie().unwrap();
 
-    // Another transaction holds the token's row lock.
+    // Another transaction holds the session's row lock.
     let mut blocker = app.conn();
     use diesel::connection::SimpleConnection;
     blocker
-        .batch_execute("BEGIN; SELECT * FROM refresh_tokens FOR UPDATE;")
+        .batch_execute("BEGIN; SELECT * FROM sessions FOR UPDATE;")
         .unwrap();
     let contended = app.refresh_cookie(&cookie.value).await;
     assert_eq!(
@@ -596,7 +672,7 @@ async fn a_refresh_with_two_refresh_cookies_is_refused_and_changes_nothing() {
         assert!(refused.headers.get("set-cookie").is_none(), "{cookies:?}");
     }
     assert_eq!(
-        app.count("SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NOT NULL"),
+        app.count("SELECT count(*) AS n FROM sessions WHERE generation <> 1"),
         0,
         "nothing was rotated"
     );

@@ -2,7 +2,8 @@
 //! interleaving of refreshes, answers lost on their way back (and retried),
 //! replays of older tokens, logouts, key rotations and the passing of the
 //! grace leaves every session either revoked or valid with exactly one live
-//! refresh token in a chain without forks; every answer is the one a simple
+//! refresh token in a chain without forks (its one row's generation moved
+//! on once per rotation, and no `refresh_tokens` row written); every answer is the one a simple
 //! model predicts; a token sent again is always the very successor the
 //! rotation issued; and a client that keeps the last token it received and
 //! retries a lost answer within the grace is never logged out by reuse
@@ -12,17 +13,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use auth_server::db::models::{ClientInfo, RevocationReason};
+use auth_server::db::rotation::PresentedToken;
 use auth_server::db::rotation::RefreshOutcome;
 use auth_server::db::{self, sessions, tokens};
-use auth_server::refresh_token::RefreshToken;
 use auth_server::rotation::{Policy, Rejection};
 use auth_server::token_keys::TokenKeys;
-use chrono::Utc;
 use diesel::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::helpers::{Rotations, TestDatabase, TokenKeyFile};
+use crate::helpers::{Rotations, TestDatabase, TokenKeyFile, create_session, minted};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -164,7 +164,7 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
         require_verified_email: false,
     };
     let client = ClientInfo::default();
-    let key_files: Vec<TokenKeyFile> = (0..=KEYS).map(|_| TokenKeyFile::new()).collect();
+    let key_files = TokenKeyFile::distinct(KEYS + 1);
 
     // The rotation runs as the server runs it; the test's own reads and
     // writes go through a connection of their own.
@@ -180,11 +180,8 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
         let conn = &mut *guard;
         let mut rotations = 0;
         let mut keys = ring(&key_files, rotations);
-        // A fresh session per case; its first token from the CSPRNG.
-        let first = RefreshToken::generate().unwrap();
-        let now = Utc::now();
-        let session = sessions::create(conn, user.id, &client, &first.hash(), now + chrono::Duration::days(1), now + chrono::Duration::hours(1))
-            .unwrap();
+        // A fresh session per case, made as login makes it.
+        let (session, first) = create_session(conn, user.id, &keys, &client);
         let mut chain = vec![first];
         let mut model = Model { tokens: vec![(false, false)], ..Model::default() };
 
@@ -195,18 +192,16 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
                 _ => None,
             };
             if let Some(index) = presented {
-                let successors = chain[index].successors(&keys);
                 let outcome = server.refresh(&chain[index], &keys, &client, &policy);
                 let expected = model.present(index);
                 prop_assert_eq!(outcome_kind(&outcome), expected, "{:?} of token {} in {:?}", op, index, ops);
                 let received = match outcome {
-                    RefreshOutcome::Rotated { .. } => {
-                        let issued = successors.take(auth_server::refresh_token::KeyIndex::CURRENT).unwrap();
-                        chain.push(RefreshToken::parse(issued.expose()).unwrap());
+                    RefreshOutcome::Rotated { ref successor, .. } => {
+                        chain.push(minted(&keys, successor));
                         Some(chain.len() - 1)
                     }
-                    RefreshOutcome::Grace { resend: Some(resend), .. } => {
-                        let again = successors.take(resend.key).unwrap();
+                    RefreshOutcome::Grace { resend: Some(ref resend), .. } => {
+                        let again = minted(&keys, resend);
                         // Never a different token: the very one its
                         // consumption issued.
                         prop_assert_eq!(again.expose(), chain[index + 1].expose(), "{:?}", ops);
@@ -225,14 +220,18 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
             }
             match op {
                 Op::Logout => {
-                    let owner = tokens::session_of(conn, &chain[model.held].hash()).unwrap().unwrap();
+                    let held = auth_server::service::refresh::presented_token(&keys, chain[model.held].expose());
+                    let owner = match held {
+                        Some(held @ PresentedToken::V2(_)) => tokens::find(conn, &held).unwrap().unwrap().session,
+                        other => panic!("a version 2 token the ring verifies: {other:?}"),
+                    };
                     sessions::revoke(conn, owner.id, RevocationReason::Logout).unwrap();
                     model.revoked = true;
                 }
                 Op::GraceEnds => {
                     diesel::sql_query(format!(
-                        "UPDATE refresh_tokens SET consumed_at = consumed_at - interval '1 minute' \
-                         WHERE session_id = '{}' AND consumed_at IS NOT NULL",
+                        "UPDATE sessions SET consumed_at = ARRAY(SELECT c - interval '1 minute' \
+                         FROM unnest(consumed_at) WITH ORDINALITY AS t(c, i) ORDER BY i) WHERE id = '{}'",
                         session.id
                     ))
                     .execute(conn)
@@ -248,18 +247,20 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
 
             // The invariant, read from the database itself.
             let revoked = count(conn, &format!("SELECT count(*) AS n FROM sessions WHERE id = '{}' AND revoked_at IS NOT NULL", session.id)) == 1;
+            // The live token is the row's generation, while unexpired.
             let live = count(
                 conn,
-                &format!("SELECT count(*) AS n FROM refresh_tokens WHERE session_id = '{}' AND consumed_at IS NULL AND expires_at > now()", session.id),
+                &format!("SELECT count(*) AS n FROM sessions WHERE id = '{}' AND generation = {} AND token_expires_at > now()", session.id, chain.len()),
             );
             prop_assert_eq!(revoked, model.revoked);
             prop_assert!(revoked || live == 1, "a valid session has exactly one live token, found {} after {:?}", live, ops);
             prop_assert!(live <= 1, "never more than one live token: {} after {:?}", live, ops);
             let successors = count(
                 conn,
-                &format!("SELECT count(*) AS n FROM refresh_tokens WHERE session_id = '{}' AND successor_id IS NOT NULL", session.id),
+                &format!("SELECT generation - 1 AS n FROM sessions WHERE id = '{}'", session.id),
             );
             prop_assert_eq!(successors as usize, chain.len() - 1, "one successor per rotation, a chain without forks");
+            prop_assert_eq!(count(conn, "SELECT count(*) AS n FROM refresh_tokens"), 0, "no token row written");
         }
         // A revoked session refuses every token it ever had.
         if model.revoked {

@@ -209,8 +209,8 @@ fn concurrent_logins_of_one_user_take_turns_on_its_row() {
     use std::num::NonZeroU32;
 
     use auth_server::db::models::ClientInfo;
-    use auth_server::db::sessions::create_within_cap;
-    use auth_server::refresh_token::RefreshToken;
+    use auth_server::db::sessions::{FirstToken, create_within_cap};
+    use auth_server::refresh_token::SessionSecret;
     use diesel::connection::SimpleConnection;
     use diesel::prelude::*;
 
@@ -229,8 +229,12 @@ fn concurrent_logins_of_one_user_take_turns_on_its_row() {
     );
     let cap = NonZeroU32::new(1);
     let login = move |conn: &mut PgConnection| {
-        let token = RefreshToken::generate().unwrap().hash();
-        create_within_cap(conn, user, "x", &ClientInfo::default(), &token, expiry, cap)
+        let secret = SessionSecret::generate().unwrap();
+        let token = FirstToken {
+            secret: &secret,
+            key_id: 0,
+        };
+        create_within_cap(conn, user, "x", &ClientInfo::default(), token, expiry, cap)
             .unwrap()
             .unwrap()
     };
@@ -280,8 +284,8 @@ async fn zero_turns_the_cap_off() {
 #[tokio::test]
 async fn a_login_that_evicts_writes_its_events_in_one_statement() {
     use auth_server::db::models::ClientInfo;
-    use auth_server::db::sessions::create_within_cap;
-    use auth_server::refresh_token::RefreshToken;
+    use auth_server::db::sessions::{FirstToken, create_within_cap};
+    use auth_server::refresh_token::SessionSecret;
     use std::num::NonZeroU32;
 
     let app = spawn_app().await;
@@ -294,7 +298,11 @@ async fn a_login_that_evicts_writes_its_events_in_one_statement() {
 
     let (mut conn, sent) = app.recording_conn();
     let later = chrono::Utc::now() + chrono::Duration::days(1);
-    let token = RefreshToken::generate().unwrap().hash();
+    let secret = SessionSecret::generate().unwrap();
+    let token = FirstToken {
+        secret: &secret,
+        key_id: 0,
+    };
     let hash: String = {
         use auth_server::db::schema::users;
         use diesel::prelude::*;
@@ -309,7 +317,7 @@ async fn a_login_that_evicts_writes_its_events_in_one_statement() {
         user_id,
         &hash,
         &ClientInfo::default(),
-        &token,
+        token,
         (later, later),
         NonZeroU32::new(1),
     )

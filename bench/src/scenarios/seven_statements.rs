@@ -14,7 +14,6 @@ use uuid::Uuid;
 use auth_server::db::DbError;
 use auth_server::db::models::{ClientInfo, RefreshTokenRow, Session, User};
 use auth_server::db::schema::{refresh_tokens, sessions, users};
-use auth_server::db::tokens::insert;
 use auth_server::refresh_token::TokenHash;
 use auth_server::rotation::{self, Decision, Policy, Presented};
 
@@ -78,6 +77,29 @@ pub fn seven_statement_rotation(
         bail!("old rotation SQL: the token did not rotate");
     }
     Ok(())
+}
+
+/// The previous version's `db::tokens::insert`: a token row, unconsumed.
+pub fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &TokenHash,
+    session_id: Uuid,
+    issued_at: chrono::DateTime<Utc>,
+    expires_at: chrono::DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(&RefreshTokenRow {
+            id,
+            token_hash: hash.as_bytes().to_vec(),
+            session_id,
+            issued_at,
+            expires_at,
+            consumed_at: None,
+            successor_id: None,
+        })
+        .execute(conn)
+        .map(|_| ())
 }
 
 fn touch_session(

@@ -139,7 +139,7 @@ async fn without_the_lock(stack: &Stack, tab: &Client) {
 
     let rotations = || {
         control.count(&format!(
-            "SELECT count(*) AS n FROM refresh_tokens WHERE session_id = '{session}' AND successor_id IS NOT NULL"
+            "SELECT generation - 1 AS n FROM sessions WHERE id = '{session}'"
         ))
     };
     tokio::time::sleep(PAST_EXPIRY).await;

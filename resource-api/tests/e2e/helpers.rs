@@ -167,6 +167,10 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     std::fs::create_dir_all(&key_dir).unwrap();
     let key_path = key_dir.join("signing.pem");
     auth_server::signing::write_new_key(&key_path).unwrap();
+    // Kept across restarts: a refresh token is checked with the key that
+    // minted it.
+    let token_key_path = key_dir.join("refresh-token-key");
+    auth_server::signing::write_new_secret(&token_key_path).unwrap();
     let mail_dir = key_dir.join("mail");
     let mut auth_vars = vars(&[
         ("DATABASE_URL", &db.url),
@@ -183,6 +187,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("JWT_LEEWAY", options.leeway),
         ("ALLOWED_ORIGINS", &allowed_origins),
         ("SIGNING_KEY_FILE", key_path.to_str().unwrap()),
+        ("REFRESH_TOKEN_KEY_FILE", token_key_path.to_str().unwrap()),
         ("PUBLIC_URL", &public_url),
         ("MAIL_DIR", mail_dir.to_str().unwrap()),
         ("MAIL_REQUEST_RATE_LIMIT", "0"),

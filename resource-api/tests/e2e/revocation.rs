@@ -82,7 +82,10 @@ async fn a_detected_reuse_reaches_the_api_within_a_second() {
     let new_access = rotated["access_token"].as_str().unwrap().to_owned();
     match stack.control.as_ref() {
         // Move the consumption back past the grace instead of waiting it out.
-        Some(control) => control.execute("UPDATE refresh_tokens SET consumed_at = now() - interval '1 hour' WHERE consumed_at IS NOT NULL"),
+        Some(control) => control.execute(
+            "UPDATE sessions SET consumed_at = ARRAY(SELECT c - interval '1 hour' \
+             FROM unnest(consumed_at) WITH ORDINALITY AS t(c, i) ORDER BY i)",
+        ),
         None => {
             let grace = std::env::var("REFRESH_REUSE_GRACE").unwrap_or_else(|_| "10s".to_owned());
             let grace = service_kit::duration::parse_duration(&grace).unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p resource-api --test e2e openapi";
+const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p stack-tests --test e2e openapi";
 
 async fn served(stack: &Stack) -> String {
     let response = stack.api("/openapi.json", None).await;

@@ -14,12 +14,12 @@ mod helpers;
 #[path = "../../../auth-server/tests/api/smtp.rs"]
 mod smtp;
 
-mod admin;
 mod administration;
 mod browser;
 mod cors;
 mod deployment;
 mod feed;
+mod listeners;
 mod lossy_proxy;
 mod lost_answers;
 mod openapi;

@@ -1,3 +1,5 @@
+//! Contract § Administration and audit, as the resource API sees it.
+//!
 //! Administration seen from a resource API: `/api/admin` needs the `admin`
 //! role; a disabled or deleted user's tokens, and a user's tokens from
 //! before a change of roles, are refused within a second; a token issued

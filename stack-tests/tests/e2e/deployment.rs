@@ -1,3 +1,5 @@
+//! Feature: deployment (the Dockerfile, docker-compose.yml, the stand-in images).
+//!
 //! docker-compose.yml, the Dockerfile and their stand-in images, checked
 //! against the code. `scripts/compose-e2e.sh` runs the stack for real in CI;
 //! these checks are the quick ones that run everywhere, `cargo test`

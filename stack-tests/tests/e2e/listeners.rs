@@ -1,3 +1,5 @@
+//! Contract § Resource API (health) and § Internal listener: the API's listeners.
+//!
 //! The resource API's public listener and both internal listeners: health
 //! and unknown routes, the security headers on every answer, `/metrics`
 //! (what it counts, and that hostile methods add no series), and the

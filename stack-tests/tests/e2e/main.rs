@@ -1,3 +1,5 @@
+//! Feature: the whole stack, both services and PostgreSQL: the `e2e` test binary.
+//!
 //! End-to-end tests: the auth server and the resource API as real services on
 //! real sockets, over a real PostgreSQL.
 //!
@@ -25,4 +27,5 @@ mod lost_answers;
 mod openapi;
 mod outages;
 mod revocation;
+mod test_files;
 mod tokens;

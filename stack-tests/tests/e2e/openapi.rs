@@ -1,3 +1,5 @@
+//! Contract § Standards endpoints: the resource API's `/openapi.json`.
+//!
 //! The resource API's OpenAPI document: served at `/openapi.json`, the same
 //! as the one committed at `docs/openapi/resource-api.json`, and true of
 //! the running API for a caller with and without a token.

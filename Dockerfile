@@ -55,7 +55,7 @@ RUN --mount=type=cache,id=auth-platform-cargo-registry,target=/usr/local/cargo/r
 FROM build AS e2e-build
 RUN --mount=type=cache,id=auth-platform-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=auth-platform-target,target=/src/target \
-    cargo test --release --locked -p resource-api --test e2e --no-run \
+    cargo test --release --locked -p stack-tests --test e2e --no-run \
         --message-format=json-render-diagnostics >/tmp/build.json \
  && binary=$(grep -o '"executable":"[^"]*/e2e-[^"]*"' /tmp/build.json | cut -d'"' -f4) \
  && install -D -m 0755 "$binary" /out/e2e
@@ -108,6 +108,6 @@ FROM runtime AS e2e
 # deployment checks read docker-compose.yml, the Dockerfile and Cargo.toml.
 COPY --from=build /src /src
 COPY --from=e2e-build /out/e2e /usr/local/bin/e2e
-WORKDIR /src/resource-api
+WORKDIR /src/stack-tests
 ENTRYPOINT ["/usr/local/bin/e2e"]
 CMD ["--test-threads=2", "--nocapture"]

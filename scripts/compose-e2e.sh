@@ -84,16 +84,6 @@ expect() { # expect WHAT CODE RESPONSE
 }
 json() { jq -er "$1" <<<"$2"; }
 
-# Polls COMMAND every 0.2 s until it succeeds or LIMIT seconds pass.
-until_true() {
-    local limit=$1; shift
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.2
-    done
-}
-
 container() { dc ps -q "$1"; }
 
 wait_healthy() {
@@ -242,8 +232,8 @@ postgres_restart() {
     before=$(docker inspect --format '{{.State.StartedAt}}' "$(container auth-server)" "$(container resource-api)")
     timed dc restart postgres
     started=$SECONDS
-    ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$auth/readyz")" = 200 ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$api/readyz")" = 200 ]; }
-    until_true 90 ready || die "the services did not become ready after PostgreSQL restarted"
+    wait_ready "$auth/readyz" 90 || die "the auth server did not become ready after PostgreSQL restarted"
+    wait_ready "$api/readyz" 90 || die "the resource API did not become ready after PostgreSQL restarted"
     figure "PostgreSQL restarted: both services ready again after $((SECONDS - started))s"
     # A 503 changes nothing (the database is not there yet): retry those only.
     for _ in $(seq 1 20); do
@@ -286,7 +276,7 @@ dc up --build -d
 figure "up --build -d: $((SECONDS - started))s"
 step "health checks"
 timed wait_healthy
-until_true 30 curl -sf -o /dev/null "$web/" || die "the web server on :3000 does not answer"
+wait_ready "$web/" 30 || die "the web server on :3000 does not answer"
 figure "up --build -d to every health check passing: $((SECONDS - started))s"
 
 step "the end-to-end suite in URL mode, inside the stack's network"

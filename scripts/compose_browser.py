@@ -27,7 +27,7 @@ from selenium.webdriver.common.by import By
 PASSWORD = "correct horse battery staple"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
-# What the page shows, read from its DOM (as resource-api/tests/e2e/browser.rs).
+# What the page shows, read from its DOM (as stack-tests/tests/e2e/browser.rs).
 STATE = """
     const shown = (id) => !document.getElementById(id).hidden;
     const field = (name) => {

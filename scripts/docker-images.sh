@@ -47,13 +47,10 @@ engine() {
         step "starting dockerd (log: /var/log/dockerd.log)"
         # Its own session, so it outlives this script as a service would.
         setsid /usr/sbin/dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
-        for _ in $(seq 1 60); do
-            docker info >/dev/null 2>&1 && break
-            sleep 1
-        done
-        if ! docker info >/dev/null 2>&1; then
+        docker_answers() { docker info >/dev/null 2>&1; }
+        if ! until_true 60 docker_answers; then
             tail -n 40 /var/log/dockerd.log >&2
-            die "dockerd did not start"
+            die "dockerd did not answer within 60s"
         fi
     fi
     echo "$(docker version --format 'Docker engine {{.Server.Version}}'), $(docker-compose version --short | sed 's/^/docker-compose /'), storage $(docker info --format '{{.Driver}}')"

@@ -1,16 +1,9 @@
 # shellcheck shell=bash
 # Shared by scripts/docker-images.sh and scripts/compose-e2e.sh (sourced).
 
-step() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# Runs a command and says how long it took. Not `cmd || …`: that would
-# turn off `set -e` inside the command's functions.
-timed() {
-    local started=$SECONDS
-    "$@"
-    printf -- '-- %s: %ss\n' "$*" "$((SECONDS - started))" >&2
-}
+# step, die, timed, until_true, wait_ready, free_port.
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Debian's docker client (20.10, with BuildKit built in) ahead of any other
 # on the PATH: some machines carry a newer client alone, whose builds want

@@ -6,20 +6,22 @@
 # API 2 from auth 2), as internal listeners are not behind the balancer.
 # Then scripts/replicas_driver.py shows what the replicas share (the refresh
 # race, revocations, the login limit, a key rotation under load, a replica
-# killed) and exits non-zero on any failure.
+# killed) and exits non-zero on any failure. Every port is a free one the
+# kernel hands out (scripts/lib.sh's free_port).
 #
 #   bash scripts/replicas.sh            (builds the debug binaries if needed)
 #   BIN_DIR=target/release bash scripts/replicas.sh
 #
 # Needs a local PostgreSQL that lets `postgres` in over TCP without a
-# password (as CI's), psql and python3.
+# password (as CI's), psql, python3, curl and HAProxy (`.ci/run replicas`
+# installs Debian's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-if ! command -v haproxy >/dev/null 2>&1; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy
-fi
+command -v haproxy >/dev/null 2>&1 ||
+    die "haproxy is needed: apt-get install haproxy (or run: bash .ci/run replicas)"
 haproxy -v | head -n 1
 
 BIN_DIR=${BIN_DIR:-target/debug}
@@ -50,12 +52,14 @@ psql "$ADMIN_URL" -qAtc "CREATE DATABASE $DB" >/dev/null
 "$AUTH_BIN" secret --out "$WORK/refresh-token-key" 2>/dev/null
 INTERNAL_API_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '=+/\n')
 
-AUTH_FRONT=18180
-API_FRONT=18190
-AUTH_PORTS=(18181 18182 18183)
-AUTH_INTERNAL=(19181 19182 19183)
-API_PORTS=(18191 18192)
-API_INTERNAL=(19191 19192)
+mapfile -t ports < <(free_port 12)
+[ "${#ports[@]}" -eq 12 ] || die "free_port gave ${#ports[@]} ports, not 12"
+AUTH_FRONT=${ports[0]}
+API_FRONT=${ports[1]}
+AUTH_PORTS=("${ports[@]:2:3}")
+AUTH_INTERNAL=("${ports[@]:5:3}")
+API_PORTS=("${ports[@]:8:2}")
+API_INTERNAL=("${ports[@]:10:2}")
 LOGIN_LIMIT=5/1m
 
 export DATABASE_URL INTERNAL_API_TOKEN
@@ -124,20 +128,10 @@ CFG
 haproxy -q -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
 
-wait_ready() { # url
-    for _ in $(seq 1 150); do
-        if python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "not ready: $1" >&2
-    for log in "$WORK"/*.log; do echo "--- $log" >&2; tail -n 20 "$log" >&2; done
-    return 1
-}
-for port in "${AUTH_PORTS[@]}" "${API_PORTS[@]}"; do wait_ready "http://127.0.0.1:$port/readyz"; done
-wait_ready "http://127.0.0.1:$AUTH_FRONT/readyz"
-wait_ready "http://127.0.0.1:$API_FRONT/readyz"
+show_logs() { for log in "$WORK"/*.log; do echo "--- $log" >&2; tail -n "$1" "$log" >&2; done; }
+for port in "${AUTH_PORTS[@]}" "${API_PORTS[@]}" "$AUTH_FRONT" "$API_FRONT"; do
+    wait_ready "http://127.0.0.1:$port/readyz" 30 || { show_logs 20; exit 1; }
+done
 
 status=0
 python3 scripts/replicas_driver.py \
@@ -146,7 +140,5 @@ python3 scripts/replicas_driver.py \
     --api-replicas "$(printf 'http://127.0.0.1:%s,' "${API_PORTS[@]}")" \
     --login-limit "$LOGIN_LIMIT" --auth-bin "$AUTH_BIN" \
     --kill-pid-file "$WORK/auth3.pid" || status=$?
-if [ "$status" -ne 0 ]; then
-    for log in "$WORK"/*.log; do echo "--- $log" >&2; tail -n 30 "$log" >&2; done
-fi
+if [ "$status" -ne 0 ]; then show_logs 30; fi
 exit "$status"

@@ -8,11 +8,13 @@
 #
 #   scripts/rotation-statements.sh target/release/auth-server
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 BIN=${1:?usage: $0 AUTH_SERVER_BINARY}
 LOG=${PG_LOG:-/var/log/postgresql/postgresql-15-main.log}
 DB=rotation_statements_$$
 PG="psql -h 127.0.0.1 -U postgres -Atq"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 $PG -c "CREATE DATABASE $DB"
 $PG -c "ALTER DATABASE $DB SET log_statement = 'all'"
@@ -20,7 +22,7 @@ DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB AUTH_BIND=127.0.0.1:$PORT \
   LOGIN_RATE_LIMIT=0 LOGIN_ACCOUNT_RATE_LIMIT=0 REFRESH_RATE_LIMIT=0 RUST_LOG=warn "$BIN" >/dev/null 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; $PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
-for _ in $(seq 1 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
+wait_ready "$URL/readyz" 20
 JSON='Content-Type: application/json'
 USER='{"email":"statements@example.com","password":"correct horse battery"}'
 curl -sf -X POST "$URL/auth/register" -H "$JSON" -d "$USER" >/dev/null

@@ -13,6 +13,8 @@
 # Needs python3 with `schemathesis==$SCHEMATHESIS_VERSION` (.ci/run installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 MAX_EXAMPLES=${MAX_EXAMPLES:-25}
@@ -36,8 +38,6 @@ if [ "$installed" != "$SCHEMATHESIS_VERSION" ]; then
     exit 1
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 log "binaries"
 cargo build --locked --quiet -p auth-server -p resource-api --bins
 
@@ -52,10 +52,7 @@ cleanup() {
 trap cleanup EXIT
 
 psql "$SERVER_URL/postgres" -qc "CREATE DATABASE $DB_NAME"
-AUTH_PORT=$(free_port)
-AUTH_INTERNAL_PORT=$(free_port)
-API_PORT=$(free_port)
-API_INTERNAL_PORT=$(free_port)
+read -r AUTH_PORT AUTH_INTERNAL_PORT API_PORT API_INTERNAL_PORT < <(free_port 4 | xargs)
 AUTH="http://127.0.0.1:$AUTH_PORT"
 API="http://127.0.0.1:$API_PORT"
 
@@ -75,12 +72,9 @@ env API_BIND="127.0.0.1:$API_PORT" API_INTERNAL_BIND="127.0.0.1:$API_INTERNAL_PO
     target/debug/resource-api >"$work/api.log" 2>&1 &
 pids+=($!)
 
-ready() { curl -fsS -o /dev/null "$1/readyz"; }
-for _ in $(seq 1 60); do ready "$AUTH" && ready "$API" && break; sleep 0.5; done
-if ! ready "$AUTH" || ! ready "$API"; then
-    echo "the services did not become ready" >&2
+if ! wait_ready "$AUTH/readyz" 30 || ! wait_ready "$API/readyz" 30; then
     tail -n 30 "$work/auth.log" "$work/api.log" >&2
-    exit 1
+    die "the services did not become ready"
 fi
 
 # A user's access token, for the Bearer operations.

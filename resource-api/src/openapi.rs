@@ -2,7 +2,7 @@
 //! from the handlers' `#[utoipa::path]` attributes and their types; served
 //! at `GET /openapi.json` and committed as `docs/openapi/resource-api.json`
 //! (a test fails when the two disagree:
-//! `UPDATE_OPENAPI=1 cargo test -p resource-api --test e2e openapi` writes
+//! `UPDATE_OPENAPI=1 cargo test -p stack-tests --test e2e openapi` writes
 //! it again).
 
 use std::sync::LazyLock;

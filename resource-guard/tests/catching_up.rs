@@ -1,3 +1,5 @@
+//! Contract § Resource API (revocation freshness): the guard's feed reader.
+//!
 //! A revocation sync counts only once the reader has caught up: a feed that
 //! answers page after page (`"more": true`) is being read, not read, and
 //! must not keep the guard fresh. Against a small local stand-in for the

@@ -1,3 +1,5 @@
+//! Feature: resource-guard's fetches from the auth server (capped, never redirected).
+//!
 //! What the guard fetches from the auth server (the JWKS, the revocation
 //! feed) is read with a cap and never redirected: against a small local
 //! server that answers with a huge body, streamed or declared, or with a

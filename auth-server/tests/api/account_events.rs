@@ -1,3 +1,5 @@
+//! Contract § Account lifecycle: the user's own security events (`GET /auth/events`).
+//!
 //! `GET /auth/events`: the user's own security events, newest first.
 
 use reqwest::StatusCode;

@@ -1,3 +1,5 @@
+//! Contract § Administration and audit: `/admin/*` on the auth server.
+//!
 //! `/admin/*`: who may call it, the user list and one user, disable and
 //! enable, roles, delete, `last_admin`, and the audit query; each change
 //! with its audit event.

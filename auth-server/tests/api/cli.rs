@@ -1,3 +1,5 @@
+//! Feature: the `auth-server` command line (keys, users, roles, migrations, init).
+//!
 //! The `auth-server` binary's subcommands, run as an operator would.
 
 use std::process::{Command, Output};

@@ -1,3 +1,5 @@
+//! Contract § Configuration: the book's table of variables against the code.
+//!
 //! Configuration: the one table of `docs/src/configuration.md` against the
 //! variables the services' settings really read, in development and in
 //! production, so the book cannot drift from the code.

@@ -1,3 +1,5 @@
+//! Feature: CORS on the auth server (`ALLOWED_ORIGINS`).
+//!
 //! CORS for the browser app: an allowed origin is echoed (never `*`) with
 //! credentials; any other origin gets no CORS grant at all, and its
 //! state-changing requests are still refused by the Origin guard.

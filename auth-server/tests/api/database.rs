@@ -1,3 +1,5 @@
+//! Feature: the schema (migrations, indexes, the janitor) and libpq's TLS variables.
+
 use diesel_migrations::MigrationHarness;
 
 use crate::helpers::*;

@@ -1,3 +1,5 @@
+//! Contract § Tokens and § Auth server: PostgreSQL down under load is `503`, no lost rotation.
+//!
 //! PostgreSQL goes away under load and comes back: the auth server answers
 //! `503` promptly meanwhile (never a `500`, never a hang), recovers by
 //! itself, and loses no rotation it acknowledged. A refresh whose rotation

@@ -1,3 +1,5 @@
+//! Feature: hardening: security headers, slow clients, SIGTERM, the request log, metrics.
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};

@@ -1,3 +1,5 @@
+//! Contract § Auth server: `/healthz`, `/readyz` and the JWKS; `503`, never a hang.
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;

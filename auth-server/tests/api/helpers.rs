@@ -1,3 +1,5 @@
+//! Test support: `TestApp`, a real auth server on port 0 over a database of its own.
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;

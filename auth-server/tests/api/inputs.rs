@@ -1,3 +1,5 @@
+//! Contract § Auth server: inputs and the error body (malformed, mistyped, oversized).
+
 use reqwest::StatusCode;
 
 use crate::helpers::*;

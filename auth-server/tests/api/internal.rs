@@ -1,3 +1,5 @@
+//! Contract § Internal listener: the auth server's revocation feed and `/metrics`.
+//!
 //! The internal listener: the revocation feed (its token, its paging, its
 //! long poll) and `/metrics`, which the public listener does not serve.
 

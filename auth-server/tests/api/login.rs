@@ -1,3 +1,5 @@
+//! Contract § Auth server: `POST /auth/login` (delivery, timing, rate limits).
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;

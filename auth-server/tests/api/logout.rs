@@ -1,3 +1,5 @@
+//! Contract § Auth server: `/auth/logout`, `/auth/logout-all` and the Bearer challenges.
+
 use reqwest::StatusCode;
 use serde_json::json;
 

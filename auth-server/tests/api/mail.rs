@@ -1,3 +1,5 @@
+//! Contract § Account lifecycle: mail without SMTP (`.eml` files under `MAIL_DIR`).
+//!
 //! The mail outbox without an SMTP server: development's `.eml` files.
 
 use std::time::{Duration, Instant};

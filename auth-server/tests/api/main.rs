@@ -1,3 +1,5 @@
+//! Contract § Auth server, and every section it serves: the `api` test binary.
+//!
 //! The auth server's integration tests: one binary (link time dominates on
 //! small machines), each test against a real server on its own port and a
 //! real PostgreSQL database of its own.

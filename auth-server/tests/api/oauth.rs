@@ -1,3 +1,5 @@
+//! Contract § Standards endpoints: RFC 8414 metadata, token, revocation, introspection.
+//!
 //! The standard endpoints: RFC 8414 metadata, the token endpoint's
 //! `refresh_token` grant (RFC 6749 §5), revocation (RFC 7009) and
 //! introspection (RFC 7662).

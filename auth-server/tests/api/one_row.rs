@@ -1,3 +1,5 @@
+//! Contract § Tokens: one row per session, whatever its number of rotations.
+//!
 //! One row per session: a forged token for a real session revokes nothing,
 //! storage stays flat however often a session rotates, and tokens issued by
 //! the previous version (rows in `refresh_tokens`) keep working and rotate

@@ -1,3 +1,5 @@
+//! Contract § Standards endpoints: the auth server's `/openapi.json`.
+//!
 //! The OpenAPI document: served at `/openapi.json`, the same as the one
 //! committed at `docs/openapi/auth-server.json`, and true of the server at
 //! least as far as a request without credentials goes.

@@ -1,3 +1,5 @@
+//! Contract § Delivery of the refresh token: a foreign `Origin` is `403 forbidden_origin`.
+
 use reqwest::StatusCode;
 use serde_json::json;
 

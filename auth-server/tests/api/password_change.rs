@@ -1,3 +1,5 @@
+//! Contract § Account lifecycle: `POST /auth/password`.
+//!
 //! `POST /auth/password`: a change keeps this session and ends the others.
 
 use std::time::Duration;

@@ -1,3 +1,5 @@
+//! Contract § Account lifecycle: forgot password and reset by e-mail.
+//!
 //! Forgot password and reset by e-mail, read from a real SMTP server.
 
 use std::time::{Duration, Instant};

@@ -1,3 +1,5 @@
+//! Contract § Tokens and § Delivery of the refresh token: `POST /auth/refresh`.
+
 use std::collections::HashSet;
 
 use reqwest::StatusCode;

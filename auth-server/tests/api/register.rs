@@ -1,3 +1,5 @@
+//! Contract § Auth server: `POST /auth/register` (inputs, password storage, e-mails).
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,3 +1,5 @@
+//! Feature: replicas on one database (limits, revocations and keys shared).
+//!
 //! Several replicas on one database: what one replica counts or revokes,
 //! the others see.
 

@@ -1,3 +1,5 @@
+//! Contract § Tokens: rotation, grace and reuse as property tests on the real schema.
+//!
 //! Property tests of the rotation rules against the real schema: any
 //! interleaving of refreshes, answers lost on their way back (and retried),
 //! replays of older tokens, logouts, key rotations and the passing of the

@@ -1,3 +1,5 @@
+//! Feature: the rotation's round trips to PostgreSQL (performance), read off the wire.
+//!
 //! The rotation's round trips to PostgreSQL, read off the wire: a rotation
 //! is one statement, so one round trip. A proxy
 //! between a pool built the server's way and PostgreSQL (TLS off, so the

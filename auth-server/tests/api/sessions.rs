@@ -1,3 +1,5 @@
+//! Contract § Auth server: `/auth/sessions` and the session cap (`MAX_SESSIONS_PER_USER`).
+
 use reqwest::StatusCode;
 use serde_json::Value;
 

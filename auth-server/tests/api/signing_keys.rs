@@ -1,3 +1,5 @@
+//! Contract § Tokens: signing keys kept in PostgreSQL, rotated, and `auth-server keys`.
+//!
 //! Signing keys kept in PostgreSQL (`KEY_ENCRYPTION_KEY_FILE`): shared by
 //! every replica, rotated on their own without a token refused, rotated by
 //! an operator with `auth-server keys`.

@@ -1,3 +1,5 @@
+//! Test support: a real SMTP server, for § Account lifecycle's mail.
+//!
 //! A real SMTP server for the tests: Debian's `python3-aiosmtpd` with its
 //! Maildir handler, one per test on a port of its own, so tests run in
 //! parallel and each reads only its own mail. It can be stopped and started

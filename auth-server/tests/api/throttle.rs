@@ -1,3 +1,5 @@
+//! Contract § Configuration: `LOGIN_ACCOUNT_RATE_LIMIT`, the failed-login throttle.
+//!
 //! The failed-login throttle (`LOGIN_ACCOUNT_RATE_LIMIT`): failures counted
 //! per account and client in PostgreSQL, strangers of an account attacked
 //! from many clients slowed down, the owner never locked out. Clients come

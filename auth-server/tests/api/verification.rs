@@ -1,3 +1,5 @@
+//! Contract § Account lifecycle: verifying the e-mail address.
+//!
 //! Verifying the address: the mail registration sends, resending it, the
 //! `email_verified` claim, and `REQUIRE_VERIFIED_EMAIL`.
 

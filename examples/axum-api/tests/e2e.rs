@@ -1,3 +1,5 @@
+//! Feature: resource-guard's axum adapter (the axum example) on the real auth server.
+//!
 //! The axum example against the real auth server (in process, on port 0,
 //! over a PostgreSQL database of its own): the guard's answers through the
 //! axum adapter.

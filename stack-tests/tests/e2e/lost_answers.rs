@@ -1,3 +1,5 @@
+//! Contract § Tokens: the reuse grace, for refresh answers lost on their way back.
+//!
 //! Refresh answers lost on their way back (a mobile network drop, a tab
 //! closed mid-request, a proxy timeout): the client still holds the token it
 //! presented, which the server has consumed, and simply retries with it.

@@ -1,3 +1,5 @@
+//! Feature: the whole stack, both services and PostgreSQL: the `e2e` test binary.
+//!
 //! End-to-end tests: the auth server and the resource API as real services on
 //! real sockets, over a real PostgreSQL.
 //!
@@ -14,15 +16,16 @@ mod helpers;
 #[path = "../../../auth-server/tests/api/smtp.rs"]
 mod smtp;
 
-mod admin;
 mod administration;
 mod browser;
 mod cors;
 mod deployment;
 mod feed;
+mod listeners;
 mod lossy_proxy;
 mod lost_answers;
 mod openapi;
 mod outages;
 mod revocation;
+mod test_files;
 mod tokens;

@@ -1,3 +1,5 @@
+//! Contract § Delivery of the refresh token, in a browser: the demo app in Chromium.
+//!
 //! The demo app of `web/` in a real Chromium, driven through chromedriver
 //! (WebDriver, with fantoccini): it registers and logs in, keeps the refresh
 //! token out of scripts' reach, survives a reload, refreshes silently when

@@ -1,3 +1,5 @@
+//! Contract § Resource API: revocations reach the API within a second.
+
 use std::time::Duration;
 
 use reqwest::StatusCode;

@@ -1,3 +1,5 @@
+//! Feature: deployment (the Dockerfile, docker-compose.yml, the stand-in images).
+//!
 //! docker-compose.yml, the Dockerfile and their stand-in images, checked
 //! against the code. `scripts/compose-e2e.sh` runs the stack for real in CI;
 //! these checks are the quick ones that run everywhere, `cargo test`
@@ -523,8 +525,23 @@ fn services_start_in_order_and_check_their_health_with_the_right_binaries() {
         service(&compose, "e2e")["build"]["target"].as_str(),
         Some("e2e")
     );
+    // The e2e image runs this very test binary, built from this package.
     assert!(dockerfile.contains("FROM build AS e2e-build"));
+    assert!(
+        stage(&dockerfile, "e2e-build").contains(&format!(
+            "cargo test --release --locked -p {} --test e2e --no-run",
+            env!("CARGO_PKG_NAME")
+        )),
+        "the e2e-build stage builds this package's e2e tests"
+    );
+    assert!(workspace_members().contains(&"stack-tests".to_owned()));
+    assert!(workspace().join("stack-tests/tests/e2e/main.rs").exists());
+    let e2e = stage(&dockerfile, "e2e");
     assert!(dockerfile.contains("FROM runtime AS e2e"));
+    assert!(
+        e2e.lines().any(|l| l == "WORKDIR /src/stack-tests"),
+        "the e2e stage starts in this package's folder: {e2e}"
+    );
 }
 
 #[test]
@@ -818,6 +835,7 @@ fn the_image_build_sees_every_workspace_member() {
     let members = workspace_members();
     assert!(members.contains(&"auth-server".to_owned()));
     assert!(members.contains(&"resource-api".to_owned()));
+    assert!(members.contains(&"stack-tests".to_owned()));
     let build = stage(&dockerfile(), "build");
     assert!(
         build.lines().any(|l| l == "COPY . ."),

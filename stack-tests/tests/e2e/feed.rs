@@ -1,3 +1,5 @@
+//! Contract § Internal listener: the revocation feed paged under load.
+//!
 //! The revocation feed under load the old cursor could not page through:
 //! one transaction revoking more sessions than a page holds, with and
 //! without a transaction elsewhere holding the cluster's `xmin` back.

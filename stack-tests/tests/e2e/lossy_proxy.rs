@@ -1,3 +1,5 @@
+//! Test support: a proxy that loses a refresh answer, for the browser tests.
+//!
 //! A reverse proxy in front of the auth server that can lose an answer: once
 //! armed, it forwards the next `POST /auth/refresh` (so the server rotates
 //! the token) and holds the answer back for longer than the web app waits,

@@ -1,3 +1,5 @@
+//! Contract § Standards endpoints: the resource API's `/openapi.json`.
+//!
 //! The resource API's OpenAPI document: served at `/openapi.json`, the same
 //! as the one committed at `docs/openapi/resource-api.json`, and true of
 //! the running API for a caller with and without a token.
@@ -8,7 +10,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p resource-api --test e2e openapi";
+const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p stack-tests --test e2e openapi";
 
 async fn served(stack: &Stack) -> String {
     let response = stack.api("/openapi.json", None).await;

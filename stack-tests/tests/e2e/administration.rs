@@ -1,7 +1,9 @@
-//! Administration seen from a resource API: a disabled or deleted user's
-//! tokens, and a user's tokens from before a change of roles, are refused
-//! within a second; a token issued after the change never is; the last
-//! enabled admin stays.
+//! Contract § Administration and audit, as the resource API sees it.
+//!
+//! Administration seen from a resource API: `/api/admin` needs the `admin`
+//! role; a disabled or deleted user's tokens, and a user's tokens from
+//! before a change of roles, are refused within a second; a token issued
+//! after the change never is; the last enabled admin stays.
 
 use std::time::Duration;
 
@@ -53,6 +55,42 @@ async fn refused_within(stack: &Stack, access_token: &str) -> Duration {
     })
     .await
     .expect("the API refuses the token within 1 second")
+}
+
+#[tokio::test]
+async fn the_admin_route_needs_the_admin_role() {
+    let mut stack = spawn_stack().await;
+    let login = stack.login().await;
+    let response = stack.api("/api/admin", Some(&login.access_token)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="resource-api", error="insufficient_scope", error_description="this resource requires the `admin` role""#
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+
+    let Some(control) = stack.control("the_admin_route_needs_the_admin_role (granting the role)")
+    else {
+        return;
+    };
+    control.grant_role(&login.email, "admin");
+    // Roles are in the token: a new one carries the grant.
+    let admin = stack.login_as(&login.email).await;
+    assert_eq!(
+        stack
+            .api("/api/admin", Some(&admin.access_token))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        stack
+            .api("/api/admin", Some(&login.access_token))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]

@@ -1,3 +1,5 @@
+//! Test support: `Stack`, both services in process or a deployment by URL.
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

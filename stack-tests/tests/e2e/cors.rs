@@ -1,3 +1,5 @@
+//! Contract § Resource API: CORS for the browser app (`ALLOWED_ORIGINS`).
+//!
 //! CORS on the resource API: the browser app's origin may send a Bearer
 //! token and read the answer, refusals included; no other origin may, and
 //! no credentials are ever allowed (the API has no cookie to protect).

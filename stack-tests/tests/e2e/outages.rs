@@ -1,3 +1,5 @@
+//! Contract § Resource API: fail closed when stale, new signing keys without a restart.
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;

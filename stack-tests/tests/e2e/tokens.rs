@@ -1,3 +1,5 @@
+//! Contract § Tokens and § Resource API: which access tokens `/api/me` accepts.
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

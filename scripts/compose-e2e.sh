@@ -4,7 +4,7 @@
 #   1. `up --build -d`, then every health check passes;
 #   2. the end-to-end suite in URL mode inside the stack's network (the
 #      `e2e` service, profile `test`);
-#   3. from this machine, against the published ports: the README's curl
+#   3. from this machine, against the published ports: the book's curl
 #      walk-through, the mail catcher's API, and the demo page on :3000 in
 #      headless Chromium (scripts/compose_browser.py);
 #   4. the auth server stopped: the resource API fails closed (503) past
@@ -112,7 +112,7 @@ port_free() {
 }
 
 walkthrough() {
-    # The README's "A walk through with curl", step by step, checked.
+    # The book's walk through with curl (docs/src/getting-started.md), checked.
     local email="walk-$RANDOM$RANDOM@example.com" password="correct horse battery staple" r
     local access refresh jar
     r=$(request -X POST "$auth/auth/register" -H 'Content-Type: application/json' \
@@ -287,7 +287,7 @@ started=$SECONDS
 dc --profile test run --rm -T e2e
 figure "e2e suite in the stack: $((SECONDS - started))s"
 
-step "the README's curl walk-through, against the published ports"
+step "the book's curl walk-through, against the published ports"
 timed walkthrough
 
 step "the mail catcher's API"

@@ -101,7 +101,7 @@ async fn a_detected_reuse_reaches_the_api_within_a_second() {
 }
 
 /// Propagation from an acknowledged logout to the API's first `401`, over
-/// 20 trials; the figures are printed for the README.
+/// 20 trials; the figures are printed for the book (docs/src/tokens.md).
 #[tokio::test]
 async fn revocation_propagation_over_twenty_trials() {
     let stack = spawn_stack().await;

@@ -149,18 +149,10 @@ async fn refresh_v2(
         .pop() else {
             return Ok(RefreshOutcome::Unknown);
         };
-        let Some(secret) = state
-            .token_secret
-            .clone()
-            .and_then(SessionSecret::from_stored)
-        else {
+        // Not a token of this session: nothing is revoked.
+        let Some(secret) = state.recognise(proof) else {
             return Ok(RefreshOutcome::Unknown);
         };
-        // A generation the session has not reached, or a MAC that does not
-        // verify: not a token of this session. Nothing is revoked.
-        if proof.generation > state.generation || !proof.verifies(secret.as_bytes()) {
-            return Ok(RefreshOutcome::Unknown);
-        }
         let now = Utc::now();
         let presented = presented_v2(proof.generation, &session, &user, &state, keys, policy);
         match rotation::decide(&presented, now, policy) {
@@ -386,10 +378,25 @@ pub async fn prepare(conn: &AsyncPgConnection) -> QueryResult<()> {
 #[diesel(table_name = sessions, check_for_backend(Pg))]
 pub struct TokenState {
     token_secret: Option<Vec<u8>>,
-    generation: i64,
+    pub(super) generation: i64,
     token_key: Option<i16>,
-    token_expires_at: Option<DateTime<Utc>>,
-    consumed_at: Vec<DateTime<Utc>>,
+    pub(super) token_expires_at: Option<DateTime<Utc>>,
+    /// Newest first: `consumed_at[i]` is when generation `generation - 1 - i`
+    /// was consumed, and so when generation `generation - i` was minted.
+    pub(super) consumed_at: Vec<DateTime<Utc>>,
+}
+
+impl TokenState {
+    /// The session's secret when `proof` is a token this session minted (a
+    /// generation it has reached, whose MAC verifies against the secret, in
+    /// constant time); `None` for anything else, forgeries included.
+    pub(super) fn recognise(&self, proof: &Proof) -> Option<SessionSecret> {
+        let secret = self
+            .token_secret
+            .clone()
+            .and_then(SessionSecret::from_stored)?;
+        (proof.generation <= self.generation && proof.verifies(secret.as_bytes())).then_some(secret)
+    }
 }
 
 type Row = (Session, TokenSubject, TokenState);

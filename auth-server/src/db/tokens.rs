@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::DbResult;
 use super::models::{RefreshTokenRow, Session};
-use super::rotation::PresentedToken;
+use super::rotation::{PresentedToken, TokenState};
 use super::schema::{refresh_tokens, sessions};
 
 /// A presented token's session, and the token's own state.
@@ -39,37 +39,27 @@ pub fn find(conn: &mut PgConnection, presented: &PresentedToken) -> DbResult<Opt
                 live: row.consumed_at.is_none(),
             })),
         PresentedToken::V2(proof) => {
-            let row = sessions::table
+            let Some((session, state)) = sessions::table
                 .find(proof.session_id)
-                .select((
-                    Session::as_select(),
-                    sessions::token_secret,
-                    sessions::generation,
-                    sessions::token_expires_at,
-                    sessions::consumed_at,
-                ))
-                .first::<(
-                    Session,
-                    Option<Vec<u8>>,
-                    i64,
-                    Option<DateTime<Utc>>,
-                    Vec<DateTime<Utc>>,
-                )>(conn)
-                .optional()?;
-            let Some((session, Some(secret), generation, token_expires_at, consumed_at)) = row
+                .select((Session::as_select(), TokenState::as_select()))
+                .first::<(Session, TokenState)>(conn)
+                .optional()?
             else {
                 return Ok(None);
             };
-            if proof.generation > generation || !proof.verifies(&secret) {
+            if state.recognise(proof).is_none() {
                 return Ok(None);
             }
-            let live = proof.generation == generation;
             Ok(Some(Found {
                 // The live generation was minted when the one before it was
                 // consumed (or with the session).
-                issued_at: consumed_at.first().copied().unwrap_or(session.created_at),
-                expires_at: token_expires_at.unwrap_or(session.expires_at),
-                live,
+                issued_at: state
+                    .consumed_at
+                    .first()
+                    .copied()
+                    .unwrap_or(session.created_at),
+                expires_at: state.token_expires_at.unwrap_or(session.expires_at),
+                live: proof.generation == state.generation,
                 session,
             }))
         }

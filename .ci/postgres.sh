@@ -19,7 +19,7 @@ if ! ready; then
         echo "no PostgreSQL cluster found under /etc/postgresql" >&2
         exit 1
     fi
-    if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$version main$"; then
+    if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep "^$version main$" >/dev/null; then
         pg_createcluster "$version" main
     fi
     echo "starting PostgreSQL $version"

@@ -75,7 +75,7 @@ request() { curl -sS --max-time 30 -w '\n%{http_code}' "$@"; }
 code_of() { tail -n 1 <<<"$1"; }
 body_of() { sed '$d' <<<"$1"; }
 # A body fit for the log: no token values.
-redacted() { body_of "$1" | sed -E 's/("[a-z_]*token"[[:space:]]*:[[:space:]]*")[^"]*/\1[redacted]/g' | head -c 300; }
+redacted() { body_of "$1" | sed -E 's/("[a-z_]*token"[[:space:]]*:[[:space:]]*")[^"]*/\1[redacted]/g' | { head -c 300; cat >/dev/null; }; }
 expect() { # expect WHAT CODE RESPONSE
     if [ "$(code_of "$3")" != "$2" ]; then
         die "$1: expected $2, got $(code_of "$3"): $(redacted "$3")"
@@ -266,7 +266,7 @@ figures_of_the_stack() {
     docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' "${running[@]}" >&2
 }
 
-step "compose: $("${compose[@]}" version --short 2>/dev/null || "${compose[@]}" version | head -n 1), project $COMPOSE_PROJECT_NAME, images $([ ${#env_file[@]} -gt 0 ] && echo 'from docker/stand-ins.env' || echo official)"
+step "compose: $("${compose[@]}" version --short 2>/dev/null || "${compose[@]}" version | sed -n 1p), project $COMPOSE_PROJECT_NAME, images $([ ${#env_file[@]} -gt 0 ] && echo 'from docker/stand-ins.env' || echo official)"
 dc --profile test down -v --remove-orphans >/dev/null 2>&1 || true
 for port in 8080 8081 3000 8025; do port_free "$port"; done
 

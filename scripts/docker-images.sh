@@ -79,14 +79,14 @@ apt_uri() {
 # The Debian mirror this machine's apt uses, and the image's apt sources:
 # the same mirrors, with updates and security.
 debian_mirror() {
-    local mirror=${DEBIAN_MIRROR:-$(apt_uri bookworm | head -n 1)}
+    local mirror=${DEBIAN_MIRROR:-$(apt_uri bookworm | sed -n 1p)}
     [ -n "$mirror" ] || die "no Debian bookworm mirror in this machine's apt sources; set DEBIAN_MIRROR"
     echo "$mirror"
 }
 image_sources() {
     local mirror security
     mirror=$(debian_mirror)
-    security=${DEBIAN_SECURITY_MIRROR:-$(apt_uri bookworm-security | head -n 1)}
+    security=${DEBIAN_SECURITY_MIRROR:-$(apt_uri bookworm-security | sed -n 1p)}
     printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$mirror" "$mirror"
     if [ -n "$security" ]; then printf 'deb %s bookworm-security main\n' "$security"; fi
 }
@@ -134,7 +134,7 @@ rust_image() {
     version=$(sed -n 's/^ARG RUST_VERSION=//p' Dockerfile)
     [ -n "$version" ] || die "no ARG RUST_VERSION in the Dockerfile"
     case "$RUST_IMAGE" in *":$version-"*) ;; *) die "RUST_IMAGE ($RUST_IMAGE) does not carry the Dockerfile's RUST_VERSION $version" ;; esac
-    rustc -V | grep -qE "^rustc $version(\.| )" ||
+    rustc -V | grep -E "^rustc $version(\.| )" >/dev/null ||
         die "this machine's toolchain is $(rustc -V), the Dockerfile's RUST_VERSION is $version: no other toolchain can be fetched here"
     sysroot=$(rustc --print sysroot)
     digest=$(digest_of "$stand_ins/rust" "$(image_id "$DEBIAN_IMAGE")" "$(rustc -vV)" "$(sha256sum /etc/ssl/certs/ca-certificates.crt)")

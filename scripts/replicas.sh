@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 command -v haproxy >/dev/null 2>&1 ||
     die "haproxy is needed: apt-get install haproxy (or run: bash .ci/run replicas)"
-haproxy -v | head -n 1
+haproxy -v | sed -n 1p  # sed reads to the end: head would break the pipe (pipefail)
 
 BIN_DIR=${BIN_DIR:-target/debug}
 if [ -z "${SKIP_BUILD:-}" ]; then

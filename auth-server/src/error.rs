@@ -255,9 +255,9 @@ impl ApiError {
     pub fn from_token_grant(error: ServiceError) -> Self {
         match error {
             ServiceError::InvalidGrant(why) => Self::GrantRefused(why),
-            ServiceError::EmailNotVerified => {
-                Self::GrantRefused(crate::rotation::Rejection::EmailNotVerified.description())
-            }
+            ServiceError::EmailNotVerified => Self::GrantRefused(
+                crate::tokens::rotation::Rejection::EmailNotVerified.description(),
+            ),
             other => other.into(),
         }
     }

@@ -2,26 +2,18 @@
 //! tokens. `main.rs` only parses the command line; everything lives here so
 //! tests can start the real server.
 
-pub mod client_key;
+pub mod accounts;
 pub mod config;
 pub mod db;
-pub mod email;
-pub mod email_token;
 pub mod error;
-pub mod feed_cursor;
+pub mod factors;
 pub mod http;
-pub mod keyring;
-pub mod login_throttle;
+pub mod keys;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
-pub mod password;
-pub mod proxies;
-pub mod rate_limit;
-pub mod refresh_token;
-pub mod rotation;
-pub mod sealing;
+pub mod oidc;
 pub mod service;
-pub mod signing;
 pub mod startup;
 pub mod state;
-pub mod token_keys;
+pub mod tokens;

@@ -3,13 +3,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use auth_server::accounts::email::Email;
 use auth_server::config::Settings;
 use auth_server::db::models::ClientInfo;
 use auth_server::db::{self, Database};
-use auth_server::email::Email;
+use auth_server::keys::signing;
 use auth_server::service::signing_keys::KeyStore;
 use auth_server::service::{ServiceError, admin};
-use auth_server::signing;
 use auth_server::startup::Application;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;

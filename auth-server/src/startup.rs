@@ -22,16 +22,16 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::db;
 use crate::db::sweep::Retention;
+use crate::factors::password::PasswordPool;
 use crate::http::{self, handlers};
-use crate::keyring::{Keyring, SigningKeys};
-use crate::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
+use crate::keys::keyring::{Keyring, SigningKeys};
+use crate::keys::signing::SigningKey;
+use crate::limits::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
 use crate::mail::transport::Transport;
-use crate::password::PasswordPool;
 use crate::service::mail_worker::MailWorker;
 use crate::service::signing_keys::KeyStore;
-use crate::signing::SigningKey;
 use crate::state::AppState;
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
 
 pub struct Application {
     port: u16,

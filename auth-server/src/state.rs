@@ -9,12 +9,12 @@ use crate::config::Settings;
 use crate::db::Database;
 use crate::db::models::RevocationReason;
 use crate::db::notifications::ListenStatus;
-use crate::keyring::SigningKeys;
+use crate::factors::password::PasswordPool;
+use crate::keys::keyring::SigningKeys;
+use crate::limits::replica_limiter::{RateLimiter, Refusals};
 use crate::metrics::Metrics;
-use crate::password::PasswordPool;
-use crate::rate_limit::{RateLimiter, Refusals};
-use crate::rotation::Policy;
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
+use crate::tokens::rotation::Policy;
 
 #[derive(Clone)]
 pub struct AppState {

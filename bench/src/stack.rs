@@ -253,9 +253,9 @@ impl Stack {
         let database = Database::create(&args.database_url)?;
 
         let key = scratch.path.join("signing.pem");
-        auth_server::signing::write_new_key(&key)?;
+        auth_server::keys::signing::write_new_key(&key)?;
         let token = scratch.path.join("internal-token");
-        auth_server::signing::write_new_secret(&token)?;
+        auth_server::keys::signing::write_new_secret(&token)?;
 
         let auth_port = free_port()?;
         let api_port = free_port()?;

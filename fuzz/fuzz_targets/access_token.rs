@@ -20,7 +20,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let key = auth_server::signing::SigningKey::ephemeral().expect("a key");
+        let key = auth_server::keys::signing::SigningKey::ephemeral().expect("a key");
         let now = 1_900_000_000;
         let claims = shared_claims::AccessClaims {
             iss: "iss".into(),

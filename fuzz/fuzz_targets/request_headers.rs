@@ -9,7 +9,7 @@ use actix_web::web::Bytes;
 use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
 use auth_server::http::body::JsonBody;
 use auth_server::http::input::presented_token;
-use auth_server::refresh_token::RefreshToken;
+use auth_server::tokens::refresh::RefreshToken;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,14 +28,14 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok((Some(token), _)) = presented_token(&request, &JsonBody::from_bytes(Bytes::new())) {
         if let Some(parsed) = RefreshToken::parse(&token) {
-            assert_eq!(parsed.expose().len(), auth_server::refresh_token::TOKEN_LENGTH);
+            assert_eq!(parsed.expose().len(), auth_server::tokens::refresh::TOKEN_LENGTH);
             let _ = parsed.hash();
         }
         // Version 2 parsing refuses junk without panicking.
-        if let Some(auth_server::refresh_token::Presented::V2(v2)) =
-            auth_server::refresh_token::Presented::parse(&token)
+        if let Some(auth_server::tokens::refresh::Presented::V2(v2)) =
+            auth_server::tokens::refresh::Presented::parse(&token)
         {
-            assert_eq!(token.len(), auth_server::refresh_token::V2_LENGTH);
+            assert_eq!(token.len(), auth_server::tokens::refresh::V2_LENGTH);
             assert!(v2.generation() >= 1);
         }
     }

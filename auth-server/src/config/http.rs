@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use service_kit::env::{ConfigError, DEFAULT_ALLOWED_ORIGINS, Env, invalid};
 
-use crate::proxies::TrustedProxies;
+use crate::limits::proxies::TrustedProxies;
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {

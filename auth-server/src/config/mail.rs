@@ -9,8 +9,8 @@ use lettre::message::Mailbox;
 use secrecy::{ExposeSecret, SecretString};
 use service_kit::env::{ConfigError, Env, invalid};
 
-use super::RateLimit;
 use super::rate_limits::rate_limit;
+use crate::limits::RateLimit;
 
 #[derive(Debug, Clone)]
 pub struct MailSettings {

@@ -27,7 +27,7 @@ pub use internal_api::InternalApiSettings;
 pub use janitor::JanitorSettings;
 pub use mail::MailSettings;
 pub use passwords::PasswordSettings;
-pub use rate_limits::{RateLimit, RateLimitSettings, parse_rate_limit};
+pub use rate_limits::RateLimitSettings;
 pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
 pub use sessions::SessionSettings;
 pub use tokens::TokenSettings;

@@ -1,20 +1,15 @@
 //! Rate limits: per client address on login, register, refresh and the
 //! requests that send mail (in memory), and failed logins per account and
-//! client (in PostgreSQL; see `crate::login_throttle`).
+//! client (in PostgreSQL; see `crate::limits::login_throttle`).
 
 use std::time::Duration;
 
-use service_kit::duration::parse_duration;
 use service_kit::env::{ConfigError, Env, invalid};
+
+use crate::limits::{RateLimit, parse_rate_limit};
 
 /// The longest window `LOGIN_ACCOUNT_RATE_LIMIT` may have.
 const MAX_ACCOUNT_WINDOW: Duration = Duration::from_secs(24 * 3600);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub requests: u32,
-    pub per: Duration,
-}
 
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
@@ -57,25 +52,6 @@ pub(super) fn rate_limit<F: Fn(&str) -> Option<String>>(
     default: &str,
 ) -> Result<Option<RateLimit>, ConfigError> {
     parse_rate_limit(&env.string(variable, default)).map_err(|m| invalid(variable, m))
-}
-
-/// `20/1m` is twenty requests a minute; `0` turns the limit off.
-pub fn parse_rate_limit(raw: &str) -> Result<Option<RateLimit>, String> {
-    let raw = raw.trim();
-    if raw == "0" {
-        return Ok(None);
-    }
-    let expected = || format!("`{raw}` is not a rate such as `20/1m`, or `0` for none");
-    let (count, window) = raw.split_once('/').ok_or_else(expected)?;
-    let requests: u32 = count.trim().parse().map_err(|_| expected())?;
-    let per = parse_duration(window).map_err(|_| expected())?;
-    if requests == 0 {
-        return Ok(None);
-    }
-    if per.is_zero() {
-        return Err(expected());
-    }
-    Ok(Some(RateLimit { requests, per }))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct TokenSettings {
     pub audience: String,
     pub signing_key_file: Option<PathBuf>,
     /// Seals the signing keys kept in PostgreSQL, which then rotate on their
-    /// own (`crate::keyring`); unused when `signing_key_file` is set.
+    /// own (`crate::keys::keyring`); unused when `signing_key_file` is set.
     pub key_encryption_key_file: Option<PathBuf>,
     /// How long a key signs before the next one takes over.
     pub signing_key_rotation: Duration,
@@ -27,7 +27,7 @@ pub struct TokenSettings {
     /// their tokens live out their lifetime after a key rotation.
     pub retired_key_files: Vec<PathBuf>,
     /// The HMAC key that lets the server produce a refresh successor (and an
-    /// e-mail link) again without storing it; see `crate::token_keys`.
+    /// e-mail link) again without storing it; see `crate::tokens::keys`.
     pub refresh_token_key_file: Option<PathBuf>,
     /// Former such keys, still tried when recognising what they derived.
     pub retired_refresh_token_key_files: Vec<PathBuf>,

@@ -17,10 +17,10 @@ use super::outbox;
 use super::schema::users;
 use super::users::CreateUserError;
 use super::{DbError, DbResult, login_throttle, sessions};
-use crate::config::RateLimit;
-use crate::email::Email;
-use crate::email_token::Purpose;
-use crate::refresh_token::TokenHash;
+use crate::accounts::email::Email;
+use crate::limits::RateLimit;
+use crate::tokens::email::Purpose;
+use crate::tokens::refresh::TokenHash;
 
 /// A new user, its `register` event and its verification mail, together.
 pub fn register(

@@ -20,7 +20,7 @@ use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session, User};
 use super::schema::users;
 use super::{DbError, DbResult};
-use crate::email::Email;
+use crate::accounts::email::Email;
 
 /// The advisory lock the changes that can remove an administrator share.
 const ADMINS_LOCK: i64 = 0x6164_6d69_6e73; // "admins"

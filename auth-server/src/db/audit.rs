@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::DbResult;
 use super::models::ClientInfo;
 use super::schema::audit_events;
-use crate::client_key::ClientKey;
+use crate::limits::client_key::ClientKey;
 
 /// At most one `login_failed` event is stored per account and client (an
 /// IPv4 address or an IPv6 /64: [`ClientKey`]) within this window; the others are only counted (in `/metrics`), so a

@@ -13,8 +13,8 @@ use super::rotation::{PresentedToken, RefreshOutcome};
 use super::rotation_pool::RotationPool;
 use super::{DbError, DbResult};
 use crate::config::DatabaseSettings;
-use crate::rotation::Policy;
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
+use crate::tokens::rotation::Policy;
 
 /// The pools behind one handle. Queries run on the blocking pool, never on
 /// the async workers, and inside the caller's span, so what they log carries

@@ -1,13 +1,13 @@
 //! Rows of `email_tokens`: reset and verification tokens, stored as hashes
-//! (see `crate::email_token` for how the tokens themselves are drawn).
+//! (see `crate::tokens::email` for how the tokens themselves are drawn).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::email_tokens;
-use crate::email_token::Purpose;
-use crate::refresh_token::TokenHash;
+use crate::tokens::email::Purpose;
+use crate::tokens::refresh::TokenHash;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = email_tokens, check_for_backend(diesel::pg::Pg))]

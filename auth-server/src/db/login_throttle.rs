@@ -1,5 +1,5 @@
 //! The failed-login throttle's statements (the rules are
-//! [`crate::login_throttle`]). Each hit is one statement, atomic on its own,
+//! [`crate::limits::login_throttle`]). Each hit is one statement, atomic on its own,
 //! so concurrent logins on any number of replicas count every failure
 //! exactly once. Times are the database's `now()`: one clock for every
 //! replica.
@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Bytea, Double, Integer, Nullable, Text, Timestamptz};
 
 use super::DbResult;
-use crate::login_throttle::{Bucket, Previous, REMEMBERED_STRANGERS, Standing, Strangers};
+use crate::limits::login_throttle::{Bucket, Previous, REMEMBERED_STRANGERS, Standing, Strangers};
 
 /// One client's failures for one account.
 const CLIENT_SCOPE: &str = "login_client";

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::DbResult;
 use super::models::ClientInfo;
 use super::schema::mail_outbox;
-use crate::email::Email;
-use crate::email_token::Purpose;
+use crate::accounts::email::Email;
+use crate::tokens::email::Purpose;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = mail_outbox, check_for_backend(diesel::pg::Pg))]

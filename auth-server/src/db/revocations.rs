@@ -3,7 +3,7 @@
 //!
 //! Every revocation records the id of the transaction that made it
 //! (`revoked_xid`). A reader goes through the revocations in passes (the
-//! cursor: [`crate::feed_cursor`]), in the total order `(revoked_xid, id)`,
+//! cursor: [`crate::tokens::feed_cursor`]), in the total order `(revoked_xid, id)`,
 //! one page per request, each page one REPEATABLE READ snapshot:
 //!
 //! - A pass covers the revocations of the transactions its span names
@@ -42,7 +42,7 @@ use uuid::Uuid;
 use super::DbResult;
 use super::models::RevocationReason;
 use super::schema::sessions;
-use crate::feed_cursor::{Cursor, MAX_PENDING, Pass, Span};
+use crate::tokens::feed_cursor::{Cursor, MAX_PENDING, Pass, Span};
 
 /// Most revocations in one answer (about 1.3 MB of JSON).
 pub const PAGE: usize = 10_000;

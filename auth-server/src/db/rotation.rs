@@ -43,9 +43,11 @@ use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session, TokenSubject};
 use super::schema::{refresh_tokens, sessions};
 use super::{DbError, DbResult, revocations};
-use crate::refresh_token::{Proof, SessionSecret, TokenHash};
-use crate::rotation::{self, Decision, GraceAnswer, Policy, Presented, Rejection, Successor};
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
+use crate::tokens::refresh::{Proof, SessionSecret, TokenHash};
+use crate::tokens::rotation::{
+    self, Decision, GraceAnswer, Policy, Presented, Rejection, Successor,
+};
 
 /// How many consumption times a session row keeps (`consumed_at`); the
 /// migration's CHECK says the same.
@@ -829,7 +831,7 @@ mod tests {
 
     use super::*;
     use crate::db::users;
-    use crate::refresh_token::RefreshToken;
+    use crate::tokens::refresh::RefreshToken;
 
     /// A legacy token's conversion that reached PostgreSQL after its
     /// `COMMIT` (so in a transaction of its own, the lock long released)

@@ -29,8 +29,8 @@ use super::pool::{PoolStats, session_bounds};
 use super::rotation::{self, PresentedToken, RefreshOutcome};
 use super::{DbError, DbResult};
 use crate::config::DatabaseSettings;
-use crate::rotation::Policy;
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
+use crate::tokens::rotation::Policy;
 
 /// How long an unused connection is kept (as the synchronous pool does).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);

@@ -13,7 +13,7 @@ use super::models::{ClientInfo, RevocationReason, Session};
 use super::rotation::PresentedToken;
 use super::schema::{sessions, users};
 use super::{DbError, DbResult, revocations, tokens};
-use crate::refresh_token::SessionSecret;
+use crate::tokens::refresh::SessionSecret;
 
 /// A session just created, and the sessions it evicted.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! The signing keys' statements (what they mean: [`crate::keyring`]). A key
+//! The signing keys' statements (what they mean: [`crate::keys::keyring`]). A key
 //! is created only under a transaction-scoped advisory lock, so replicas
 //! deciding at the same moment create one key, not one each; the creating
 //! transaction notifies `signing_keys`, so every replica reloads at once.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::models::User;
 use super::schema::users;
 use super::{DbError, DbResult};
-use crate::email::Email;
+use crate::accounts::email::Email;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {

@@ -20,8 +20,8 @@ use super::responses::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
     Unavailable, Unprocessable,
 };
-use crate::client_key::ClientKey;
 use crate::error::ApiError;
+use crate::limits::client_key::ClientKey;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{events, passwords, verification};
 use crate::state::AppState;

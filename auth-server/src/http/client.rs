@@ -8,7 +8,7 @@ use tracing_actix_web::RequestId;
 use uuid::Uuid;
 
 use crate::db::models::ClientInfo;
-use crate::proxies::TrustedProxies;
+use crate::limits::proxies::TrustedProxies;
 
 const MAX_USER_AGENT_CHARS: usize = 512;
 

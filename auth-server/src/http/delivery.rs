@@ -7,8 +7,8 @@ use actix_web::http::header;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::refresh_token::RefreshToken;
 use crate::service::Issued;
+use crate::tokens::refresh::RefreshToken;
 
 pub const COOKIE_NAME: &str = "refresh_token";
 pub const COOKIE_PATH: &str = "/auth";

@@ -21,9 +21,9 @@ use std::net::IpAddr;
 
 use service_kit::telemetry::record_identity;
 
-use crate::client_key::ClientKey;
 use crate::error::ApiError;
-use crate::rate_limit::RateLimiter;
+use crate::limits::client_key::ClientKey;
+use crate::limits::replica_limiter::RateLimiter;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{accounts, health, refresh, sessions};
 use crate::state::AppState;

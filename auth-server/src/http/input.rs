@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::body::JsonBody;
 use super::cookies::refresh_cookie;
 use super::delivery::Delivery;
-use crate::email::Email;
+use crate::accounts::email::Email;
 use crate::error::ApiError;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;

@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::feed_cursor::Cursor;
 use crate::service::revocation_feed;
 use crate::state::AppState;
+use crate::tokens::feed_cursor::Cursor;
 
 #[derive(Deserialize)]
 pub struct FeedQuery {

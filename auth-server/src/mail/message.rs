@@ -8,8 +8,8 @@ use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox};
 
-use crate::email::Email;
-use crate::email_token::{EmailToken, Purpose};
+use crate::accounts::email::Email;
+use crate::tokens::email::{EmailToken, Purpose};
 
 /// The link the web app reads.
 pub fn link(public_url: &str, purpose: Purpose, token: &EmailToken) -> String {

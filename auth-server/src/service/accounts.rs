@@ -5,14 +5,14 @@ use secrecy::SecretString;
 
 use super::issue::{Issued, new_session_secret};
 use super::{ServiceError, login_throttle};
-use crate::client_key::ClientKey;
+use crate::accounts::email::Email;
 use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
 use crate::db::sessions::Created;
 use crate::db::users::CreateUserError;
-use crate::email::Email;
-use crate::rotation::successor_expiry;
+use crate::limits::client_key::ClientKey;
 use crate::state::AppState;
+use crate::tokens::rotation::successor_expiry;
 
 /// A new user, with its `register` event and its verification mail queued;
 /// the password must already be checked.
@@ -140,10 +140,10 @@ pub async fn login(
     }
     // Generation 1, minted from the secret just stored.
     let refresh =
-        crate::refresh_token::mint(&state.token_keys, key_id, session.id, 1, secret.as_bytes())
+        crate::tokens::refresh::mint(&state.token_keys, key_id, session.id, 1, secret.as_bytes())
             .ok_or_else(|| {
-                ServiceError::Internal(anyhow::anyhow!("the current token key is missing"))
-            })?;
+            ServiceError::Internal(anyhow::anyhow!("the current token key is missing"))
+        })?;
     Issued::sign(
         state,
         &TokenSubject::from(&user),

@@ -9,12 +9,12 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::ServiceError;
+use crate::accounts::email::Email;
 pub use crate::db::admin::RolesChange;
 use crate::db::admin::{self, Actor, Outcome};
 use crate::db::audit::{self, AuditEvent, EventType, Position};
 use crate::db::models::{ClientInfo, RevocationReason, Session, User};
 use crate::db::{self, Database};
-use crate::email::Email;
 use crate::state::AppState;
 
 /// Users or events per page unless asked otherwise, and the most one may ask for.

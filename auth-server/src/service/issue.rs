@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::db::models::{Session, TokenSubject};
-use crate::refresh_token::{RefreshToken, SessionSecret};
-use crate::signing::access_claims;
+use crate::keys::signing::access_claims;
 use crate::state::AppState;
+use crate::tokens::refresh::{RefreshToken, SessionSecret};
 
 /// Tokens handed out by login and refresh.
 #[derive(Debug)]

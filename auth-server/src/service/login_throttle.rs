@@ -2,18 +2,18 @@
 //! password of a change, which is as good a guess): checked before the
 //! password, charged for a failure, cleared for the client by a success,
 //! and for the account's strangers by a completed reset (the rules:
-//! [`crate::login_throttle`]; the statements: [`crate::db::login_throttle`]).
+//! [`crate::limits::login_throttle`]; the statements: [`crate::db::login_throttle`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::ServiceError;
-use crate::client_key::ClientKey;
 use crate::db;
 use crate::db::login_throttle::{Memory, Subject};
-use crate::login_throttle::{self, KNOWN_CLIENT_LIFETIME, Limit, STRANGERS_MEMORY};
+use crate::limits::client_key::ClientKey;
+use crate::limits::login_throttle::{self, KNOWN_CLIENT_LIFETIME, Limit, STRANGERS_MEMORY};
 use crate::state::AppState;
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
 
 /// Domain of the account key under the token key ring: the table holds
 /// this HMAC, so a copy of it cannot be checked against a list of

@@ -19,17 +19,17 @@ use futures_util::future::join_all;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::accounts::email::Email;
 use crate::config::{AccountSettings, MailSettings};
 use crate::db::accounts::{self, Minted, NewToken};
 use crate::db::email_tokens::{self, EmailTokenRow};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Database, DbError};
-use crate::email::Email;
-use crate::email_token::{EmailToken, Purpose};
 use crate::mail::message;
 use crate::mail::transport::Transport;
 use crate::metrics::Metrics;
-use crate::refresh_token::TokenHash;
+use crate::tokens::email::{EmailToken, Purpose};
+use crate::tokens::refresh::TokenHash;
 
 /// The longest sleep between looks at the queue.
 pub const POLL: Duration = Duration::from_secs(5);

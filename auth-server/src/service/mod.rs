@@ -24,7 +24,7 @@ pub mod verification;
 pub use issue::Issued;
 
 use crate::db::DbError;
-use crate::password::PasswordError;
+use crate::factors::password::PasswordError;
 
 /// Why a service call failed, in terms any caller can answer: an HTTP
 /// status, a CLI message. Internal causes are kept for the log.

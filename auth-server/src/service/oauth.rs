@@ -86,7 +86,7 @@ enum Shape {
 }
 
 fn shape(token: &str) -> Shape {
-    if crate::refresh_token::is_refresh_shaped(token) {
+    if crate::tokens::refresh::is_refresh_shaped(token) {
         Shape::Refresh
     } else if token.bytes().filter(|&b| b == b'.').count() == 2 {
         Shape::Access

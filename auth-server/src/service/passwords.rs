@@ -5,13 +5,13 @@ use uuid::Uuid;
 
 use super::accounts::record_login_failed;
 use super::{ServiceError, login_throttle};
-use crate::client_key::ClientKey;
+use crate::accounts::email::Email;
 use crate::db::accounts;
 use crate::db::login_throttle::Subject;
 use crate::db::models::{ClientInfo, RevocationReason};
-use crate::email::Email;
-use crate::email_token::{EmailToken, Purpose};
+use crate::limits::client_key::ClientKey;
 use crate::state::AppState;
+use crate::tokens::email::{EmailToken, Purpose};
 
 const UNUSABLE_RESET_TOKEN: &str = "the reset link is invalid, has expired or was already used";
 

@@ -6,7 +6,7 @@
 //!
 //! The price is one statement per limited request, on requests that already
 //! cost a password hash or a mail. Refresh keeps its per-replica limit in
-//! memory ([`crate::rate_limit`]): it is the hot path, and a shared count
+//! memory ([`crate::limits::replica_limiter`]): it is the hot path, and a shared count
 //! would add a round trip to every rotation for a limit that only guards
 //! against floods (a refresh guesses nothing: its token has 256 bits).
 //!
@@ -17,10 +17,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::ServiceError;
-use crate::client_key::ClientKey;
-use crate::config::RateLimit;
 use crate::db;
 use crate::db::rate_limits::Gcra;
+use crate::limits::RateLimit;
+use crate::limits::client_key::ClientKey;
 use crate::state::AppState;
 
 /// Failed authentications at `/oauth/introspect` per client and minute
@@ -65,7 +65,7 @@ impl Scope {
 /// A resource server's authentication at introspection, `authenticated`
 /// or not, under [`RESOURCE_SERVER_FAILURES`]: a failure is counted, and a
 /// client past the limit is refused, whatever it sends, until its wait is
-/// over (remembered in this process: [`crate::rate_limit::Refusals`]), so
+/// over (remembered in this process: [`crate::limits::replica_limiter::Refusals`]), so
 /// guesses stop being checked at all. A success costs no round trip.
 pub async fn resource_server(
     state: &AppState,

@@ -1,8 +1,8 @@
 //! Refreshing: one rotation of the presented refresh token (see
-//! [`crate::db::rotation::refresh`] and [`crate::rotation`]). A version 2
+//! [`crate::db::rotation::refresh`] and [`crate::tokens::rotation`]). A version 2
 //! token names its session and generation; the successor is minted from
 //! the session's secret with the server's token key
-//! ([`crate::refresh_token::mint`]), so a retry within the grace is sent
+//! ([`crate::tokens::refresh::mint`]), so a retry within the grace is sent
 //! the very token the lost answer carried.
 
 use service_kit::telemetry::record_identity;
@@ -11,10 +11,10 @@ use super::ServiceError;
 use super::issue::Issued;
 use crate::db::models::{ClientInfo, RevocationReason};
 use crate::db::rotation::{Mintable, PresentedToken, RefreshOutcome};
-use crate::refresh_token::{self, Presented, RefreshToken};
-use crate::rotation::Rejection;
 use crate::state::AppState;
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
+use crate::tokens::refresh::{self as refresh_token, Presented, RefreshToken};
+use crate::tokens::rotation::Rejection;
 
 /// Why a refresh was refused, and whether this very refusal revoked the
 /// session (reuse after the grace). Only then may a cookie be cleared: a

@@ -10,8 +10,8 @@ use shared_claims::feed::{Feed, FeedEntry, UserEntry};
 
 use super::ServiceError;
 use crate::db;
-use crate::feed_cursor::{Cursor, Span};
 use crate::state::AppState;
+use crate::tokens::feed_cursor::{Cursor, Span};
 
 /// Longest a long poll is held: below common proxy idle timeouts.
 pub const MAX_WAIT: Duration = Duration::from_secs(25);

@@ -1,7 +1,7 @@
 //! Signing keys kept in PostgreSQL (`KEY_ENCRYPTION_KEY_FILE`): created and
 //! rotated by whichever replica takes the keys' lock first, loaded by every
 //! replica at start, on every `signing_keys` notification and every
-//! [`KeyStore::check_interval`] (the rules: [`crate::keyring`]; the
+//! [`KeyStore::check_interval`] (the rules: [`crate::keys::keyring`]; the
 //! statements: [`crate::db::signing_keys`]).
 
 use std::path::PathBuf;
@@ -16,9 +16,9 @@ use super::ServiceError;
 use crate::config::Settings;
 use crate::db::signing_keys::{self, Candidate, Lock, StoredKey};
 use crate::db::{Database, DbError};
-use crate::keyring::{self, KeyTimes, Keyring, Schedule, SigningKeys};
-use crate::sealing::KeyEncryptionKey;
-use crate::signing::SigningKey;
+use crate::keys::keyring::{self, KeyTimes, Keyring, Schedule, SigningKeys};
+use crate::keys::sealing::KeyEncryptionKey;
+use crate::keys::signing::SigningKey;
 
 /// Kept past the end of a key's publication before it is deleted, for
 /// `auth-server keys list` and for APIs slow to notice.

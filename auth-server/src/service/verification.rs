@@ -5,8 +5,8 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::db::accounts;
 use crate::db::models::ClientInfo;
-use crate::email_token::EmailToken;
 use crate::state::AppState;
+use crate::tokens::email::EmailToken;
 
 const UNUSABLE_VERIFY_TOKEN: &str =
     "the verification link is invalid, has expired or was already used";

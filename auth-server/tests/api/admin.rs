@@ -17,7 +17,7 @@ impl TestApp {
     /// returns its id and access token.
     pub(crate) async fn admin(&self) -> (Uuid, String) {
         let email = self.registered_user().await;
-        let address = auth_server::email::Email::parse(&email).unwrap();
+        let address = auth_server::accounts::email::Email::parse(&email).unwrap();
         auth_server::db::admin::set_role(&mut self.conn(), &address, "admin", true)
             .unwrap()
             .unwrap();

@@ -316,7 +316,7 @@ async fn a_database_outage_under_load_is_503_then_recovers_losing_nothing() {
     // and rotates again; no session has more than one live token.
     for chain in &chains {
         let token = chain.lock().await.clone();
-        let parsed = auth_server::refresh_token::V2Token::parse(&token).unwrap();
+        let parsed = auth_server::tokens::refresh::V2Token::parse(&token).unwrap();
         let live = app.count(&format!(
             "SELECT count(*) AS n FROM sessions WHERE id = '{}' AND generation = {}",
             parsed.session_id(),

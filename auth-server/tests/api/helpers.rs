@@ -11,11 +11,11 @@ use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::{Mintable, RefreshOutcome};
 use auth_server::db::rotation_pool::RotationPool;
 use auth_server::db::sessions::FirstToken;
-use auth_server::refresh_token::{self, RefreshToken, SessionSecret};
-use auth_server::rotation::Policy;
 use auth_server::service::refresh::{mint, presented_token};
 use auth_server::startup::Application;
-use auth_server::token_keys::TokenKeys;
+use auth_server::tokens::keys::TokenKeys;
+use auth_server::tokens::refresh::{self as refresh_token, RefreshToken, SessionSecret};
+use auth_server::tokens::rotation::Policy;
 use diesel::prelude::*;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Response, StatusCode};
@@ -177,7 +177,7 @@ pub struct TokenKeyFile {
 impl TokenKeyFile {
     pub fn new() -> Self {
         let path = std::env::temp_dir().join(format!("token-key-{}", Uuid::new_v4().simple()));
-        auth_server::signing::write_new_secret(&path).unwrap();
+        auth_server::keys::signing::write_new_secret(&path).unwrap();
         Self { path }
     }
 

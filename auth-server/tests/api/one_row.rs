@@ -114,9 +114,9 @@ async fn legacy_session(app: &TestApp, email: &str) -> (Uuid, String, String) {
     assert_eq!(user_id, 1);
     let sid = Uuid::new_v4();
     let (first_id, second_id) = (Uuid::new_v4(), Uuid::new_v4());
-    let first = auth_server::refresh_token::RefreshToken::generate().unwrap();
-    let second = auth_server::refresh_token::RefreshToken::generate().unwrap();
-    let hex = |t: &auth_server::refresh_token::RefreshToken| -> String {
+    let first = auth_server::tokens::refresh::RefreshToken::generate().unwrap();
+    let second = auth_server::tokens::refresh::RefreshToken::generate().unwrap();
+    let hex = |t: &auth_server::tokens::refresh::RefreshToken| -> String {
         t.hash()
             .as_bytes()
             .iter()

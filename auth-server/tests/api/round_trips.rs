@@ -15,8 +15,8 @@ use std::time::Duration;
 use auth_server::db;
 use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::RefreshOutcome;
-use auth_server::rotation::Policy;
-use auth_server::token_keys::TokenKeys;
+use auth_server::tokens::keys::TokenKeys;
+use auth_server::tokens::rotation::Policy;
 use diesel::{Connection, PgConnection};
 use url::Url;
 

@@ -212,7 +212,7 @@ fn concurrent_logins_of_one_user_take_turns_on_its_row() {
 
     use auth_server::db::models::ClientInfo;
     use auth_server::db::sessions::{FirstToken, create_within_cap};
-    use auth_server::refresh_token::SessionSecret;
+    use auth_server::tokens::refresh::SessionSecret;
     use diesel::connection::SimpleConnection;
     use diesel::prelude::*;
 
@@ -287,7 +287,7 @@ async fn zero_turns_the_cap_off() {
 async fn a_login_that_evicts_writes_its_events_in_one_statement() {
     use auth_server::db::models::ClientInfo;
     use auth_server::db::sessions::{FirstToken, create_within_cap};
-    use auth_server::refresh_token::SessionSecret;
+    use auth_server::tokens::refresh::SessionSecret;
     use std::num::NonZeroU32;
 
     let app = spawn_app().await;

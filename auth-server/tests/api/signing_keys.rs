@@ -279,7 +279,7 @@ async fn moving_from_a_key_file_to_the_database_keeps_its_tokens_valid() {
     let dir = std::env::temp_dir().join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let pem = dir.join("signing.pem");
-    auth_server::signing::write_new_key(&pem).unwrap();
+    auth_server::keys::signing::write_new_key(&pem).unwrap();
     let with_file = spawn_app_with(&[("SIGNING_KEY_FILE", pem.to_str().unwrap())]).await;
     let email = with_file.registered_user().await;
     let old = with_file.login_body(&email).await.access_token();

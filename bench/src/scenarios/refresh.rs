@@ -10,16 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use auth_server::accounts::email::Email;
 use auth_server::db::models::ClientInfo;
 use auth_server::db::rotation::{self, PresentedToken};
 use auth_server::db::rotation_pool::RotationPool;
 use auth_server::db::sessions::FirstToken;
 use auth_server::db::{self, Pool};
-use auth_server::email::Email;
-use auth_server::refresh_token::{RefreshToken, SessionSecret};
-use auth_server::rotation::{Policy, successor_expiry};
 use auth_server::service::refresh::{mint, presented_token};
-use auth_server::token_keys::TokenKeys;
+use auth_server::tokens::keys::TokenKeys;
+use auth_server::tokens::refresh::{RefreshToken, SessionSecret};
+use auth_server::tokens::rotation::{Policy, successor_expiry};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -508,7 +508,7 @@ fn sql_chains(
                 )?;
                 token
             } else {
-                auth_server::refresh_token::mint(
+                auth_server::tokens::refresh::mint(
                     keys,
                     keys.current_id(),
                     session.id,

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use auth_server::db::DbError;
 use auth_server::db::models::{ClientInfo, RefreshTokenRow, Session, User};
 use auth_server::db::schema::{refresh_tokens, sessions, users};
-use auth_server::refresh_token::TokenHash;
-use auth_server::rotation::{self, Decision, Policy, Presented};
+use auth_server::tokens::refresh::TokenHash;
+use auth_server::tokens::rotation::{self, Decision, Policy, Presented};
 
 /// One rotation of a live token the seven-statement way.
 pub fn seven_statement_rotation(

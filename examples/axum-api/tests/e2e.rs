@@ -156,7 +156,7 @@ impl Stack {
 
     fn grant_admin(&self, email: &str) {
         let mut conn = PgConnection::establish(&self.db.url).unwrap();
-        let email = auth_server::email::Email::parse(email).unwrap();
+        let email = auth_server::accounts::email::Email::parse(email).unwrap();
         auth_server::db::admin::set_role(&mut conn, &email, "admin", true)
             .unwrap()
             .unwrap();

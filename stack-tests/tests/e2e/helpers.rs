@@ -168,11 +168,11 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
     let key_dir = std::env::temp_dir().join(format!("e2e-keys-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&key_dir).unwrap();
     let key_path = key_dir.join("signing.pem");
-    auth_server::signing::write_new_key(&key_path).unwrap();
+    auth_server::keys::signing::write_new_key(&key_path).unwrap();
     // Kept across restarts: a refresh token is checked with the key that
     // minted it.
     let token_key_path = key_dir.join("refresh-token-key");
-    auth_server::signing::write_new_secret(&token_key_path).unwrap();
+    auth_server::keys::signing::write_new_secret(&token_key_path).unwrap();
     let mail_dir = key_dir.join("mail");
     let mut auth_vars = vars(&[
         ("DATABASE_URL", &db.url),
@@ -504,7 +504,7 @@ impl Control {
         let path = self
             .key_dir
             .join(format!("signing-{}.pem", Uuid::new_v4().simple()));
-        auth_server::signing::write_new_key(&path).unwrap();
+        auth_server::keys::signing::write_new_key(&path).unwrap();
         self.auth_vars.insert(
             "SIGNING_KEY_FILE".to_owned(),
             path.to_str().unwrap().to_owned(),
@@ -526,7 +526,7 @@ impl Control {
 
     pub fn grant_role(&self, email: &str, role: &str) {
         let mut conn = PgConnection::establish(&self.db.url).unwrap();
-        let email = auth_server::email::Email::parse(email).unwrap();
+        let email = auth_server::accounts::email::Email::parse(email).unwrap();
         auth_server::db::admin::set_role(&mut conn, &email, role, true)
             .unwrap()
             .unwrap();

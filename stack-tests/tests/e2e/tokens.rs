@@ -138,7 +138,7 @@ async fn hs256_signed_with_the_public_key_is_refused() {
 async fn a_foreign_key_is_refused_with_our_kid_or_its_own() {
     let stack = spawn_stack().await;
     let token = stack.login().await.access_token;
-    let foreign_pem = auth_server::signing::generate_pem().unwrap();
+    let foreign_pem = auth_server::keys::signing::generate_pem().unwrap();
     let ours = forge(
         &foreign_pem,
         &access_header(&stack.kid().await),

@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::token_keys::TokenKeys;
+use crate::tokens::keys::TokenKeys;
 
 /// Bytes of randomness in a legacy token.
 const TOKEN_BYTES: usize = 32;

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use shared_claims::{AccessClaims, KeySet};
 
-use crate::signing::SigningKey;
+use crate::keys::signing::SigningKey;
 
 /// When a key is published, signs and is retired; `None` is "always" for
 /// the first two and "not yet" for the last.

@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::refresh_token::{TokenHash, is_well_formed};
+use crate::tokens::refresh::{TokenHash, is_well_formed};
 
 /// What a token allows; stored in `email_tokens.purpose` and
 /// `mail_outbox.kind`.

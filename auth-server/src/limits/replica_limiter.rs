@@ -15,7 +15,7 @@
 //! are in PostgreSQL: login, register, the mail requests and failed
 //! authentications at introspection ([`crate::service::rate_limits`]),
 //! failed logins
-//! ([`crate::login_throttle`]).
+//! ([`crate::limits::login_throttle`]).
 
 use std::convert::Infallible;
 use std::num::NonZeroU32;
@@ -29,8 +29,8 @@ use governor::state::{InMemoryState, NotKeyed, StateStore};
 use governor::{Quota, RateLimiter as Gcra};
 use quick_cache::sync::Cache;
 
-use crate::client_key::ClientKey;
-use crate::config::RateLimit;
+use crate::limits::RateLimit;
+use crate::limits::client_key::ClientKey;
 
 /// Clients tracked at most per limit (about 100 bytes each).
 pub const MAX_TRACKED_CLIENTS: usize = 100_000;

@@ -65,7 +65,7 @@ impl SigningKey {
     }
 
     /// A key from its 32-byte Ed25519 seed: the private half that
-    /// PostgreSQL keeps sealed ([`crate::sealing`]).
+    /// PostgreSQL keeps sealed ([`crate::keys::sealing`]).
     pub fn from_seed(seed: &[u8]) -> anyhow::Result<Self> {
         anyhow::ensure!(
             seed.len() == 32,

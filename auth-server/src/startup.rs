@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::db::sweep::Retention;
 use crate::factors::password::PasswordPool;
-use crate::http::{self, handlers};
+use crate::http::{self, fallback};
 use crate::keys::keyring::{Keyring, SigningKeys};
 use crate::keys::signing::SigningKey;
 use crate::limits::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
@@ -284,7 +284,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .app_data(client_address.clone())
             .app_data(origins.clone())
             .configure(http::routes)
-            .default_service(web::to(handlers::not_found))
+            .default_service(web::to(fallback::not_found))
     })
     .workers(workers)
     // Slow clients: the head must arrive within this (bodies are bounded by
@@ -315,7 +315,7 @@ fn serve_internal(listener: TcpListener, state: AppState) -> anyhow::Result<Serv
             .app_data(state.clone())
             .app_data(http_metrics.clone())
             .configure(http::internal_routes)
-            .default_service(web::to(handlers::not_found))
+            .default_service(web::to(fallback::not_found))
     })
     // Long polls wait on timers, not threads: one worker holds them all.
     .workers(1)

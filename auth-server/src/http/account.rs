@@ -1,5 +1,6 @@
-//! Thin handlers of the account lifecycle: password change, forgot and
-//! reset, address verification, and the user's own security events.
+//! Thin handlers of the account lifecycle: registration, password change,
+//! forgot and reset, address verification, and the user's own security
+//! events.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
@@ -7,23 +8,24 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::no_store;
-use super::handlers::{Handled, rfc3339};
 use super::input::{
-    ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest, VerifyEmailRequest,
-    check_password_field, page_limit, parse_email,
+    ChangePasswordRequest, ForgotPasswordRequest, RegisterRequest, ResetPasswordRequest,
+    VerifyEmailRequest, check_password, check_password_field, page_limit, parse_email,
 };
 use super::responses::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
     Unavailable, Unprocessable,
 };
+use super::timestamp::rfc3339;
 use crate::error::ApiError;
 use crate::limits::client_key::ClientKey;
 use crate::service::rate_limits::{self, Scope};
-use crate::service::{events, passwords, verification};
+use crate::service::{accounts, events, passwords, verification};
 use crate::state::AppState;
 
 fn no_content() -> HttpResponse {
@@ -36,6 +38,67 @@ fn accepted() -> HttpResponse {
     let mut response = HttpResponse::Accepted();
     no_store(&mut response);
     response.json(Empty {})
+}
+
+/// A registered user, as `POST /auth/register` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    pub user: RegisteredUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredUser {
+    pub id: Uuid,
+    /// Trimmed and lower-cased.
+    pub email: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Creates an account and sends a verification e-mail.
+// Registration has the per-client limit only: it already tells whether an
+// address has an account (`409 email_taken`), so a per-account limit would
+// hide nothing and only let strangers block a sign-up.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account exists", body = Registered,
+            links(("Login" = (
+                operation_id = "login",
+                request_body = json!({
+                    "email": "$request.body#/email",
+                    "password": "$request.body#/password",
+                    "refresh_token_delivery": "body"
+                }),
+                description = "Log in as the new user, the refresh token in the body"
+            )))),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+    let client = client_ip(&req, &state.settings.http.trusted_proxies);
+    rate_limits::hit(&state, Scope::Login, client).await?;
+    let input: RegisterRequest = body.parse()?;
+    let email = parse_email(&input.email)?;
+    check_password(&input.password)?;
+    let user = accounts::register(&state, email, input.password, client_info(&req, client)).await?;
+    tracing::info!(audit = "register", user_id = %user.id, "user registered");
+    Ok(HttpResponse::Created().json(Registered {
+        user: RegisteredUser {
+            id: user.id,
+            email: user.email,
+            created_at: rfc3339(user.created_at),
+        },
+    }))
 }
 
 /// Changes the password; every other session of the user ends, this one

@@ -11,16 +11,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::{client_info, client_ip};
 use super::delivery::no_store;
-use super::handlers::{Handled, rfc3339};
 use super::input::page_limit;
 use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, NotFound, PayloadTooLarge, Unauthorized,
     Unavailable, Unprocessable,
 };
+use super::timestamp::rfc3339;
 use crate::db::models::{ClientInfo, Session, User};
 use crate::error::ApiError;
 use crate::service::{admin, events};

@@ -8,7 +8,10 @@ use tracing_actix_web::RequestId;
 use uuid::Uuid;
 
 use crate::db::models::ClientInfo;
+use crate::error::ApiError;
+use crate::limits::client_key::ClientKey;
 use crate::limits::proxies::TrustedProxies;
+use crate::limits::replica_limiter::RateLimiter;
 
 const MAX_USER_AGENT_CHARS: usize = 512;
 
@@ -49,6 +52,17 @@ pub fn client_info(req: &HttpRequest, ip: Option<IpAddr>) -> ClientInfo {
             .extensions()
             .get::<RequestId>()
             .map(|id| Uuid::from(*id)),
+    }
+}
+
+/// The per-client budget (an IPv4 address or an IPv6 /64) of an in-memory
+/// limit (refresh's; the others are shared: [`crate::service::rate_limits`]).
+pub fn limit_client(limiter: Option<&RateLimiter>, client: Option<IpAddr>) -> Result<(), ApiError> {
+    match (limiter, client) {
+        (Some(limiter), Some(ip)) => limiter
+            .check(ClientKey::of(ip))
+            .map_err(ApiError::rate_limited),
+        _ => Ok(()),
     }
 }
 

@@ -9,10 +9,10 @@ use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::client::{client_info, client_ip};
+use super::Handled;
+use super::client::{client_info, client_ip, limit_client};
 use super::delivery::{Delivery, no_store, token_response};
 use super::form::{FormBody, required};
-use super::handlers::{Handled, limit_client};
 use super::internal::authorized;
 use super::responses::{BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable};
 use crate::error::ApiError;

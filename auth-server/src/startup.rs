@@ -23,6 +23,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::db::sweep::Retention;
 use crate::factors::password::PasswordPool;
+use crate::http::client::Client;
 use crate::http::{self, fallback};
 use crate::keys::keyring::{Keyring, SigningKeys};
 use crate::keys::signing::SigningKey;
@@ -249,9 +250,10 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let production = state.settings.is_production();
     let http_metrics = web::Data::new(state.metrics.http.clone());
     // The request log names the client as the rate limits see it: behind
-    // trusted proxies only.
+    // trusted proxies only. It reads it first and keeps it in the request
+    // for the handlers' `Client`.
     let proxies = state.settings.http.trusted_proxies.clone();
-    let client_address = ClientAddress::new(move |req| http::client::client_ip(req, &proxies));
+    let client_address = ClientAddress::new(move |req| Client::of(req, &proxies).ip);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let refused_origins = origins.get_ref().clone();

@@ -2,7 +2,7 @@
 //! forgot and reset, address verification, and the user's own security
 //! events.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
-use super::client::{client_info, client_ip};
+use super::client::Client;
 use super::delivery::no_store;
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, RegisterRequest, ResetPasswordRequest,
@@ -23,7 +23,6 @@ use super::responses::{
 };
 use super::timestamp::rfc3339;
 use crate::error::ApiError;
-use crate::limits::client_key::ClientKey;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{accounts, events, passwords, verification};
 use crate::state::AppState;
@@ -84,13 +83,12 @@ pub struct RegisteredUser {
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::Login, client).await?;
+pub async fn register(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
+    rate_limits::hit(&state, Scope::Login, client.ip).await?;
     let input: RegisterRequest = body.parse()?;
     let email = parse_email(&input.email)?;
     check_password(&input.password)?;
-    let user = accounts::register(&state, email, input.password, client_info(&req, client)).await?;
+    let user = accounts::register(&state, email, input.password, client.info()).await?;
     tracing::info!(audit = "register", user_id = %user.id, "user registered");
     Ok(HttpResponse::Created().json(Registered {
         user: RegisteredUser {
@@ -122,14 +120,13 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBo
 )]
 pub async fn change_password(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
     body: JsonBody,
 ) -> Handled {
     // Guessing the current password with a stolen access token is guessing
     // a password: the login budget applies, and the failed-login throttle.
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::Login, client).await?;
+    rate_limits::hit(&state, Scope::Login, client.ip).await?;
     let input: ChangePasswordRequest = body.parse()?;
     check_password_field("current_password", &input.current_password)?;
     check_password_field("new_password", &input.new_password)?;
@@ -139,8 +136,8 @@ pub async fn change_password(
         auth.0.sid,
         input.current_password,
         input.new_password,
-        client_info(&req, client),
-        client.map(ClientKey::of),
+        client.info(),
+        client.key(),
     )
     .await?;
     Ok(no_content())
@@ -165,14 +162,13 @@ pub async fn change_password(
 )]
 pub async fn forgot_password(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     body: JsonBody,
 ) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::MailRequests, client).await?;
+    rate_limits::hit(&state, Scope::MailRequests, client.ip).await?;
     let input: ForgotPasswordRequest = body.parse()?;
     let email = parse_email(&input.email)?;
-    passwords::forgot(&state, email, client_info(&req, client)).await?;
+    passwords::forgot(&state, email, client.info()).await?;
     Ok(accepted())
 }
 
@@ -192,20 +188,15 @@ pub async fn forgot_password(
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn reset_password(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: JsonBody,
-) -> Handled {
+pub async fn reset_password(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
     let input: ResetPasswordRequest = body.parse()?;
     check_password_field("new_password", &input.new_password)?;
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
     passwords::reset(
         &state,
         input.token.expose_secret(),
         input.new_password,
-        client_info(&req, client),
-        client.map(ClientKey::of),
+        client.info(),
+        client.key(),
     )
     .await?;
     Ok(no_content())
@@ -226,14 +217,9 @@ pub async fn reset_password(
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+pub async fn verify_email(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
     let input: VerifyEmailRequest = body.parse()?;
-    verification::verify(
-        &state,
-        input.token.expose_secret(),
-        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
-    )
-    .await?;
+    verification::verify(&state, input.token.expose_secret(), client.info()).await?;
     Ok(no_content())
 }
 
@@ -254,12 +240,11 @@ pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: Js
 )]
 pub async fn resend_verification(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
 ) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::MailRequests, client).await?;
-    verification::resend(&state, auth.0.sub, client_info(&req, client)).await?;
+    rate_limits::hit(&state, Scope::MailRequests, client.ip).await?;
+    verification::resend(&state, auth.0.sub, client.info()).await?;
     Ok(accepted())
 }
 

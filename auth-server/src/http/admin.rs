@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
-use super::client::{client_info, client_ip};
+use super::client::Client;
 use super::delivery::no_store;
 use super::input::page_limit;
 use super::responses::{
@@ -22,7 +22,7 @@ use super::responses::{
     Unavailable, Unprocessable,
 };
 use super::timestamp::rfc3339;
-use crate::db::models::{ClientInfo, Session, User};
+use crate::db::models::{Session, User};
 use crate::error::ApiError;
 use crate::service::{admin, events};
 use crate::state::AppState;
@@ -237,10 +237,6 @@ fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound("user"))
 }
 
-fn client(state: &AppState, req: &HttpRequest) -> ClientInfo {
-    client_info(req, client_ip(req, &state.settings.http.trusted_proxies))
-}
-
 /// Users, by e-mail, a page at a time.
 #[utoipa::path(
     get,
@@ -329,7 +325,7 @@ pub async fn get_user(
 )]
 pub async fn disable_user(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
 ) -> Handled {
@@ -338,7 +334,7 @@ pub async fn disable_user(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(no_content())
@@ -361,7 +357,7 @@ pub async fn disable_user(
 )]
 pub async fn enable_user(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
 ) -> Handled {
@@ -370,7 +366,7 @@ pub async fn enable_user(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(no_content())
@@ -399,7 +395,7 @@ pub async fn enable_user(
 )]
 pub async fn set_roles(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
     body: JsonBody,
@@ -412,7 +408,7 @@ pub async fn set_roles(
         Some(acting.0),
         id,
         admin::RolesChange::Set(roles),
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(ok_json(UserView::from(user)))
@@ -437,7 +433,7 @@ pub async fn set_roles(
 )]
 pub async fn delete_user(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
 ) -> Handled {
@@ -446,7 +442,7 @@ pub async fn delete_user(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(no_content())

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
-use super::client::{client_info, client_ip};
+use super::client::Client;
 use super::delivery::{Delivery, no_store, removal_cookie};
 use super::input::{RefreshRequest, presented_token};
 use super::responses::{
@@ -37,14 +37,14 @@ use crate::state::AppState;
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    client: Client,
+    body: JsonBody,
+) -> Handled {
     let (token, delivery) = presented_token(&req, &body)?;
-    sessions::logout(
-        &state,
-        token.as_deref(),
-        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
-    )
-    .await?;
+    sessions::logout(&state, token.as_deref(), client.info()).await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     if delivery == Delivery::Cookie {
@@ -68,16 +68,10 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, body: JsonBody
 )]
 pub async fn logout_all(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
 ) -> Handled {
-    sessions::logout_all(
-        &state,
-        auth.0.sub,
-        auth.0.sid,
-        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
-    )
-    .await?;
+    sessions::logout_all(&state, auth.0.sub, auth.0.sid, client.info()).await?;
     let mut response = HttpResponse::NoContent();
     no_store(&mut response);
     Ok(response.finish())
@@ -148,19 +142,13 @@ pub async fn list_sessions(state: web::Data<AppState>, auth: Authenticated) -> H
 )]
 pub async fn delete_session(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
     path: web::Path<String>,
 ) -> Handled {
     // Not a UUID: no session of anybody's, so the same 404.
     let session_id =
         Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound("session"))?;
-    sessions::delete(
-        &state,
-        auth.0.sub,
-        session_id,
-        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
-    )
-    .await?;
+    sessions::delete(&state, auth.0.sub, session_id, client.info()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

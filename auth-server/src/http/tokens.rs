@@ -7,14 +7,13 @@ use service_kit::telemetry::record_identity;
 
 use super::Handled;
 use super::body::JsonBody;
-use super::client::{client_info, client_ip, limit_client};
+use super::client::{Client, limit_client};
 use super::delivery::{Delivery, TokenResponse, removal_cookie, token_response};
 use super::input::{LoginRequest, RefreshRequest, check_password, parse_email, presented_token};
 use super::responses::{
     BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable, Unprocessable,
 };
 use crate::error::ApiError;
-use crate::limits::client_key::ClientKey;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{accounts, refresh};
 use crate::state::AppState;
@@ -49,21 +48,14 @@ use crate::state::AppState;
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::Login, client).await?;
+pub async fn login(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
+    rate_limits::hit(&state, Scope::Login, client.ip).await?;
     let input: LoginRequest = body.parse()?;
     let email = parse_email(&input.email)?;
     check_password(&input.password)?;
     let delivery = input.refresh_token_delivery.unwrap_or(Delivery::Cookie);
-    let issued = accounts::login(
-        &state,
-        email,
-        input.password,
-        client_info(&req, client),
-        client.map(ClientKey::of),
-    )
-    .await?;
+    let issued =
+        accounts::login(&state, email, input.password, client.info(), client.key()).await?;
     record_identity(issued.user_id, issued.session_id);
     Ok(token_response(
         &issued,
@@ -101,12 +93,16 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody)
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.refresh_limiter.as_deref(), client)?;
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    client: Client,
+    body: JsonBody,
+) -> Handled {
+    limit_client(state.refresh_limiter.as_deref(), &client)?;
     let (token, delivery) = presented_token(&req, &body)?;
     let secure = state.settings.http.cookie_secure;
-    match refresh::refresh(&state, token.as_deref(), client_info(&req, client)).await {
+    match refresh::refresh(&state, token.as_deref(), client.info()).await {
         Ok(issued) => Ok(token_response(
             &issued,
             delivery,

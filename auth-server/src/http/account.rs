@@ -15,14 +15,13 @@ use super::client::Client;
 use super::delivery::no_store;
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, RegisterRequest, ResetPasswordRequest,
-    VerifyEmailRequest, check_password, check_password_field, page_limit, parse_email,
+    VerifyEmailRequest, check_password, check_password_field, page_cursor, page_limit, parse_email,
 };
 use super::responses::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
     Unavailable, Unprocessable,
 };
 use super::timestamp::rfc3339;
-use crate::error::ApiError;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{accounts, events, passwords, verification};
 use crate::state::AppState;
@@ -305,16 +304,10 @@ pub async fn list_events(
         events::DEFAULT_LIMIT,
         events::MAX_LIMIT,
     )?;
-    let cursor =
-        match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(raw) => Some(events::decode_cursor(raw).ok_or_else(|| {
-                ApiError::unprocessable("cursor", "is not a cursor this API gave")
-            })?),
-        };
+    let cursor = page_cursor(query.cursor.as_deref())?;
     let page = events::list(&state.database, auth.0.sub, cursor, limit).await?;
     let views: Vec<EventView> = page
-        .events
+        .items
         .into_iter()
         .map(|e| EventView {
             id: e.id,
@@ -329,6 +322,6 @@ pub async fn list_events(
     no_store(&mut response);
     Ok(response.json(EventPage {
         events: views,
-        next_cursor: page.next.as_ref().map(events::encode_cursor),
+        next_cursor: page.next_cursor,
     }))
 }

@@ -1,4 +1,7 @@
-//! The HTTP surface of the auth server.
+//! The HTTP surface of the auth server: the routes (here), one module of
+//! thin handlers per resource, and what those share: the extractors
+//! (`client`, `bearer`, `body`, `form`), the input rules (`input`) and how
+//! answers are written (`delivery`, `timestamp`, `responses`).
 
 pub mod account;
 pub mod admin;

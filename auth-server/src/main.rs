@@ -9,7 +9,7 @@ use auth_server::db::models::ClientInfo;
 use auth_server::db::{self, Database};
 use auth_server::keys::signing;
 use auth_server::service::signing_keys::KeyStore;
-use auth_server::service::{ServiceError, admin};
+use auth_server::service::{ServiceError, admin, paging};
 use auth_server::startup::Application;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
@@ -270,7 +270,7 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
             loop {
                 let page =
                     admin::list_users(&database, query.clone(), cursor, admin::MAX_LIMIT).await?;
-                for user in &page.users {
+                for user in &page.items {
                     writeln!(
                         out,
                         "{}\t{}\t[{}]{}",
@@ -284,8 +284,14 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
                         }
                     )?;
                 }
-                match page.next {
-                    Some(next) => cursor = admin::decode_user_cursor(&next),
+                match page.next_cursor {
+                    // Read back, or the listing would start over.
+                    Some(next) => {
+                        cursor = Some(
+                            paging::decode(&next)
+                                .context("the next page's cursor does not read")?,
+                        );
+                    }
                     None => break,
                 }
             }

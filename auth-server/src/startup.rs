@@ -23,7 +23,8 @@ use crate::config::Settings;
 use crate::db;
 use crate::db::sweep::Retention;
 use crate::factors::password::PasswordPool;
-use crate::http::{self, handlers};
+use crate::http::client::Client;
+use crate::http::{self, fallback};
 use crate::keys::keyring::{Keyring, SigningKeys};
 use crate::keys::signing::SigningKey;
 use crate::limits::login_throttle::{KNOWN_CLIENT_LIFETIME, STRANGERS_MEMORY};
@@ -249,9 +250,10 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let production = state.settings.is_production();
     let http_metrics = web::Data::new(state.metrics.http.clone());
     // The request log names the client as the rate limits see it: behind
-    // trusted proxies only.
+    // trusted proxies only. It reads it first and keeps it in the request
+    // for the handlers' `Client`.
     let proxies = state.settings.http.trusted_proxies.clone();
-    let client_address = ClientAddress::new(move |req| http::client::client_ip(req, &proxies));
+    let client_address = ClientAddress::new(move |req| Client::of(req, &proxies).ip);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let refused_origins = origins.get_ref().clone();
@@ -284,7 +286,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .app_data(client_address.clone())
             .app_data(origins.clone())
             .configure(http::routes)
-            .default_service(web::to(handlers::not_found))
+            .default_service(web::to(fallback::not_found))
     })
     .workers(workers)
     // Slow clients: the head must arrive within this (bodies are bounded by
@@ -315,7 +317,7 @@ fn serve_internal(listener: TcpListener, state: AppState) -> anyhow::Result<Serv
             .app_data(state.clone())
             .app_data(http_metrics.clone())
             .configure(http::internal_routes)
-            .default_service(web::to(handlers::not_found))
+            .default_service(web::to(fallback::not_found))
     })
     // Long polls wait on timers, not threads: one worker holds them all.
     .workers(1)

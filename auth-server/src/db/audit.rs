@@ -228,6 +228,16 @@ pub struct Position {
     pub id: Uuid,
 }
 
+impl AuditEvent {
+    /// Where the page that ends with this event resumes.
+    pub fn position(&self) -> Position {
+        Position {
+            at: self.at,
+            id: self.id,
+        }
+    }
+}
+
 /// Every event, or those about `user_id`, or of `event_type`, newest
 /// first, after `cursor`; at most `limit` (the administration's query).
 pub fn query(

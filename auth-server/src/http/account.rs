@@ -1,29 +1,29 @@
-//! Thin handlers of the account lifecycle: password change, forgot and
-//! reset, address verification, and the user's own security events.
+//! Thin handlers of the account lifecycle: registration, password change,
+//! forgot and reset, address verification, and the user's own security
+//! events.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
-use super::client::{client_info, client_ip};
+use super::client::Client;
 use super::delivery::no_store;
-use super::handlers::{Handled, rfc3339};
 use super::input::{
-    ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest, VerifyEmailRequest,
-    check_password_field, page_limit, parse_email,
+    ChangePasswordRequest, ForgotPasswordRequest, RegisterRequest, ResetPasswordRequest,
+    VerifyEmailRequest, check_password, check_password_field, page_cursor, page_limit, parse_email,
 };
 use super::responses::{
     BadRequest, Conflict, Empty, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
     Unavailable, Unprocessable,
 };
-use crate::error::ApiError;
-use crate::limits::client_key::ClientKey;
+use super::timestamp::rfc3339;
 use crate::service::rate_limits::{self, Scope};
-use crate::service::{events, passwords, verification};
+use crate::service::{accounts, events, passwords, verification};
 use crate::state::AppState;
 
 fn no_content() -> HttpResponse {
@@ -36,6 +36,66 @@ fn accepted() -> HttpResponse {
     let mut response = HttpResponse::Accepted();
     no_store(&mut response);
     response.json(Empty {})
+}
+
+/// A registered user, as `POST /auth/register` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    pub user: RegisteredUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredUser {
+    pub id: Uuid,
+    /// Trimmed and lower-cased.
+    pub email: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Creates an account and sends a verification e-mail.
+// Registration has the per-client limit only: it already tells whether an
+// address has an account (`409 email_taken`), so a per-account limit would
+// hide nothing and only let strangers block a sign-up.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account exists", body = Registered,
+            links(("Login" = (
+                operation_id = "login",
+                request_body = json!({
+                    "email": "$request.body#/email",
+                    "password": "$request.body#/password",
+                    "refresh_token_delivery": "body"
+                }),
+                description = "Log in as the new user, the refresh token in the body"
+            )))),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn register(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
+    rate_limits::hit(&state, Scope::Login, client.ip).await?;
+    let input: RegisterRequest = body.parse()?;
+    let email = parse_email(&input.email)?;
+    check_password(&input.password)?;
+    let user = accounts::register(&state, email, input.password, client.info()).await?;
+    tracing::info!(audit = "register", user_id = %user.id, "user registered");
+    Ok(HttpResponse::Created().json(Registered {
+        user: RegisteredUser {
+            id: user.id,
+            email: user.email,
+            created_at: rfc3339(user.created_at),
+        },
+    }))
 }
 
 /// Changes the password; every other session of the user ends, this one
@@ -59,14 +119,13 @@ fn accepted() -> HttpResponse {
 )]
 pub async fn change_password(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
     body: JsonBody,
 ) -> Handled {
     // Guessing the current password with a stolen access token is guessing
     // a password: the login budget applies, and the failed-login throttle.
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::Login, client).await?;
+    rate_limits::hit(&state, Scope::Login, client.ip).await?;
     let input: ChangePasswordRequest = body.parse()?;
     check_password_field("current_password", &input.current_password)?;
     check_password_field("new_password", &input.new_password)?;
@@ -76,8 +135,8 @@ pub async fn change_password(
         auth.0.sid,
         input.current_password,
         input.new_password,
-        client_info(&req, client),
-        client.map(ClientKey::of),
+        client.info(),
+        client.key(),
     )
     .await?;
     Ok(no_content())
@@ -102,14 +161,13 @@ pub async fn change_password(
 )]
 pub async fn forgot_password(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     body: JsonBody,
 ) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::MailRequests, client).await?;
+    rate_limits::hit(&state, Scope::MailRequests, client.ip).await?;
     let input: ForgotPasswordRequest = body.parse()?;
     let email = parse_email(&input.email)?;
-    passwords::forgot(&state, email, client_info(&req, client)).await?;
+    passwords::forgot(&state, email, client.info()).await?;
     Ok(accepted())
 }
 
@@ -129,20 +187,15 @@ pub async fn forgot_password(
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn reset_password(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: JsonBody,
-) -> Handled {
+pub async fn reset_password(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
     let input: ResetPasswordRequest = body.parse()?;
     check_password_field("new_password", &input.new_password)?;
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
     passwords::reset(
         &state,
         input.token.expose_secret(),
         input.new_password,
-        client_info(&req, client),
-        client.map(ClientKey::of),
+        client.info(),
+        client.key(),
     )
     .await?;
     Ok(no_content())
@@ -163,14 +216,9 @@ pub async fn reset_password(
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: JsonBody) -> Handled {
+pub async fn verify_email(state: web::Data<AppState>, client: Client, body: JsonBody) -> Handled {
     let input: VerifyEmailRequest = body.parse()?;
-    verification::verify(
-        &state,
-        input.token.expose_secret(),
-        client_info(&req, client_ip(&req, &state.settings.http.trusted_proxies)),
-    )
-    .await?;
+    verification::verify(&state, input.token.expose_secret(), client.info()).await?;
     Ok(no_content())
 }
 
@@ -191,12 +239,11 @@ pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest, body: Js
 )]
 pub async fn resend_verification(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
 ) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    rate_limits::hit(&state, Scope::MailRequests, client).await?;
-    verification::resend(&state, auth.0.sub, client_info(&req, client)).await?;
+    rate_limits::hit(&state, Scope::MailRequests, client.ip).await?;
+    verification::resend(&state, auth.0.sub, client.info()).await?;
     Ok(accepted())
 }
 
@@ -257,16 +304,10 @@ pub async fn list_events(
         events::DEFAULT_LIMIT,
         events::MAX_LIMIT,
     )?;
-    let cursor =
-        match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(raw) => Some(events::decode_cursor(raw).ok_or_else(|| {
-                ApiError::unprocessable("cursor", "is not a cursor this API gave")
-            })?),
-        };
+    let cursor = page_cursor(query.cursor.as_deref())?;
     let page = events::list(&state.database, auth.0.sub, cursor, limit).await?;
     let views: Vec<EventView> = page
-        .events
+        .items
         .into_iter()
         .map(|e| EventView {
             id: e.id,
@@ -281,6 +322,6 @@ pub async fn list_events(
     no_store(&mut response);
     Ok(response.json(EventPage {
         events: views,
-        next_cursor: page.next.as_ref().map(events::encode_cursor),
+        next_cursor: page.next_cursor,
     }))
 }

@@ -11,19 +11,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
-use super::client::{client_info, client_ip};
+use super::client::Client;
 use super::delivery::no_store;
-use super::handlers::{Handled, rfc3339};
-use super::input::page_limit;
+use super::input::{page_cursor, page_limit};
 use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, NotFound, PayloadTooLarge, Unauthorized,
     Unavailable, Unprocessable,
 };
-use crate::db::models::{ClientInfo, Session, User};
+use super::timestamp::rfc3339;
+use crate::db::models::{Session, User};
 use crate::error::ApiError;
-use crate::service::{admin, events};
+use crate::service::admin;
 use crate::state::AppState;
 
 /// An authenticated administrator, from one of its sessions.
@@ -227,17 +228,9 @@ fn search_term(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     Ok(Some(term.to_owned()))
 }
 
-fn bad_cursor() -> ApiError {
-    ApiError::unprocessable("cursor", "is not a cursor this API gave")
-}
-
 /// A path `{id}` that is not a UUID names no user: `404`, as an unknown one.
 fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound("user"))
-}
-
-fn client(state: &AppState, req: &HttpRequest) -> ClientInfo {
-    client_info(req, client_ip(req, &state.settings.http.trusted_proxies))
 }
 
 /// Users, by e-mail, a page at a time.
@@ -263,14 +256,11 @@ pub async fn list_users(
 ) -> Handled {
     let limit = limit(query.limit.as_deref())?;
     let search = search_term(query.query.as_deref())?;
-    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(raw) => Some(admin::decode_user_cursor(raw).ok_or_else(bad_cursor)?),
-    };
+    let cursor = page_cursor(query.cursor.as_deref())?;
     let page = admin::list_users(&state.database, search, cursor, limit).await?;
     Ok(ok_json(UserPage {
-        users: page.users.into_iter().map(UserView::from).collect(),
-        next_cursor: page.next,
+        users: page.items.into_iter().map(UserView::from).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -328,7 +318,7 @@ pub async fn get_user(
 )]
 pub async fn disable_user(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
 ) -> Handled {
@@ -337,7 +327,7 @@ pub async fn disable_user(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(no_content())
@@ -360,7 +350,7 @@ pub async fn disable_user(
 )]
 pub async fn enable_user(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
 ) -> Handled {
@@ -369,7 +359,7 @@ pub async fn enable_user(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(no_content())
@@ -398,7 +388,7 @@ pub async fn enable_user(
 )]
 pub async fn set_roles(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
     body: JsonBody,
@@ -411,7 +401,7 @@ pub async fn set_roles(
         Some(acting.0),
         id,
         admin::RolesChange::Set(roles),
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(ok_json(UserView::from(user)))
@@ -436,7 +426,7 @@ pub async fn set_roles(
 )]
 pub async fn delete_user(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    client: Client,
     acting: Admin,
     path: web::Path<String>,
 ) -> Handled {
@@ -445,7 +435,7 @@ pub async fn delete_user(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
-        client(&state, &req),
+        client.info(),
     )
     .await?;
     Ok(no_content())
@@ -484,13 +474,10 @@ pub async fn audit(
         None => None,
         Some(raw) => Some(admin::event_type(raw).map_err(ApiError::from)?),
     };
-    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(raw) => Some(events::decode_cursor(raw).ok_or_else(bad_cursor)?),
-    };
+    let cursor = page_cursor(query.cursor.as_deref())?;
     let page = admin::audit(&state.database, user_id, event_type, cursor, limit).await?;
     let events = page
-        .events
+        .items
         .into_iter()
         .map(|e| EventView {
             id: e.id,
@@ -506,6 +493,6 @@ pub async fn audit(
         .collect();
     Ok(ok_json(AuditPage {
         events,
-        next_cursor: page.next.as_ref().map(events::encode_cursor),
+        next_cursor: page.next_cursor,
     }))
 }

@@ -1,5 +1,5 @@
-//! Request bodies and the rules their fields must meet, and the refresh
-//! token a request presents.
+//! Request bodies and the rules their fields must meet, the paging
+//! parameters of a listing, and the refresh token a request presents.
 
 use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
@@ -11,6 +11,7 @@ use super::cookies::refresh_cookie;
 use super::delivery::Delivery;
 use crate::accounts::email::Email;
 use crate::error::ApiError;
+use crate::service::paging::{self, Cursor};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
@@ -28,6 +29,17 @@ pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiE
             .ok_or_else(|| {
                 ApiError::unprocessable("limit", &format!("must be a whole number from 1 to {max}"))
             }),
+    }
+}
+
+/// A page's `cursor` query parameter: `None` when absent or empty (the
+/// first page), else one this API gave, or a `422` naming it.
+pub fn page_cursor<C: Cursor>(raw: Option<&str>) -> Result<Option<C>, ApiError> {
+    match raw.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(raw) => paging::decode(raw)
+            .map(Some)
+            .ok_or_else(|| ApiError::unprocessable("cursor", "is not a cursor this API gave")),
     }
 }
 

@@ -1,4 +1,7 @@
-//! The HTTP surface of the auth server.
+//! The HTTP surface of the auth server: the routes (here), one module of
+//! thin handlers per resource, and what those share: the extractors
+//! (`client`, `bearer`, `body`, `form`), the input rules (`input`) and how
+//! answers are written (`delivery`, `timestamp`, `responses`).
 
 pub mod account;
 pub mod admin;
@@ -7,15 +10,20 @@ pub mod body;
 pub mod client;
 pub mod cookies;
 pub mod delivery;
+pub mod fallback;
 pub mod form;
-pub mod handlers;
+pub mod health;
 pub mod input;
 pub mod internal;
+pub mod keys;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod origin;
 pub mod responses;
+pub mod sessions;
+pub mod timestamp;
+pub mod tokens;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -25,11 +33,13 @@ use crate::service::oauth::{
     INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH,
 };
 
-use handlers as h;
+/// What a handler answers: its response, or the error that
+/// [`ApiError`](crate::error::ApiError) turns into the contract's body.
+type Handled = Result<actix_web::HttpResponse, crate::error::ApiError>;
 
 /// A known path: another method is a JSON `405`.
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(h::method_not_allowed))
+    web::resource(path).default_service(web::to(fallback::method_not_allowed))
 }
 
 /// Query strings that do not parse are the contract's `400`.
@@ -47,13 +57,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/auth")
             .wrap(from_fn(origin::require_allowed_origin))
-            .service(resource("/register").route(web::post().to(h::register)))
-            .service(resource("/login").route(web::post().to(h::login)))
-            .service(resource("/refresh").route(web::post().to(h::refresh)))
-            .service(resource("/logout").route(web::post().to(h::logout)))
-            .service(resource("/logout-all").route(web::post().to(h::logout_all)))
-            .service(resource("/sessions").route(web::get().to(h::list_sessions)))
-            .service(resource("/sessions/{id}").route(web::delete().to(h::delete_session)))
+            .service(resource("/register").route(web::post().to(account::register)))
+            .service(resource("/login").route(web::post().to(tokens::login)))
+            .service(resource("/refresh").route(web::post().to(tokens::refresh)))
+            .service(resource("/logout").route(web::post().to(sessions::logout)))
+            .service(resource("/logout-all").route(web::post().to(sessions::logout_all)))
+            .service(resource("/sessions").route(web::get().to(sessions::list_sessions)))
+            .service(resource("/sessions/{id}").route(web::delete().to(sessions::delete_session)))
             .service(resource("/password").route(web::post().to(account::change_password)))
             .service(resource("/password/forgot").route(web::post().to(account::forgot_password)))
             .service(resource("/password/reset").route(web::post().to(account::reset_password)))
@@ -78,14 +88,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/users/{id}/roles").route(web::put().to(admin::set_roles)))
             .service(resource("/audit").route(web::get().to(admin::audit))),
     )
-    .service(resource(JWKS_PATH).route(web::get().to(h::jwks)))
+    .service(resource(JWKS_PATH).route(web::get().to(keys::jwks)))
     .service(resource(METADATA_PATH).route(web::get().to(oauth::metadata)))
     .service(resource(TOKEN_PATH).route(web::post().to(oauth::token)))
     .service(resource(REVOCATION_PATH).route(web::post().to(oauth::revoke)))
     .service(resource(INTROSPECTION_PATH).route(web::post().to(oauth::introspect)))
     .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
-    .service(resource("/healthz").route(web::get().to(h::healthz)))
-    .service(resource("/readyz").route(web::get().to(h::readyz)));
+    .service(resource("/healthz").route(web::get().to(health::healthz)))
+    .service(resource("/readyz").route(web::get().to(health::readyz)));
 }
 
 /// The internal listener's routes: the revocation feed and `/metrics`.

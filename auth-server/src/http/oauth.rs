@@ -9,10 +9,10 @@ use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::client::{client_info, client_ip};
+use super::Handled;
+use super::client::{Client, limit_client};
 use super::delivery::{Delivery, no_store, token_response};
 use super::form::{FormBody, required};
-use super::handlers::{Handled, limit_client};
 use super::internal::authorized;
 use super::responses::{BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable};
 use crate::error::ApiError;
@@ -71,15 +71,14 @@ pub struct TokenRequest {
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody) -> Handled {
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    limit_client(state.refresh_limiter.as_deref(), client)?;
+pub async fn token(state: web::Data<AppState>, client: Client, form: FormBody) -> Handled {
+    limit_client(state.refresh_limiter.as_deref(), &client)?;
     let input: TokenRequest = form.parse()?;
     if required(input.grant_type, "grant_type")? != "refresh_token" {
         return Err(ApiError::UnsupportedGrantType);
     }
     let refresh_token = required(input.refresh_token, "refresh_token")?;
-    let issued = oauth::refresh_grant(&state, &refresh_token, client_info(&req, client))
+    let issued = oauth::refresh_grant(&state, &refresh_token, client.info())
         .await
         .map_err(|refused| ApiError::from_token_grant(refused.error))?;
     Ok(token_response(
@@ -119,11 +118,10 @@ pub struct TokenHintRequest {
         (status = 503, response = Unavailable),
     )
 )]
-pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, form: FormBody) -> Handled {
+pub async fn revoke(state: web::Data<AppState>, client: Client, form: FormBody) -> Handled {
     let input: TokenHintRequest = form.parse()?;
     let token = required(input.token, "token")?;
-    let client = client_ip(&req, &state.settings.http.trusted_proxies);
-    oauth::revoke(&state, &token, client_info(&req, client)).await?;
+    oauth::revoke(&state, &token, client.info()).await?;
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
     Ok(response.finish())
@@ -146,8 +144,8 @@ impl FromRequest for ResourceServer {
                 return Err(ApiError::Internal(anyhow::anyhow!("no app state")));
             };
             let authenticated = authorized(&req, state);
-            let client = client_ip(&req, &state.settings.http.trusted_proxies);
-            rate_limits::resource_server(state, client, authenticated).await?;
+            let client = Client::of(&req, &state.settings.http.trusted_proxies);
+            rate_limits::resource_server(state, client.ip, authenticated).await?;
             if authenticated {
                 return Ok(Self);
             }

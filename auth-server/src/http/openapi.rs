@@ -15,7 +15,7 @@ use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, Conflict, ErrorResponse, Forbidden, NotFound,
     PayloadTooLarge, RateLimited, Unauthorized, Unavailable, Unprocessable,
 };
-use super::{account, admin, handlers, oauth};
+use super::{account, admin, health, keys, oauth, sessions, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,13 +28,13 @@ use super::{account, admin, handlers, oauth};
             `{\"error\", \"error_description\"}` with `Content-Type: application/json`."
     ),
     paths(
-        handlers::register,
-        handlers::login,
-        handlers::refresh,
-        handlers::logout,
-        handlers::logout_all,
-        handlers::list_sessions,
-        handlers::delete_session,
+        account::register,
+        tokens::login,
+        tokens::refresh,
+        sessions::logout,
+        sessions::logout_all,
+        sessions::list_sessions,
+        sessions::delete_session,
         account::change_password,
         account::forgot_password,
         account::reset_password,
@@ -48,13 +48,13 @@ use super::{account, admin, handlers, oauth};
         admin::set_roles,
         admin::delete_user,
         admin::audit,
-        handlers::jwks,
+        keys::jwks,
         oauth::metadata,
         oauth::token,
         oauth::revoke,
         oauth::introspect,
-        handlers::healthz,
-        handlers::readyz,
+        health::healthz,
+        health::readyz,
         openapi_json,
     ),
     components(schemas(ErrorResponse), responses(

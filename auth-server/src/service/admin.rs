@@ -3,12 +3,11 @@
 //! audit event ([`crate::db::admin`]); revocations wake the feed's long
 //! polls so the APIs learn of them at once.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::paging::{self, Cursor, Page};
 use crate::accounts::email::Email;
 pub use crate::db::admin::RolesChange;
 use crate::db::admin::{self, Actor, Outcome};
@@ -66,53 +65,49 @@ impl<'a> Context<'a> {
     }
 }
 
-pub struct UserPage {
-    pub users: Vec<User>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<String>,
+/// Where a page of users resumes: after this e-mail (users are listed in
+/// e-mail order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterEmail(pub String);
+
+/// The user list's cursor: the last e-mail.
+impl Cursor for AfterEmail {
+    const MAX_ENCODED_LEN: usize = 400;
+
+    fn to_text(&self) -> String {
+        self.0.clone()
+    }
+
+    fn from_text(email: &str) -> Option<Self> {
+        // A NUL would reach PostgreSQL, which refuses it in text: no cursor
+        // we gave holds a control character.
+        let plausible = !email.is_empty()
+            && email.len() <= 254
+            && email == email.to_lowercase()
+            && !email.chars().any(char::is_control);
+        plausible.then(|| Self(email.to_owned()))
+    }
 }
 
 /// Users whose e-mail holds `query` (case-insensitive), in e-mail order,
-/// from `cursor` (a [`decode_user_cursor`]d e-mail) on.
+/// after `cursor`.
 pub async fn list_users(
     database: &Database,
     query: Option<String>,
-    cursor: Option<String>,
+    cursor: Option<AfterEmail>,
     limit: i64,
-) -> Result<UserPage, ServiceError> {
+) -> Result<Page<User>, ServiceError> {
     let query = query
         .map(|q| q.trim().to_lowercase())
         .filter(|q| !q.is_empty());
-    let mut users = database
-        .run(move |conn| admin::list_users(conn, query.as_deref(), cursor.as_deref(), limit + 1))
+    let rows = paging::rows_to_fetch(limit);
+    let users = database
+        .run(move |conn| {
+            let after = cursor.map(|AfterEmail(email)| email);
+            admin::list_users(conn, query.as_deref(), after.as_deref(), rows)
+        })
         .await?;
-    let more = users.len() as i64 > limit;
-    users.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = more
-        .then(|| users.last().map(|u| encode_user_cursor(&u.email)))
-        .flatten();
-    Ok(UserPage { users, next })
-}
-
-/// The opaque cursor of the user list: base64url of the last e-mail.
-pub fn encode_user_cursor(email: &str) -> String {
-    URL_SAFE_NO_PAD.encode(email)
-}
-
-/// `None` for anything [`encode_user_cursor`] did not make.
-pub fn decode_user_cursor(cursor: &str) -> Option<String> {
-    if cursor.len() > 400 {
-        return None;
-    }
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let email = String::from_utf8(raw).ok()?;
-    // A NUL would reach PostgreSQL, which refuses it in text: no cursor we
-    // gave holds a control character.
-    let plausible = !email.is_empty()
-        && email.len() <= 254
-        && email == email.to_lowercase()
-        && !email.chars().any(char::is_control);
-    plausible.then_some(email)
+    Ok(paging::page(users, limit, |u| AfterEmail(u.email.clone())))
 }
 
 /// The user and its live sessions.
@@ -204,11 +199,6 @@ pub async fn id_by_email(database: &Database, email: Email) -> Result<Uuid, Serv
         .ok_or(ServiceError::NotFound("user"))
 }
 
-pub struct EventPage {
-    pub events: Vec<AuditEvent>,
-    pub next: Option<Position>,
-}
-
 /// The audit trail, newest first, about one user or of one type if asked.
 pub async fn audit(
     database: &Database,
@@ -216,16 +206,12 @@ pub async fn audit(
     event_type: Option<EventType>,
     cursor: Option<Position>,
     limit: i64,
-) -> Result<EventPage, ServiceError> {
-    let mut events = database
-        .run(move |conn| db::audit::query(conn, user_id, event_type, cursor, limit + 1))
+) -> Result<Page<AuditEvent>, ServiceError> {
+    let rows = paging::rows_to_fetch(limit);
+    let events = database
+        .run(move |conn| db::audit::query(conn, user_id, event_type, cursor, rows))
         .await?;
-    let more = events.len() as i64 > limit;
-    events.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = more
-        .then(|| events.last().map(|e| Position { at: e.at, id: e.id }))
-        .flatten();
-    Ok(EventPage { events, next })
+    Ok(paging::page(events, limit, AuditEvent::position))
 }
 
 /// The roles as given, if each matches `^[a-z0-9_:-]{1,64}$` and there are
@@ -269,6 +255,9 @@ fn done<T>(outcome: Outcome<T>) -> Result<T, ServiceError> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]
@@ -284,10 +273,12 @@ mod tests {
 
     #[test]
     fn user_cursors_round_trip_and_junk_is_refused() {
-        let cursor = encode_user_cursor("a@example.com");
+        let cursor = paging::encode(&AfterEmail("a@example.com".to_owned()));
+        // The form clients already hold.
+        assert_eq!(cursor, URL_SAFE_NO_PAD.encode("a@example.com"));
         assert_eq!(
-            decode_user_cursor(&cursor).as_deref(),
-            Some("a@example.com")
+            paging::decode(&cursor),
+            Some(AfterEmail("a@example.com".to_owned()))
         );
         for junk in [
             "",
@@ -296,7 +287,7 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("a\0@b"),
             &"a".repeat(500),
         ] {
-            assert_eq!(decode_user_cursor(junk), None, "{junk}");
+            assert_eq!(paging::decode::<AfterEmail>(junk), None, "{junk}");
         }
     }
 }

@@ -1,23 +1,16 @@
 //! A user's own security events, newest first, a page at a time.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::paging::{self, Cursor, Page};
 use crate::db::Database;
 use crate::db::audit::{self, AuditEvent, Position};
 
 /// Events per page unless asked otherwise, and the most one may ask for.
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
-
-pub struct Page {
-    pub events: Vec<AuditEvent>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<Position>,
-}
 
 /// The user's events from `cursor` on, as the user may see them
 /// ([`as_seen_by`]).
@@ -26,18 +19,12 @@ pub async fn list(
     user_id: Uuid,
     cursor: Option<Position>,
     limit: i64,
-) -> Result<Page, ServiceError> {
-    // One more than asked: whether it exists says whether a next page does.
-    let mut events = database
-        .run(move |conn| audit::for_user(conn, user_id, cursor, limit + 1))
+) -> Result<Page<AuditEvent>, ServiceError> {
+    let rows = paging::rows_to_fetch(limit);
+    let events = database
+        .run(move |conn| audit::for_user(conn, user_id, cursor, rows))
         .await?;
-    let more = events.len() as i64 > limit;
-    events.truncate(usize::try_from(limit).unwrap_or(0));
-    let events: Vec<AuditEvent> = events.into_iter().map(|e| as_seen_by(user_id, e)).collect();
-    let next = more
-        .then(|| events.last().map(|e| Position { at: e.at, id: e.id }))
-        .flatten();
-    Ok(Page { events, next })
+    Ok(paging::page(events, limit, AuditEvent::position).map(|e| as_seen_by(user_id, e)))
 }
 
 /// An event as `user_id` may see it: one that another user (an
@@ -55,32 +42,28 @@ pub fn as_seen_by(user_id: Uuid, event: AuditEvent) -> AuditEvent {
     }
 }
 
-/// The opaque cursor a client passes back: base64url of the last event's
-/// time (microseconds) and id.
-pub fn encode_cursor(position: &Position) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}.{}",
-        position.at.timestamp_micros(),
-        position.id.simple()
-    ))
-}
+/// The cursor of every listing of audit events (the user's, the
+/// administrators'): the last event's time (microseconds) and id.
+impl Cursor for Position {
+    const MAX_ENCODED_LEN: usize = 128;
 
-/// `None` for anything [`encode_cursor`] did not make.
-pub fn decode_cursor(cursor: &str) -> Option<Position> {
-    if cursor.len() > 128 {
-        return None;
+    fn to_text(&self) -> String {
+        format!("{}.{}", self.at.timestamp_micros(), self.id.simple())
     }
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let raw = std::str::from_utf8(&raw).ok()?;
-    let (micros, id) = raw.split_once('.')?;
-    Some(Position {
-        at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id: Uuid::parse_str(id).ok()?,
-    })
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('.')?;
+        Some(Position {
+            at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use chrono::Utc;
 
     use super::*;
@@ -124,7 +107,13 @@ mod tests {
             at: DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap(),
             id: Uuid::new_v4(),
         };
-        assert_eq!(decode_cursor(&encode_cursor(&position)), Some(position));
+        let cursor = paging::encode(&position);
+        // The form clients already hold.
+        assert_eq!(
+            cursor,
+            URL_SAFE_NO_PAD.encode(format!("1780000000123456.{}", position.id.simple()))
+        );
+        assert_eq!(paging::decode(&cursor), Some(position));
         for junk in [
             "",
             "x",
@@ -132,7 +121,7 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("12.not-a-uuid"),
             &"a".repeat(200),
         ] {
-            assert_eq!(decode_cursor(junk), None, "{junk}");
+            assert_eq!(paging::decode::<Position>(junk), None, "{junk}");
         }
     }
 }

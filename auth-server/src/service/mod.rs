@@ -13,6 +13,7 @@ pub mod janitor;
 pub mod login_throttle;
 pub mod mail_worker;
 pub mod oauth;
+pub mod paging;
 pub mod passwords;
 pub mod rate_limits;
 pub mod refresh;

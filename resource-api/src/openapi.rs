@@ -8,11 +8,13 @@
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
+use shared_claims::error::ErrorBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::handlers;
-use crate::responses::{ErrorResponse, Forbidden, Unauthorized, Unavailable};
+use crate::responses::{Forbidden, Unauthorized, Unavailable};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,10 +32,10 @@ use crate::responses::{ErrorResponse, Forbidden, Unauthorized, Unavailable};
         openapi_json,
     ),
     components(
-        schemas(ErrorResponse),
+        schemas(ErrorBody),
         responses(Unauthorized, Forbidden, Unavailable)
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ErrorFields),
     tags(
         (name = "api", description = "What an access token opens"),
         (name = "operations", description = "Health, readiness and this document"),
@@ -60,6 +62,34 @@ impl Modify for SecuritySchemes {
                         .build(),
                 ),
             );
+    }
+}
+
+/// The error body's schema is the one the auth server publishes, whose
+/// field descriptions speak of its codes and its `422`; this API's document
+/// names the codes it sends itself.
+struct ErrorFields;
+
+impl Modify for ErrorFields {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = openapi
+            .components
+            .as_mut()
+            .and_then(|components| components.schemas.get_mut("Error"));
+        let Some(RefOr::T(Schema::Object(error))) = error else {
+            return;
+        };
+        for (field, description) in [
+            (
+                "error",
+                "`invalid_token`, `insufficient_scope`, `unavailable`, …",
+            ),
+            ("error_description", "Text for a person."),
+        ] {
+            if let Some(RefOr::T(Schema::Object(property))) = error.properties.get_mut(field) {
+                property.description = Some(description.to_owned());
+            }
+        }
     }
 }
 

@@ -5,12 +5,14 @@
 //! logged here and never sent to the client. Every answer has the contract's body:
 //! `{"error": "<code>", "error_description": "<text>"}`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use shared_claims::challenge::{ErrorBody, bearer_challenge};
+use shared_claims::challenge::bearer_challenge;
+use shared_claims::error::{ErrorBody, ErrorCode};
 
 use crate::service::ServiceError;
 
@@ -98,70 +100,119 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    /// The one table of what each failure is on the wire: its status, its
+    /// code and what the client is told.
+    fn wire(&self) -> (StatusCode, ErrorCode, Cow<'_, str>) {
+        use ErrorCode as Code;
+        use StatusCode as Status;
         match self {
-            Self::InvalidRequest { .. }
-            | Self::UnsupportedMediaType
-            | Self::RequestTimeout
-            | Self::MethodNotAllowed => "invalid_request",
-            Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
-            Self::InvalidGrant(_) | Self::GrantRefused(_) | Self::InvalidEmailToken(_) => {
-                "invalid_grant"
+            Self::InvalidRequest {
+                status,
+                description,
+            } => (*status, Code::InvalidRequest, description.into()),
+            Self::InvalidCredentials => (
+                Status::UNAUTHORIZED,
+                Code::InvalidCredentials,
+                "the email or password is incorrect".into(),
+            ),
+            Self::WrongCurrentPassword => (
+                Status::FORBIDDEN,
+                Code::InvalidCredentials,
+                "current_password: the password is incorrect".into(),
+            ),
+            Self::InvalidGrant(why) => (Status::UNAUTHORIZED, Code::InvalidGrant, (*why).into()),
+            Self::GrantRefused(why) | Self::InvalidEmailToken(why) => {
+                (Status::BAD_REQUEST, Code::InvalidGrant, (*why).into())
             }
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::EmailNotVerified => "email_not_verified",
-            Self::AlreadyVerified => "already_verified",
-            Self::AccountDisabled => "account_disabled",
-            Self::LastAdmin => "last_admin",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::InvalidToken { .. } => "invalid_token",
-            Self::ForbiddenOrigin => "forbidden_origin",
-            Self::NotFound(_) => "not_found",
-            Self::EmailTaken => "email_taken",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable { .. } => "unavailable",
-            Self::Internal(_) => "server_error",
+            Self::UnsupportedGrantType => (
+                Status::BAD_REQUEST,
+                Code::UnsupportedGrantType,
+                "grant_type: only refresh_token is supported here".into(),
+            ),
+            Self::EmailNotVerified => (
+                Status::FORBIDDEN,
+                Code::EmailNotVerified,
+                "the e-mail address is not verified yet: open the link we sent to it".into(),
+            ),
+            Self::AlreadyVerified => (
+                Status::CONFLICT,
+                Code::AlreadyVerified,
+                "the e-mail address is already verified".into(),
+            ),
+            Self::AccountDisabled => (
+                Status::FORBIDDEN,
+                Code::AccountDisabled,
+                "the account is disabled".into(),
+            ),
+            Self::LastAdmin => (
+                Status::CONFLICT,
+                Code::LastAdmin,
+                "the last enabled administrator cannot be disabled, deleted or lose `admin`".into(),
+            ),
+            Self::InsufficientScope => (
+                Status::FORBIDDEN,
+                Code::InsufficientScope,
+                "this endpoint needs the `admin` role".into(),
+            ),
+            Self::InvalidToken { description, .. } => {
+                (Status::UNAUTHORIZED, Code::InvalidToken, description.into())
+            }
+            Self::ForbiddenOrigin => (
+                Status::FORBIDDEN,
+                Code::ForbiddenOrigin,
+                "requests from this origin are not allowed".into(),
+            ),
+            Self::NotFound(what) => (
+                Status::NOT_FOUND,
+                Code::NotFound,
+                format!("{what} not found").into(),
+            ),
+            Self::MethodNotAllowed => (
+                Status::METHOD_NOT_ALLOWED,
+                Code::InvalidRequest,
+                "method not allowed on this resource".into(),
+            ),
+            Self::EmailTaken => (
+                Status::CONFLICT,
+                Code::EmailTaken,
+                "email: an account with this email already exists".into(),
+            ),
+            Self::PayloadTooLarge => (
+                Status::PAYLOAD_TOO_LARGE,
+                Code::PayloadTooLarge,
+                "the request body is larger than 64 KiB".into(),
+            ),
+            Self::RequestTimeout => (
+                Status::REQUEST_TIMEOUT,
+                Code::InvalidRequest,
+                "the request body was not received in time".into(),
+            ),
+            Self::UnsupportedMediaType => (
+                Status::UNSUPPORTED_MEDIA_TYPE,
+                Code::InvalidRequest,
+                "the request body must be JSON (Content-Type: application/json)".into(),
+            ),
+            Self::RateLimited { .. } => (
+                Status::TOO_MANY_REQUESTS,
+                Code::RateLimited,
+                "too many requests; retry later".into(),
+            ),
+            Self::Unavailable { .. } => (
+                Status::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                "the service is temporarily unavailable; retry later".into(),
+            ),
+            Self::Internal(_) => (
+                Status::INTERNAL_SERVER_ERROR,
+                Code::ServerError,
+                "an internal error occurred".into(),
+            ),
         }
     }
 
-    fn description(&self) -> String {
-        match self {
-            Self::InvalidRequest { description, .. } => description.clone(),
-            Self::InvalidCredentials => "the email or password is incorrect".to_owned(),
-            Self::WrongCurrentPassword => "current_password: the password is incorrect".to_owned(),
-            Self::InvalidGrant(why) | Self::GrantRefused(why) | Self::InvalidEmailToken(why) => {
-                (*why).to_owned()
-            }
-            Self::UnsupportedGrantType => {
-                "grant_type: only refresh_token is supported here".to_owned()
-            }
-            Self::EmailNotVerified => {
-                "the e-mail address is not verified yet: open the link we sent to it".to_owned()
-            }
-            Self::AlreadyVerified => "the e-mail address is already verified".to_owned(),
-            Self::AccountDisabled => "the account is disabled".to_owned(),
-            Self::LastAdmin => {
-                "the last enabled administrator cannot be disabled, deleted or lose `admin`"
-                    .to_owned()
-            }
-            Self::InsufficientScope => "this endpoint needs the `admin` role".to_owned(),
-            Self::InvalidToken { description, .. } => description.clone(),
-            Self::ForbiddenOrigin => "requests from this origin are not allowed".to_owned(),
-            Self::NotFound(what) => format!("{what} not found"),
-            Self::MethodNotAllowed => "method not allowed on this resource".to_owned(),
-            Self::EmailTaken => "email: an account with this email already exists".to_owned(),
-            Self::PayloadTooLarge => "the request body is larger than 64 KiB".to_owned(),
-            Self::RequestTimeout => "the request body was not received in time".to_owned(),
-            Self::UnsupportedMediaType => {
-                "the request body must be JSON (Content-Type: application/json)".to_owned()
-            }
-            Self::RateLimited { .. } => "too many requests; retry later".to_owned(),
-            Self::Unavailable { .. } => {
-                "the service is temporarily unavailable; retry later".to_owned()
-            }
-            Self::Internal(_) => "an internal error occurred".to_owned(),
-        }
+    /// The contract's error code.
+    pub fn code(&self) -> ErrorCode {
+        self.wire().1
     }
 }
 
@@ -169,36 +220,14 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // What tracing-actix-web records for a failed request: the code and
         // our own description, never request data.
-        write!(f, "{}: {}", self.code(), self.description())
+        let (_, code, description) = self.wire();
+        write!(f, "{code}: {description}")
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest { status, .. } => *status,
-            Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::ForbiddenOrigin
-            | Self::WrongCurrentPassword
-            | Self::EmailNotVerified
-            | Self::AccountDisabled
-            | Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::InvalidEmailToken(_) | Self::GrantRefused(_) | Self::UnsupportedGrantType => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::AlreadyVerified | Self::LastAdmin => StatusCode::CONFLICT,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.wire().0
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -207,7 +236,8 @@ impl ResponseError for ApiError {
             Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
             _ => {}
         }
-        let mut response = HttpResponse::build(self.status_code());
+        let (status, code, description) = self.wire();
+        let mut response = HttpResponse::build(status);
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         match self {
             Self::RateLimited { retry_after_secs }
@@ -216,26 +246,22 @@ impl ResponseError for ApiError {
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            Self::InvalidToken {
-                description,
-                token_sent,
-            } => {
+            Self::InvalidToken { token_sent, .. } => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
-                    www_authenticate(description, *token_sent),
+                    bearer_challenge(REALM, token_sent.then_some((code, &*description))),
                 ));
             }
             Self::InsufficientScope => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
-                    bearer_challenge(REALM, Some(("insufficient_scope", &self.description()))),
+                    bearer_challenge(REALM, Some((code, &*description))),
                 ));
             }
             _ => {}
         }
-        let description = self.description();
         response.json(ErrorBody {
-            error: self.code(),
+            error: code,
             error_description: &description,
         })
     }
@@ -243,10 +269,6 @@ impl ResponseError for ApiError {
 
 /// The auth server's own Bearer endpoints answer as the resource APIs do.
 const REALM: &str = "auth-server";
-
-fn www_authenticate(description: &str, token_sent: bool) -> String {
-    bearer_challenge(REALM, token_sent.then_some(("invalid_token", description)))
-}
 
 impl ApiError {
     /// A service failure on the token endpoint (RFC 6749 §5.2): a refused

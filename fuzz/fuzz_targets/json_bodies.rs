@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 fn assert_client_error(error: &auth_server::error::ApiError) {
     let status = error.status_code().as_u16();
     assert!(status == 400 || status == 422, "a client error, not {status}");
-    assert_eq!(error.code(), "invalid_request");
+    assert_eq!(error.code().as_str(), "invalid_request");
 }
 
 fuzz_target!(|data: &[u8]| {

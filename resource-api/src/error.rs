@@ -3,13 +3,14 @@
 //! `/readyz` included), and the API's own `404` and `405`. What a client
 //! reads is our own words; internal causes go to the log only.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use resource_guard::GuardError;
-use shared_claims::challenge::ErrorBody;
+use shared_claims::error::{ErrorBody, ErrorCode};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -25,47 +26,48 @@ impl From<GuardError> for ApiError {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The one table of what each failure is on the wire: its status, its
+    /// code and what the client is told. The guard's refusals are answered
+    /// by the guard, headers included.
+    fn wire(&self) -> (StatusCode, ErrorCode, Cow<'static, str>) {
         match self {
-            Self::Guard(e) => e.code(),
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "invalid_request",
-        }
-    }
-
-    fn description(&self) -> String {
-        match self {
-            Self::Guard(e) => e.description(),
-            Self::NotFound => "resource not found".to_owned(),
-            Self::MethodNotAllowed => "method not allowed on this resource".to_owned(),
+            Self::Guard(e) => (e.status_code(), e.code(), e.description().into()),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "resource not found".into(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::InvalidRequest,
+                "method not allowed on this resource".into(),
+            ),
         }
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code(), self.description())
+        let (_, code, description) = self.wire();
+        write!(f, "{code}: {description}")
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Guard(e) => e.status_code(),
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        }
+        self.wire().0
     }
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Guard(e) = self {
             return e.error_response();
         }
-        HttpResponse::build(self.status_code())
+        let (status, code, description) = self.wire();
+        HttpResponse::build(status)
             .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .json(ErrorBody {
-                error: self.code(),
-                error_description: &self.description(),
+                error: code,
+                error_description: &description,
             })
     }
 }

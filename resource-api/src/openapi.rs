@@ -8,11 +8,12 @@
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
+use shared_claims::error::ErrorBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::handlers;
-use crate::responses::{ErrorResponse, Forbidden, Unauthorized, Unavailable};
+use crate::responses::{Forbidden, Unauthorized, Unavailable};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,7 +31,7 @@ use crate::responses::{ErrorResponse, Forbidden, Unauthorized, Unavailable};
         openapi_json,
     ),
     components(
-        schemas(ErrorResponse),
+        schemas(ErrorBody),
         responses(Unauthorized, Forbidden, Unavailable)
     ),
     modifiers(&SecuritySchemes),

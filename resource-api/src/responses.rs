@@ -1,38 +1,29 @@
-//! The refusals every endpoint may answer with: the contract's error body
-//! and the reusable error responses of the OpenAPI document. Apart from
+//! The refusals every endpoint may answer with: the reusable error
+//! responses of the OpenAPI document, each the contract's error body
+//! (`shared_claims::error::ErrorBody`, the schema `Error`). Apart from
 //! `openapi.rs`, which gathers the handlers, so that the handlers and the
 //! document do not import each other.
 
-use serde::Serialize;
-use utoipa::{ToResponse, ToSchema};
-
-/// The contract's error body, everywhere.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorResponse {
-    /// `invalid_token`, `insufficient_scope`, `unavailable`, …
-    pub error: String,
-    /// Text for a person.
-    pub error_description: String,
-}
+use shared_claims::error::ErrorBody;
+use utoipa::ToResponse;
 
 #[derive(ToResponse)]
 #[response(
     description = "No token, or a token that is malformed, badly signed, expired, for another audience or issuer, of a revoked session (a disabled or deleted user's included), or issued before a change of its user's roles (`invalid_token`)",
     headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\"`, with `error=\"invalid_token\"` when a token was sent"))
 )]
-pub struct Unauthorized(pub ErrorResponse);
+pub struct Unauthorized(pub ErrorBody<'static>);
 
 #[derive(ToResponse)]
 #[response(
     description = "The token lacks a role (`insufficient_scope`)",
     headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\", error=\"insufficient_scope\"`"))
 )]
-pub struct Forbidden(pub ErrorResponse);
+pub struct Forbidden(pub ErrorBody<'static>);
 
 #[derive(ToResponse)]
 #[response(
     description = "Keys not loaded, or revocation state stale past `REVOCATION_MAX_STALENESS` (`unavailable`): the API fails closed",
     headers(("Retry-After" = String, description = "Seconds to wait"))
 )]
-pub struct Unavailable(pub ErrorResponse);
+pub struct Unavailable(pub ErrorBody<'static>);

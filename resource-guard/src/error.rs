@@ -3,11 +3,13 @@
 //! client reads is our own words: causes from inside (errors from the auth
 //! server, how stale the state is) go to the log only.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use shared_claims::TokenError;
-use shared_claims::challenge::{ErrorBody, bearer_challenge};
+use shared_claims::challenge::bearer_challenge;
+use shared_claims::error::{ErrorBody, ErrorCode};
 
 /// Why the guard cannot decide, in words that give nothing away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,50 +72,54 @@ impl GuardError {
         Self { refusal, realm }
     }
 
-    /// The contract's error code.
-    pub fn code(&self) -> &'static str {
-        match self.refusal {
-            Refusal::MissingToken | Refusal::NotBearer | Refusal::InvalidToken(_) => {
-                "invalid_token"
+    /// The one table of what each refusal is on the wire: its status, its
+    /// code and what the client is told.
+    fn wire(&self) -> (u16, ErrorCode, Cow<'static, str>) {
+        match &self.refusal {
+            Refusal::MissingToken => (401, ErrorCode::InvalidToken, "missing bearer token".into()),
+            Refusal::NotBearer => (
+                401,
+                ErrorCode::InvalidToken,
+                "the Authorization header is not a Bearer token".into(),
+            ),
+            Refusal::InvalidToken(e) => (401, ErrorCode::InvalidToken, e.to_string().into()),
+            Refusal::InsufficientScope { role } => (
+                403,
+                ErrorCode::InsufficientScope,
+                format!("this resource requires the `{role}` role").into(),
+            ),
+            Refusal::Unavailable { reason, .. } => {
+                (503, ErrorCode::Unavailable, reason.words().into())
             }
-            Refusal::InsufficientScope { .. } => "insufficient_scope",
-            Refusal::Unavailable { .. } => "unavailable",
         }
+    }
+
+    /// The contract's error code.
+    pub fn code(&self) -> ErrorCode {
+        self.wire().1
     }
 
     /// What the client is told.
     pub fn description(&self) -> String {
-        match &self.refusal {
-            Refusal::MissingToken => "missing bearer token".to_owned(),
-            Refusal::NotBearer => "the Authorization header is not a Bearer token".to_owned(),
-            Refusal::InvalidToken(e) => e.to_string(),
-            Refusal::InsufficientScope { role } => {
-                format!("this resource requires the `{role}` role")
-            }
-            Refusal::Unavailable { reason, .. } => reason.words().to_owned(),
-        }
+        self.wire().2.into_owned()
     }
 
     pub fn status(&self) -> u16 {
-        match self.refusal {
-            Refusal::MissingToken | Refusal::NotBearer | Refusal::InvalidToken(_) => 401,
-            Refusal::InsufficientScope { .. } => 403,
-            Refusal::Unavailable { .. } => 503,
-        }
+        self.wire().0
     }
 
     /// The HTTP answer: RFC 6750 challenges (`error="invalid_token"` only
     /// when a token was sent), `Retry-After: 1` on `503`, never cached.
     /// Logs the cause of a `503`, which the answer does not carry.
     pub fn answer(&self) -> Answer {
-        let description = self.description();
+        let (status, code, description) = self.wire();
         let mut headers = vec![("cache-control", "no-store".to_owned())];
         match &self.refusal {
             Refusal::MissingToken => {
                 headers.push(("www-authenticate", bearer_challenge(&self.realm, None)));
             }
             Refusal::NotBearer | Refusal::InvalidToken(_) | Refusal::InsufficientScope { .. } => {
-                let error = Some((self.code(), description.as_str()));
+                let error = Some((code, &*description));
                 headers.push(("www-authenticate", bearer_challenge(&self.realm, error)));
             }
             Refusal::Unavailable { detail, .. } => {
@@ -122,13 +128,13 @@ impl GuardError {
             }
         }
         let body = serde_json::to_string(&ErrorBody {
-            error: self.code(),
+            error: code,
             error_description: &description,
         })
         // Two strings always serialise; the fallback only keeps us panic-free.
-        .unwrap_or_else(|_| format!(r#"{{"error":"{}"}}"#, self.code()));
+        .unwrap_or_else(|_| format!(r#"{{"error":"{code}"}}"#));
         Answer {
-            status: self.status(),
+            status,
             headers,
             body,
         }
@@ -137,7 +143,8 @@ impl GuardError {
 
 impl fmt::Display for GuardError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code(), self.description())
+        let (_, code, description) = self.wire();
+        write!(f, "{code}: {description}")
     }
 }
 

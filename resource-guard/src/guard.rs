@@ -383,7 +383,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.refusal, Refusal::NotBearer);
         assert_eq!(refused.status(), 401);
-        assert_eq!(refused.code(), "invalid_token");
+        assert_eq!(refused.code().as_str(), "invalid_token");
     }
 
     /// The fail-closed rule: a valid token is refused with `503` until the

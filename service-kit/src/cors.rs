@@ -8,7 +8,7 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse};
-use shared_claims::challenge::ErrorBody;
+use shared_claims::error::{ErrorBody, ErrorCode};
 
 /// The origins of `ALLOWED_ORIGINS`, lower case as configuration parsing
 /// leaves them.
@@ -72,13 +72,13 @@ pub async fn refused_preflight_as_error(
     let (status, error, error_description) = if origin_allowed {
         (
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "the preflight asks for a method or header that is not allowed",
         )
     } else {
         (
             StatusCode::FORBIDDEN,
-            "forbidden_origin",
+            ErrorCode::ForbiddenOrigin,
             "requests from this origin are not allowed",
         )
     };

@@ -1,24 +1,16 @@
-//! The error body and the RFC 6750 `WWW-Authenticate` challenge, identical on
-//! every service.
+//! The RFC 6750 `WWW-Authenticate` challenge, identical on every service.
 
-use serde::Serialize;
-
-/// `{"error": "<code>", "error_description": "<text>"}`.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: &'a str,
-    pub error_description: &'a str,
-}
+use crate::error::ErrorCode;
 
 /// `Bearer realm="…"`, with `error` and `error_description` when a token was
 /// sent and refused (RFC 6750 §3).
-pub fn bearer_challenge(realm: &str, error: Option<(&str, &str)>) -> String {
+pub fn bearer_challenge(realm: &str, error: Option<(ErrorCode, &str)>) -> String {
     match error {
         None => format!(r#"Bearer realm="{}""#, quoted(realm)),
         Some((code, description)) => format!(
             r#"Bearer realm="{}", error="{}", error_description="{}""#,
             quoted(realm),
-            quoted(code),
+            code.as_str(),
             quoted(description)
         ),
     }
@@ -43,7 +35,7 @@ mod tests {
         assert_eq!(
             bearer_challenge(
                 "api",
-                Some(("invalid_token", "the access token has expired"))
+                Some((ErrorCode::InvalidToken, "the access token has expired"))
             ),
             r#"Bearer realm="api", error="invalid_token", error_description="the access token has expired""#
         );

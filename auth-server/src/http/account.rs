@@ -110,7 +110,7 @@ pub async fn register(state: web::Data<AppState>, client: Client, body: JsonBody
         (status = 204, description = "Changed"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`invalid_credentials`: the current password is wrong (not 401, which clients read as \"refresh and retry\"; counted in the failed-login throttle and recorded as `login_failed`, as at login); or `forbidden_origin`", body = super::responses::ErrorResponse),
+        (status = 403, description = "`invalid_credentials`: the current password is wrong (not 401, which clients read as \"refresh and retry\"; counted in the failed-login throttle and recorded as `login_failed`, as at login); or `forbidden_origin`", body = super::responses::ErrorBody),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
@@ -180,7 +180,7 @@ pub async fn forgot_password(
     request_body = ResetPasswordRequest,
     responses(
         (status = 204, description = "The password is reset"),
-        (status = 400, description = "`invalid_grant` (unknown, expired or used token) or `invalid_request`", body = super::responses::ErrorResponse),
+        (status = 400, description = "`invalid_grant` (unknown, expired or used token) or `invalid_request`", body = super::responses::ErrorBody),
         (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
@@ -209,7 +209,7 @@ pub async fn reset_password(state: web::Data<AppState>, client: Client, body: Js
     request_body = VerifyEmailRequest,
     responses(
         (status = 204, description = "The address is verified"),
-        (status = 400, description = "`invalid_grant` (unknown, expired or used token) or `invalid_request`", body = super::responses::ErrorResponse),
+        (status = 400, description = "`invalid_grant` (unknown, expired or used token) or `invalid_request`", body = super::responses::ErrorBody),
         (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),

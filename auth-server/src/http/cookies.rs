@@ -82,7 +82,7 @@ mod tests {
             &[&b"refresh_token=a; caf\xe9=1"[..], &b"refresh_token=a"[..]][..],
         ] {
             let error = cookies(lines).unwrap_err();
-            assert_eq!(error.code(), "invalid_request");
+            assert_eq!(error.code().as_str(), "invalid_request");
         }
     }
 }

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::responses::{
-    AdminConflict, AdminForbidden, BadRequest, Conflict, ErrorResponse, Forbidden, NotFound,
+    AdminConflict, AdminForbidden, BadRequest, Conflict, ErrorBody, Forbidden, NotFound,
     PayloadTooLarge, RateLimited, Unauthorized, Unavailable, Unprocessable,
 };
 use super::{account, admin, health, keys, oauth, sessions, tokens};
@@ -57,7 +57,7 @@ use super::{account, admin, health, keys, oauth, sessions, tokens};
         health::readyz,
         openapi_json,
     ),
-    components(schemas(ErrorResponse), responses(
+    components(schemas(ErrorBody), responses(
         BadRequest,
         Unauthorized,
         Forbidden,

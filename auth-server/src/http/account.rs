@@ -12,7 +12,7 @@ use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::Client;
-use super::delivery::no_store;
+use super::delivery::{no_content, no_store};
 use super::input::{
     ChangePasswordRequest, ForgotPasswordRequest, RegisterRequest, ResetPasswordRequest,
     VerifyEmailRequest, check_password, check_password_field, page_cursor, page_limit, parse_email,
@@ -25,12 +25,6 @@ use super::timestamp::rfc3339;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::{accounts, events, passwords, verification};
 use crate::state::AppState;
-
-fn no_content() -> HttpResponse {
-    let mut response = HttpResponse::NoContent();
-    no_store(&mut response);
-    response.finish()
-}
 
 fn accepted() -> HttpResponse {
     let mut response = HttpResponse::Accepted();

@@ -15,7 +15,7 @@ use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::Client;
-use super::delivery::no_store;
+use super::delivery::{no_content, no_store};
 use super::input::{page_cursor, page_limit};
 use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, NotFound, PayloadTooLarge, Unauthorized,
@@ -198,12 +198,6 @@ fn ok_json(value: impl Serialize) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
     response.json(value)
-}
-
-fn no_content() -> HttpResponse {
-    let mut response = HttpResponse::NoContent();
-    no_store(&mut response);
-    response.finish()
 }
 
 /// `limit`: 1 to 100, 20 when absent; anything else is a `422`.

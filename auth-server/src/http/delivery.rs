@@ -86,6 +86,13 @@ pub fn removal_cookie(secure: bool) -> Cookie<'static> {
     cookie
 }
 
+/// `204`, not to be cached.
+pub fn no_content() -> actix_web::HttpResponse {
+    let mut response = actix_web::HttpResponse::NoContent();
+    no_store(&mut response);
+    response.finish()
+}
+
 pub fn no_store(response: &mut actix_web::HttpResponseBuilder) {
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     response.insert_header((header::PRAGMA, "no-cache"));

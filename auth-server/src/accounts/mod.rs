@@ -3,5 +3,3 @@
 //! change) is [`crate::service::accounts`] and [`crate::service::passwords`].
 
 pub mod email;
-
-pub use email::Email;

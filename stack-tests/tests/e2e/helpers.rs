@@ -454,17 +454,28 @@ impl Stack {
         self.api("/api/me", Some(token)).await.status()
     }
 
-    pub async fn kid(&self) -> String {
-        let jwks: Value = self
-            .client
-            .get(format!("{}/.well-known/jwks.json", self.auth_url))
+    /// The body of a `GET` as JSON, whatever its status.
+    pub async fn get_json(&self, url: String) -> Value {
+        self.client
+            .get(url)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
+            .unwrap()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.get_json(format!("{}/.well-known/jwks.json", self.auth_url))
+            .await
+    }
+
+    pub async fn kid(&self) -> String {
+        self.jwks().await["keys"][0]["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 

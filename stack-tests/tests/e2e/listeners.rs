@@ -22,15 +22,7 @@ async fn health_and_unknown_routes() {
             .status(),
         StatusCode::OK
     );
-    let ready: serde_json::Value = stack
-        .client
-        .get(format!("{}/readyz", stack.api_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = stack.get_json(format!("{}/readyz", stack.api_url)).await;
     assert_eq!(
         ready,
         serde_json::json!({ "status": "ready" }),

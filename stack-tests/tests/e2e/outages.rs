@@ -90,15 +90,7 @@ async fn failing_open_keeps_serving_and_reports_degraded() {
     control.stop_auth().await;
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     assert_eq!(stack.me_status(&login.access_token).await, StatusCode::OK);
-    let ready: Value = stack
-        .client
-        .get(format!("{}/readyz", stack.api_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = stack.get_json(format!("{}/readyz", stack.api_url)).await;
     assert_eq!(
         ready,
         serde_json::json!({ "status": "degraded", "reason": "revocation state is stale" }),
@@ -201,15 +193,7 @@ async fn a_rotation_with_the_old_key_retired_keeps_its_tokens_valid() {
     control.start_auth().await;
 
     let after = stack.login_as(&before.email).await;
-    let jwks: Value = stack
-        .client
-        .get(format!("{}/.well-known/jwks.json", stack.auth_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = stack.jwks().await;
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         2,

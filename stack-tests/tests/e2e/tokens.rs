@@ -101,15 +101,7 @@ async fn alg_none_is_refused() {
 async fn hs256_signed_with_the_public_key_is_refused() {
     let stack = spawn_stack().await;
     let token = stack.login().await.access_token;
-    let jwks: Value = stack
-        .client
-        .get(format!("{}/.well-known/jwks.json", stack.auth_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = stack.jwks().await;
     let jwk = &jwks["keys"][0];
     let public_key = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
     let mut header = Header::new(Algorithm::HS256);

@@ -25,8 +25,8 @@
 //! let guard = Guard::start(GuardSettings::from_env()?)?;
 //! // For each request, with the token of its `Authorization: Bearer` header:
 //! match guard.authenticate(Some("eyJ…")) {
-//!     Ok(user) => println!("user {} in session {}", user.user_id(), user.session_id()),
-//!     Err(refused) => println!("{} {}", refused.status(), refused.answer().body),
+//!     Ok(user) => tracing::info!(user = %user.user_id(), session = %user.session_id(), "allowed"),
+//!     Err(refused) => tracing::info!(status = refused.status(), "refused"),
 //! }
 //! # Ok(())
 //! # }

@@ -35,6 +35,9 @@ fn fixture() -> &'static Fixture {
             email_verified: true,
             roles: vec!["admin".into()],
             rv: Some(3),
+            amr: Vec::new(),
+            acr: None,
+            auth_time: None,
         };
         Fixture {
             validator: Validator::new(ValidationRules { issuer: "iss".into(), audience: "aud".into(), leeway: Duration::from_secs(5) }),

@@ -89,6 +89,9 @@ mod tests {
             email_verified: false,
             roles: vec![],
             rv: None,
+            amr: Vec::new(),
+            acr: None,
+            auth_time: None,
         }
     }
 

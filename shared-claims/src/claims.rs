@@ -6,7 +6,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// The claims of an access token, with RFC 9068 names.
 ///
-/// Every field but `rv` is required: a token missing any of them fails to
+/// Every field but `rv`, `amr`, `acr` and `auth_time` (which tokens
+/// signed before they existed lack) is required: a token missing any of them fails to
 /// deserialize and is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -30,6 +31,18 @@ pub struct AccessClaims {
     /// tokens signed before it existed still parse (as version 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rv: Option<i64>,
+    /// How the user proved who they are (RFC 8176 values, see
+    /// [`crate::assurance::method`]). Empty in tokens from before second
+    /// factors existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// `aal1` or `aal2` ([`crate::assurance::Aal`]); absent means `aal1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// When the user last proved a factor in this session (Unix seconds);
+    /// absent means never recent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl AccessClaims {

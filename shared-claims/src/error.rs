@@ -26,6 +26,13 @@ pub enum ErrorCode {
     LastAdmin,
     /// A valid token without the role the resource needs (RFC 6750 §3.1).
     InsufficientScope,
+    /// A token whose authentication is too old or too weak for the route
+    /// (RFC 9470): reauthenticate and retry.
+    InsufficientUserAuthentication,
+    /// A correct password for a user with a second factor: the login goes
+    /// on at `/auth/login/mfa`.
+    MfaRequired,
+    AlreadyEnrolled,
     /// A missing, malformed, expired or revoked Bearer token (RFC 6750
     /// §3.1).
     InvalidToken,
@@ -54,6 +61,9 @@ impl ErrorCode {
             Self::AccountDisabled => "account_disabled",
             Self::LastAdmin => "last_admin",
             Self::InsufficientScope => "insufficient_scope",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
+            Self::MfaRequired => "mfa_required",
+            Self::AlreadyEnrolled => "already_enrolled",
             Self::InvalidToken => "invalid_token",
             Self::ForbiddenOrigin => "forbidden_origin",
             Self::NotFound => "not_found",
@@ -89,7 +99,7 @@ pub struct ErrorBody<'a> {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 17] = [
+    const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidCredentials,
         ErrorCode::InvalidGrant,
@@ -99,6 +109,9 @@ mod tests {
         ErrorCode::AccountDisabled,
         ErrorCode::LastAdmin,
         ErrorCode::InsufficientScope,
+        ErrorCode::InsufficientUserAuthentication,
+        ErrorCode::MfaRequired,
+        ErrorCode::AlreadyEnrolled,
         ErrorCode::InvalidToken,
         ErrorCode::ForbiddenOrigin,
         ErrorCode::NotFound,

@@ -10,6 +10,7 @@
 //! I/O; the `openapi` feature makes the error body a `utoipa` schema for the
 //! services that publish an OpenAPI document.
 
+pub mod assurance;
 pub mod challenge;
 mod claims;
 pub mod error;

@@ -201,6 +201,9 @@ pub fn access_claims(
         email_verified: user.email_verified,
         roles: user.roles.clone(),
         rv: Some(user.roles_version),
+        amr: Vec::new(),
+        acr: None,
+        auth_time: None,
     }
 }
 
@@ -295,6 +298,9 @@ mod tests {
             email_verified: false,
             roles: vec![],
             rv: None,
+            amr: Vec::new(),
+            acr: None,
+            auth_time: None,
         };
         let token = key.sign(&claims).unwrap();
         let validator = Validator::new(ValidationRules {
@@ -330,6 +336,9 @@ mod tests {
             email_verified: true,
             roles: vec!["admin".into(), "a \"quoted\" role".into()],
             rv: Some(1),
+            amr: Vec::new(),
+            acr: None,
+            auth_time: None,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
@@ -361,6 +370,9 @@ mod tests {
             email_verified: false,
             roles: vec![],
             rv: None,
+            amr: Vec::new(),
+            acr: None,
+            auth_time: None,
         };
         let old_token = old.sign(&claims).unwrap();
         let old_kid = old.kid().to_owned();

@@ -62,6 +62,17 @@ pub struct Session {
     pub user_agent: Option<String>,
     pub client_ip: Option<String>,
     pub revoked_xid: Option<i64>,
+    /// How the user proved who they are in this session (RFC 8176).
+    pub amr: Vec<String>,
+    /// When a factor was last proven; `None`: at `created_at`.
+    pub auth_time: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// When a factor was last proven in this session.
+    pub fn authenticated_at(&self) -> DateTime<Utc> {
+        self.auth_time.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -93,10 +104,13 @@ pub enum RevocationReason {
     SessionEvicted,
     /// An administrator disabled the user: every session ends.
     UserDisabled,
+    /// An administrator removed the user's second factors: every session
+    /// ends.
+    MfaReset,
 }
 
 impl RevocationReason {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Logout,
         Self::LogoutAll,
         Self::SessionDeleted,
@@ -105,6 +119,7 @@ impl RevocationReason {
         Self::PasswordChanged,
         Self::PasswordReset,
         Self::UserDisabled,
+        Self::MfaReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +132,7 @@ impl RevocationReason {
             Self::PasswordReset => "password_reset",
             Self::SessionEvicted => "session_evicted",
             Self::UserDisabled => "user_disabled",
+            Self::MfaReset => "mfa_reset",
         }
     }
 }

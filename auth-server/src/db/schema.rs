@@ -118,6 +118,42 @@ diesel::table! {
         token_key -> Nullable<Int2>,
         token_expires_at -> Nullable<Timestamptz>,
         consumed_at -> Array<Timestamptz>,
+        amr -> Array<Text>,
+        auth_time -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    totp_factors (user_id) {
+        user_id -> Uuid,
+        secret -> Bytea,
+        seal_key -> Int2,
+        created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_step -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    mfa_tokens (id) {
+        id -> Uuid,
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        password_check -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        tries -> Int4,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -141,6 +177,9 @@ diesel::joinable!(mail_outbox -> email_tokens (token_id));
 diesel::joinable!(mail_outbox -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(totp_factors -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(mfa_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
@@ -149,8 +188,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     feed_events,
     known_login_clients,
     mail_outbox,
+    mfa_tokens,
     rate_buckets,
+    recovery_codes,
     refresh_tokens,
     sessions,
+    totp_factors,
     users,
 );

@@ -14,6 +14,7 @@ use super::rotation::PresentedToken;
 use super::schema::{sessions, users};
 use super::{DbError, DbResult, revocations, tokens};
 use crate::tokens::refresh::SessionSecret;
+use shared_claims::assurance::method;
 
 /// A session just created, and the sessions it evicted.
 #[derive(Debug)]
@@ -42,7 +43,8 @@ pub fn create(
     token_expires_at: DateTime<Utc>,
 ) -> DbResult<Session> {
     let expiry = (session_expires_at, token_expires_at);
-    insert(conn, user_id, None, client, token, expiry, None)?
+    let amr = [method::PASSWORD];
+    insert(conn, user_id, None, &amr, client, token, expiry, None)?
         .map(|created| created.session)
         .ok_or(DbError::Query(DieselError::NotFound))
 }
@@ -58,11 +60,13 @@ pub fn create(
 /// the password against. `None` when the user no longer exists, is
 /// disabled, or no longer has that hash (a reset or change committed while
 /// the login was hashing: the password it checked is not the current one);
-/// sets the user's `last_login_at`.
+/// sets the user's `last_login_at`. `amr` is what the user proved (RFC 8176).
+#[allow(clippy::too_many_arguments)]
 pub fn create_within_cap(
     conn: &mut PgConnection,
     user_id: Uuid,
     verified_hash: &str,
+    amr: &[&str],
     client: &ClientInfo,
     token: FirstToken<'_>,
     expiry: (DateTime<Utc>, DateTime<Utc>),
@@ -72,6 +76,7 @@ pub fn create_within_cap(
         conn,
         user_id,
         Some(verified_hash),
+        amr,
         client,
         token,
         expiry,
@@ -81,10 +86,12 @@ pub fn create_within_cap(
 
 /// [`create_within_cap`], with the hash check only when `verified_hash`
 /// is given.
+#[allow(clippy::too_many_arguments)]
 fn insert(
     conn: &mut PgConnection,
     user_id: Uuid,
     verified_hash: Option<&str>,
+    amr: &[&str],
     client: &ClientInfo,
     token: FirstToken<'_>,
     (session_expires_at, token_expires_at): (DateTime<Utc>, DateTime<Utc>),
@@ -125,6 +132,8 @@ fn insert(
                     user_agent: client.user_agent.clone(),
                     client_ip: client.ip.clone(),
                     revoked_xid: None,
+                    amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+                    auth_time: Some(now),
                 },
                 sessions::token_secret.eq(token.secret.as_bytes()),
                 sessions::generation.eq(1_i64),

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use shared_claims::assurance::Aal;
 use shared_claims::{ACCESS_TOKEN_TYP, AccessClaims, KeySet, VerificationKey};
 use uuid::Uuid;
 
@@ -201,9 +202,9 @@ pub fn access_claims(
         email_verified: user.email_verified,
         roles: user.roles.clone(),
         rv: Some(user.roles_version),
-        amr: Vec::new(),
-        acr: None,
-        auth_time: None,
+        acr: Some(Aal::of_methods(&session.amr).as_str().to_owned()),
+        amr: session.amr.clone(),
+        auth_time: Some(session.authenticated_at().timestamp()),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use shared_claims::assurance::method;
 
 use super::issue::{Issued, new_session_secret};
 use super::{ServiceError, login_throttle};
@@ -106,6 +107,7 @@ pub async fn login(
                 conn,
                 user_id,
                 &verified_hash,
+                &[method::PASSWORD],
                 &client,
                 db::sessions::FirstToken {
                     secret: &stored,

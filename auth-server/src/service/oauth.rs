@@ -7,6 +7,7 @@
 
 use chrono::Utc;
 use serde::Serialize;
+use shared_claims::assurance::Aal;
 use uuid::Uuid;
 
 use super::ServiceError;
@@ -162,6 +163,15 @@ pub struct Introspection {
     pub roles: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// How the user proved who they are (RFC 8176), as the token says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// `aal1` or `aal2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// When a factor was last proven in the session (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Introspection {
@@ -204,6 +214,9 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<Introspection, 
                 scope: Some(claims.roles.join(" ")),
                 roles: Some(claims.roles),
                 email_verified: Some(claims.email_verified),
+                acr: Some(claims.acr.unwrap_or_else(|| Aal::Aal1.as_str().to_owned())),
+                amr: Some(claims.amr),
+                auth_time: claims.auth_time,
             })
         }
         Shape::Refresh => {

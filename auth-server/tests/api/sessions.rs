@@ -236,9 +236,18 @@ fn concurrent_logins_of_one_user_take_turns_on_its_row() {
             secret: &secret,
             key_id: 0,
         };
-        create_within_cap(conn, user, "x", &ClientInfo::default(), token, expiry, cap)
-            .unwrap()
-            .unwrap()
+        create_within_cap(
+            conn,
+            user,
+            "x",
+            &["pwd"],
+            &ClientInfo::default(),
+            token,
+            expiry,
+            cap,
+        )
+        .unwrap()
+        .unwrap()
     };
 
     // The first login's transaction (inside an outer one here) stays open
@@ -318,6 +327,7 @@ async fn a_login_that_evicts_writes_its_events_in_one_statement() {
         &mut conn,
         user_id,
         &hash,
+        &["pwd"],
         &ClientInfo::default(),
         token,
         (later, later),

@@ -36,6 +36,18 @@ pub enum ApiError {
     UnsupportedGrantType,
     /// An unusable reset or verification token: `400 invalid_grant`.
     InvalidEmailToken(&'static str),
+    /// A correct password; the login goes on with a second factor.
+    MfaRequired {
+        /// Redacted in `Debug`.
+        mfa_token: crate::tokens::opaque::OpaqueToken,
+        methods: Vec<&'static str>,
+    },
+    /// A wrong second factor, or a password asked again: `403`.
+    WrongFactor,
+    AlreadyEnrolled,
+    NoSecondFactor,
+    /// RFC 9470: reauthenticate, then retry.
+    InsufficientUserAuthentication(shared_claims::assurance::Insufficient),
     EmailNotVerified,
     AlreadyVerified,
     AccountDisabled,
@@ -128,6 +140,31 @@ impl ApiError {
                 Status::BAD_REQUEST,
                 Code::UnsupportedGrantType,
                 "grant_type: only refresh_token is supported here".into(),
+            ),
+            Self::MfaRequired { .. } => (
+                Status::FORBIDDEN,
+                Code::MfaRequired,
+                "a second factor is required: POST /auth/login/mfa with the mfa_token".into(),
+            ),
+            Self::WrongFactor => (
+                Status::FORBIDDEN,
+                Code::InvalidCredentials,
+                "the password or code is incorrect".into(),
+            ),
+            Self::AlreadyEnrolled => (
+                Status::CONFLICT,
+                Code::AlreadyEnrolled,
+                "this second factor is already enabled: remove it first".into(),
+            ),
+            Self::NoSecondFactor => (
+                Status::CONFLICT,
+                Code::InvalidRequest,
+                "no second factor is enabled: enable one first".into(),
+            ),
+            Self::InsufficientUserAuthentication(_) => (
+                Status::UNAUTHORIZED,
+                Code::InsufficientUserAuthentication,
+                shared_claims::assurance::Insufficient::DESCRIPTION.into(),
             ),
             Self::EmailNotVerified => (
                 Status::FORBIDDEN,
@@ -252,6 +289,17 @@ impl ResponseError for ApiError {
                     bearer_challenge(REALM, token_sent.then_some((code, &*description))),
                 ));
             }
+            Self::InsufficientUserAuthentication(missing) => {
+                response.insert_header((header::WWW_AUTHENTICATE, missing.challenge(REALM)));
+            }
+            Self::MfaRequired { mfa_token, methods } => {
+                return response.json(MfaRequiredBody {
+                    error: code,
+                    error_description: &description,
+                    mfa_token: mfa_token.expose(),
+                    methods,
+                });
+            }
             Self::InsufficientScope => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
@@ -265,6 +313,16 @@ impl ResponseError for ApiError {
             error_description: &description,
         })
     }
+}
+
+/// The contract's body of `403 mfa_required`: the error body, and what
+/// the second step needs.
+#[derive(serde::Serialize)]
+struct MfaRequiredBody<'a> {
+    error: ErrorCode,
+    error_description: &'a str,
+    mfa_token: &'a str,
+    methods: &'a [&'static str],
 }
 
 /// The auth server's own Bearer endpoints answer as the resource APIs do.
@@ -298,6 +356,20 @@ impl From<ServiceError> for ApiError {
             ServiceError::AlreadyVerified => Self::AlreadyVerified,
             ServiceError::AccountDisabled => Self::AccountDisabled,
             ServiceError::LastAdmin => Self::LastAdmin,
+            ServiceError::MfaRequired(challenge) => Self::MfaRequired {
+                mfa_token: challenge.mfa_token,
+                methods: challenge.methods,
+            },
+            ServiceError::WrongFactor => Self::WrongFactor,
+            ServiceError::SessionEnded => Self::InvalidToken {
+                description: "the access token's session has ended".to_owned(),
+                token_sent: true,
+            },
+            ServiceError::AlreadyEnrolled => Self::AlreadyEnrolled,
+            ServiceError::NoSecondFactor => Self::NoSecondFactor,
+            ServiceError::NeedsReauthentication(missing) => {
+                Self::InsufficientUserAuthentication(missing)
+            }
             ServiceError::Invalid(field, problem) => Self::unprocessable(field, problem),
             ServiceError::NotFound(what) => Self::NotFound(what),
             ServiceError::Throttled(wait) | ServiceError::RateLimited(wait) => {

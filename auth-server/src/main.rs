@@ -90,6 +90,9 @@ enum UsersCommand {
     Disable { email: Email },
     /// Enable a disabled user again.
     Enable { email: Email },
+    /// Remove every second factor of a user who lost them (TOTP, recovery
+    /// codes): every session revoked, the owner told by mail.
+    ResetMfa { email: Email },
     /// Delete a user, its sessions and tokens (its audit events stay).
     Delete { email: Email },
     /// Give a user a role (such as `admin`).
@@ -270,15 +273,21 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
             loop {
                 let page =
                     admin::list_users(&database, query.clone(), cursor, admin::MAX_LIMIT).await?;
-                for user in &page.items {
+                for listed in &page.items {
+                    let user = &listed.user;
                     writeln!(
                         out,
-                        "{}\t{}\t[{}]{}",
+                        "{}\t{}\t[{}]{}{}",
                         user.id,
                         user.email,
                         user.roles.join(", "),
                         if user.disabled_at.is_some() {
                             "\tdisabled"
+                        } else {
+                            ""
+                        },
+                        if listed.has_second_factor {
+                            "\tmfa"
                         } else {
                             ""
                         }
@@ -305,6 +314,13 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
             let (id, email) = id_of(email).await?;
             admin::enable(&cx, None, id, cli).await.map_err(explain)?;
             eprintln!("{email}: enabled");
+        }
+        UsersCommand::ResetMfa { email } => {
+            let (id, email) = id_of(email).await?;
+            admin::reset_mfa(&cx, None, id, cli)
+                .await
+                .map_err(explain)?;
+            eprintln!("{email}: second factors removed; every session revoked");
         }
         UsersCommand::Delete { email } => {
             let (id, email) = id_of(email).await?;

@@ -1,5 +1,5 @@
-//! Accounts: how long e-mail links live, and whether an unverified address
-//! may log in.
+//! Accounts: how long e-mail links live, whether an unverified address
+//! may log in, and how recent an authentication sensitive actions need.
 
 use std::time::Duration;
 
@@ -12,6 +12,12 @@ pub struct AccountSettings {
     /// A correct password for an unverified address gets
     /// `403 email_not_verified`.
     pub require_verified_email: bool,
+    /// How recent an authentication the sensitive actions (password change,
+    /// removing a factor, new recovery codes) need (`REAUTH_MAX_AGE`).
+    pub reauth_max_age: Duration,
+    /// How long a login may wait between its password and its second
+    /// factor (`MFA_TOKEN_TTL`).
+    pub mfa_token_ttl: Duration,
 }
 
 impl AccountSettings {
@@ -20,10 +26,14 @@ impl AccountSettings {
             password_reset_ttl: env.duration("PASSWORD_RESET_TTL", "30m")?,
             email_verify_ttl: env.duration("EMAIL_VERIFY_TTL", "24h")?,
             require_verified_email: env.flag("REQUIRE_VERIFIED_EMAIL", false)?,
+            reauth_max_age: env.duration("REAUTH_MAX_AGE", "10m")?,
+            mfa_token_ttl: env.duration("MFA_TOKEN_TTL", "5m")?,
         };
         for (variable, value) in [
             ("PASSWORD_RESET_TTL", settings.password_reset_ttl),
             ("EMAIL_VERIFY_TTL", settings.email_verify_ttl),
+            ("REAUTH_MAX_AGE", settings.reauth_max_age),
+            ("MFA_TOKEN_TTL", settings.mfa_token_ttl),
         ] {
             if value < Duration::from_secs(1) {
                 return Err(invalid(variable, "must be at least 1s"));
@@ -51,6 +61,8 @@ mod tests {
         assert_eq!(a.password_reset_ttl, Duration::from_secs(30 * 60));
         assert_eq!(a.email_verify_ttl, Duration::from_secs(24 * 3600));
         assert!(!a.require_verified_email);
+        assert_eq!(a.reauth_max_age, Duration::from_secs(10 * 60));
+        assert_eq!(a.mfa_token_ttl, Duration::from_secs(5 * 60));
         assert!(
             accounts(&[("REQUIRE_VERIFIED_EMAIL", "true")])
                 .unwrap()
@@ -65,6 +77,8 @@ mod tests {
             ("PASSWORD_RESET_TTL", "31d"),
             ("EMAIL_VERIFY_TTL", "soon"),
             ("REQUIRE_VERIFIED_EMAIL", "perhaps"),
+            ("REAUTH_MAX_AGE", "0s"),
+            ("MFA_TOKEN_TTL", "31d"),
         ] {
             assert_eq!(
                 accounts(&[(variable, value)]).unwrap_err().variable,

@@ -18,9 +18,10 @@ use uuid::Uuid;
 
 use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session, User};
-use super::schema::users;
+use super::schema::{totp_factors, users};
 use super::{DbError, DbResult};
 use crate::accounts::email::Email;
+use crate::mail::notice::Notice;
 
 /// The advisory lock the changes that can remove an administrator share.
 const ADMINS_LOCK: i64 = 0x6164_6d69_6e73; // "admins"
@@ -66,11 +67,11 @@ pub fn list_users(
     query: Option<&str>,
     after: Option<&str>,
     limit: i64,
-) -> DbResult<Vec<User>> {
+) -> DbResult<Vec<ListedUser>> {
     let mut select = users::table
         .order(users::email.asc())
         .limit(limit)
-        .select(User::as_select())
+        .select((User::as_select(), has_second_factor()))
         .into_boxed();
     if let Some(query) = query {
         select = select.filter(users::email.like(format!("%{}%", escape_like(query))));
@@ -78,7 +79,37 @@ pub fn list_users(
     if let Some(after) = after {
         select = select.filter(users::email.gt(after.to_owned()));
     }
-    Ok(select.load(conn)?)
+    Ok(select
+        .load::<(User, bool)>(conn)?
+        .into_iter()
+        .map(|(user, has_second_factor)| ListedUser {
+            user,
+            has_second_factor,
+        })
+        .collect())
+}
+
+/// A user as the administration lists it.
+#[derive(Debug, Clone)]
+pub struct ListedUser {
+    pub user: User,
+    /// TOTP is on (passkeys will count too).
+    pub has_second_factor: bool,
+}
+
+/// The users of these rows that have TOTP on.
+type TotpOn = diesel::dsl::Filter<
+    diesel::dsl::Filter<totp_factors::table, diesel::dsl::Eq<totp_factors::user_id, users::id>>,
+    diesel::dsl::IsNotNull<totp_factors::confirmed_at>,
+>;
+
+/// Whether the row's user has a second factor on.
+fn has_second_factor() -> diesel::dsl::exists<TotpOn> {
+    diesel::dsl::exists(
+        totp_factors::table
+            .filter(totp_factors::user_id.eq(users::id))
+            .filter(totp_factors::confirmed_at.is_not_null()),
+    )
 }
 
 /// `LIKE`'s wildcards and its escape character, taken literally.
@@ -94,12 +125,26 @@ fn escape_like(text: &str) -> String {
 }
 
 /// The user and its live sessions.
-pub fn find_user(conn: &mut PgConnection, id: Uuid) -> DbResult<Option<(User, Vec<Session>)>> {
-    let Some(user) = super::users::find_by_id(conn, id)? else {
+pub fn find_user(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> DbResult<Option<(ListedUser, Vec<Session>)>> {
+    let Some((user, has_second_factor)) = users::table
+        .find(id)
+        .select((User::as_select(), has_second_factor()))
+        .first::<(User, bool)>(conn)
+        .optional()?
+    else {
         return Ok(None);
     };
     let sessions = super::sessions::list_live(conn, id)?;
-    Ok(Some((user, sessions)))
+    Ok(Some((
+        ListedUser {
+            user,
+            has_second_factor,
+        },
+        sessions,
+    )))
 }
 
 /// Disables the user and revokes every live session (`user_disabled`);
@@ -129,6 +174,32 @@ pub fn disable(
         let revoked =
             super::sessions::revoke_all_except(conn, id, None, RevocationReason::UserDisabled)?;
         record(conn, EventType::UserDisabled, id, actor, client)?;
+        Ok(Outcome::Done(revoked))
+    })
+}
+
+/// Removes every second factor of the user (TOTP, recovery codes, pending
+/// second steps) and revokes every session: for a user who lost them all.
+/// The owner is told by mail.
+pub fn reset_mfa(
+    conn: &mut PgConnection,
+    actor: Actor,
+    id: Uuid,
+    client: &ClientInfo,
+) -> DbResult<Outcome<usize>> {
+    transaction(conn, |conn| {
+        let Some(user) = lock_user(conn, id)? else {
+            return Ok(Outcome::NotFound);
+        };
+        super::factors::delete_totp(conn, id)?;
+        super::factors::delete_recovery_codes(conn, id)?;
+        super::mfa_tokens::delete_for_user(conn, id)?;
+        let revoked =
+            super::sessions::revoke_all_except(conn, id, None, RevocationReason::MfaReset)?;
+        record(conn, EventType::MfaReset, id, actor, client)?;
+        if let Ok(email) = crate::accounts::email::Email::parse(&user.email) {
+            super::outbox::enqueue_notice(conn, Notice::FactorRemoved, &email, id, client)?;
+        }
         Ok(Outcome::Done(revoked))
     })
 }

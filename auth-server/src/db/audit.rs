@@ -39,6 +39,13 @@ pub enum EventType {
     UserEnabled,
     UserDeleted,
     RolesChanged,
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    MfaFailed,
+    MfaReset,
+    Reauthenticated,
 }
 
 impl EventType {
@@ -60,10 +67,17 @@ impl EventType {
             Self::UserEnabled => "user_enabled",
             Self::UserDeleted => "user_deleted",
             Self::RolesChanged => "roles_changed",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::MfaFailed => "mfa_failed",
+            Self::MfaReset => "mfa_reset",
+            Self::Reauthenticated => "reauthenticated",
         }
     }
 
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 23] = [
         Self::Register,
         Self::Login,
         Self::LoginFailed,
@@ -80,6 +94,13 @@ impl EventType {
         Self::UserEnabled,
         Self::UserDeleted,
         Self::RolesChanged,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
+        Self::MfaFailed,
+        Self::MfaReset,
+        Self::Reauthenticated,
     ];
 
     /// The type of this name; `None` for a name that is not one.
@@ -197,11 +218,38 @@ pub fn record_login_failed(
     user_id: Option<Uuid>,
     client: &ClientInfo,
 ) -> DbResult<bool> {
+    record_failure(conn, Failure::Password, user_id, client)
+}
+
+/// Which factor failed: `login_failed` for a password, `mfa_failed` for a
+/// second factor. Both are bounded alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Password,
+    SecondFactor,
+}
+
+impl Failure {
+    fn event_type(self) -> EventType {
+        match self {
+            Self::Password => EventType::LoginFailed,
+            Self::SecondFactor => EventType::MfaFailed,
+        }
+    }
+}
+
+/// [`record_login_failed`] for either kind of failure.
+pub fn record_failure(
+    conn: &mut PgConnection,
+    failure: Failure,
+    user_id: Option<Uuid>,
+    client: &ClientInfo,
+) -> DbResult<bool> {
     let client_key = client_key(client);
     let stored = diesel::sql_query(format!(
         "INSERT INTO audit_events (id, type, user_id, ip, user_agent, request_id, client_key) \
-         SELECT $1, 'login_failed', $2, $3, $4, $5, $6 \
-         WHERE $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events WHERE user_id = $2 AND type = 'login_failed' \
+         SELECT $1, $7, $2, $3, $4, $5, $6 \
+         WHERE $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events WHERE user_id = $2 AND type = $7 \
            AND client_key IS NOT DISTINCT FROM $6 AND at > now() - interval '{LOGIN_FAILED_WINDOW_SECS} seconds')"
     ))
     .bind::<SqlUuid, _>(Uuid::new_v4())
@@ -210,6 +258,7 @@ pub fn record_login_failed(
     .bind::<Nullable<Text>, _>(client.user_agent.as_deref())
     .bind::<Nullable<SqlUuid>, _>(client.request_id)
     .bind::<Nullable<Text>, _>(client_key.as_deref())
+    .bind::<Text, _>(failure.event_type().as_str())
     .execute(conn)?;
     Ok(stored > 0)
 }

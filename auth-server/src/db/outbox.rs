@@ -11,6 +11,7 @@ use super::DbResult;
 use super::models::ClientInfo;
 use super::schema::mail_outbox;
 use crate::accounts::email::Email;
+use crate::mail::notice::Notice;
 use crate::tokens::email::Purpose;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -47,11 +48,32 @@ pub fn enqueue(
     user_id: Option<Uuid>,
     client: &ClientInfo,
 ) -> QueryResult<Uuid> {
+    insert(conn, kind.as_str(), recipient, user_id, client)
+}
+
+/// Queues a notice (no link, no token) to the user `user_id`.
+pub fn enqueue_notice(
+    conn: &mut PgConnection,
+    notice: Notice,
+    recipient: &Email,
+    user_id: Uuid,
+    client: &ClientInfo,
+) -> QueryResult<Uuid> {
+    insert(conn, notice.as_str(), recipient, Some(user_id), client)
+}
+
+fn insert(
+    conn: &mut PgConnection,
+    kind: &str,
+    recipient: &Email,
+    user_id: Option<Uuid>,
+    client: &ClientInfo,
+) -> QueryResult<Uuid> {
     let id = Uuid::new_v4();
     diesel::insert_into(mail_outbox::table)
         .values((
             mail_outbox::id.eq(id),
-            mail_outbox::kind.eq(kind.as_str()),
+            mail_outbox::kind.eq(kind),
             mail_outbox::recipient.eq(recipient.as_str()),
             mail_outbox::user_id.eq(user_id),
             mail_outbox::ip.eq(client.ip.as_deref()),

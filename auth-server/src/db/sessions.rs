@@ -365,3 +365,25 @@ pub fn delete_owned(
         Ok(revoked)
     })
 }
+
+/// The user proved `amr` again in this live session: it records them, with
+/// `auth_time` now. `None` when the session is no longer live.
+pub fn reauthenticated(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    user_id: Uuid,
+    amr: &[&str],
+) -> QueryResult<Option<Session>> {
+    let now = Utc::now();
+    diesel::update(sessions::table.find(session_id))
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .set((
+            sessions::amr.eq(amr.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>()),
+            sessions::auth_time.eq(now),
+        ))
+        .returning(Session::as_returning())
+        .get_result(conn)
+        .optional()
+}

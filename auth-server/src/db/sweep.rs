@@ -31,6 +31,7 @@ pub struct Swept {
     pub email_tokens: usize,
     pub mail_outbox: usize,
     pub feed_events: usize,
+    pub mfa_tokens: usize,
 }
 
 /// How long what the janitor deletes stays useful.
@@ -90,6 +91,9 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
     let feed = format!(
         "DELETE FROM feed_events WHERE id IN (SELECT id FROM feed_events WHERE at <= $1 LIMIT {BATCH})"
     );
+    let mfa_tokens = format!(
+        "DELETE FROM mfa_tokens WHERE id IN (SELECT id FROM mfa_tokens WHERE expires_at <= $1 LIMIT {BATCH})"
+    );
     let ended = before(retention.sessions);
     Ok(Swept {
         audit_events: delete_in_batches(conn, &audit, before(retention.audit_events))?,
@@ -100,6 +104,7 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
         sessions: delete_in_batches(conn, &sessions, before(retention.sessions))?,
         failure_buckets: delete_in_batches(conn, &buckets, before(retention.failure_buckets))?,
         rate_buckets: delete_in_batches(conn, &rate_buckets, now)?,
+        mfa_tokens: delete_in_batches(conn, &mfa_tokens, now)?,
         known_login_clients: delete_in_batches(
             conn,
             &clients,

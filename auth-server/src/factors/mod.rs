@@ -4,3 +4,5 @@
 //! factors it was opened with.
 
 pub mod password;
+pub mod recovery;
+pub mod totp;

@@ -125,8 +125,7 @@ pub async fn change_password(
     check_password_field("new_password", &input.new_password)?;
     passwords::change(
         &state,
-        auth.0.sub,
-        auth.0.sid,
+        &auth.0,
         input.current_password,
         input.new_password,
         client.info(),

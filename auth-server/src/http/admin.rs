@@ -22,9 +22,11 @@ use super::responses::{
     Unavailable, Unprocessable,
 };
 use super::timestamp::rfc3339;
+use crate::db::admin::ListedUser;
 use crate::db::models::{Session, User};
 use crate::error::ApiError;
 use crate::service::admin;
+use crate::service::factors;
 use crate::state::AppState;
 
 /// An authenticated administrator, from one of its sessions.
@@ -105,6 +107,8 @@ pub struct UserView {
     created_at: String,
     /// RFC 3339, UTC; `null` before the first login.
     last_login_at: Option<String>,
+    /// The user has a second factor (TOTP).
+    mfa: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -126,12 +130,21 @@ pub struct AdminUserDetail {
     created_at: String,
     /// RFC 3339, UTC; `null` before the first login.
     last_login_at: Option<String>,
+    /// The user has a second factor (TOTP).
+    mfa: bool,
     sessions: Vec<SessionView>,
 }
 
-impl From<User> for UserView {
-    fn from(user: User) -> Self {
+impl From<ListedUser> for UserView {
+    fn from(listed: ListedUser) -> Self {
+        Self::new(listed.user, listed.has_second_factor)
+    }
+}
+
+impl UserView {
+    fn new(user: User, mfa: bool) -> Self {
         Self {
+            mfa,
             id: user.id,
             email: user.email,
             email_verified: user.email_verified,
@@ -289,6 +302,7 @@ pub async fn get_user(
         disabled: user.disabled,
         created_at: user.created_at,
         last_login_at: user.last_login_at,
+        mfa: user.mfa,
         sessions: sessions.into_iter().map(SessionView::from).collect(),
     }))
 }
@@ -318,6 +332,40 @@ pub async fn disable_user(
 ) -> Handled {
     let id = user_id(&path)?;
     admin::disable(
+        &admin::Context::of(&state),
+        Some(acting.0),
+        id,
+        client.info(),
+    )
+    .await?;
+    Ok(no_content())
+}
+
+/// Removes every second factor of the user (TOTP, recovery codes) and
+/// revokes every session (at the APIs within a second): for a user who
+/// lost them all. The owner is told by mail.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/mfa",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user id (a UUID; anything else is a `404`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Reset"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminForbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn reset_mfa(
+    state: web::Data<AppState>,
+    client: Client,
+    acting: Admin,
+    path: web::Path<String>,
+) -> Handled {
+    let id = user_id(&path)?;
+    admin::reset_mfa(
         &admin::Context::of(&state),
         Some(acting.0),
         id,
@@ -398,7 +446,8 @@ pub async fn set_roles(
         client.info(),
     )
     .await?;
-    Ok(ok_json(UserView::from(user)))
+    let mfa = factors::status(&state, id).await?.any();
+    Ok(ok_json(UserView::new(user, mfa)))
 }
 
 /// Deletes the user, its sessions and tokens (at the APIs within a second);

@@ -10,6 +10,7 @@ pub mod body;
 pub mod client;
 pub mod cookies;
 pub mod delivery;
+pub mod factors;
 pub mod fallback;
 pub mod form;
 pub mod health;
@@ -59,6 +60,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(origin::require_allowed_origin))
             .service(resource("/register").route(web::post().to(account::register)))
             .service(resource("/login").route(web::post().to(tokens::login)))
+            .service(resource("/login/mfa").route(web::post().to(factors::login_mfa)))
+            .service(resource("/reauthenticate").route(web::post().to(factors::reauthenticate)))
+            .service(resource("/mfa").route(web::get().to(factors::status)))
+            .service(
+                resource("/mfa/totp")
+                    .route(web::post().to(factors::start_totp))
+                    .route(web::delete().to(factors::disable_totp)),
+            )
+            .service(resource("/mfa/totp/confirm").route(web::post().to(factors::confirm_totp)))
+            .service(
+                resource("/mfa/recovery-codes")
+                    .route(web::post().to(factors::regenerate_recovery_codes)),
+            )
             .service(resource("/refresh").route(web::post().to(tokens::refresh)))
             .service(resource("/logout").route(web::post().to(sessions::logout)))
             .service(resource("/logout-all").route(web::post().to(sessions::logout_all)))
@@ -85,6 +99,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/users/{id}/disable").route(web::post().to(admin::disable_user)))
             .service(resource("/users/{id}/enable").route(web::post().to(admin::enable_user)))
+            .service(resource("/users/{id}/mfa").route(web::delete().to(admin::reset_mfa)))
             .service(resource("/users/{id}/roles").route(web::put().to(admin::set_roles)))
             .service(resource("/audit").route(web::get().to(admin::audit))),
     )

@@ -15,7 +15,7 @@ use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, Conflict, ErrorBody, Forbidden, NotFound,
     PayloadTooLarge, RateLimited, Unauthorized, Unavailable, Unprocessable,
 };
-use super::{account, admin, health, keys, oauth, sessions, tokens};
+use super::{account, admin, factors, health, keys, oauth, sessions, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,7 @@ use super::{account, admin, health, keys, oauth, sessions, tokens};
     paths(
         account::register,
         tokens::login,
+        factors::login_mfa,
         tokens::refresh,
         sessions::logout,
         sessions::logout_all,
@@ -41,10 +42,17 @@ use super::{account, admin, health, keys, oauth, sessions, tokens};
         account::verify_email,
         account::resend_verification,
         account::list_events,
+        factors::status,
+        factors::start_totp,
+        factors::confirm_totp,
+        factors::disable_totp,
+        factors::regenerate_recovery_codes,
+        factors::reauthenticate,
         admin::list_users,
         admin::get_user,
         admin::disable_user,
         admin::enable_user,
+        admin::reset_mfa,
         admin::set_roles,
         admin::delete_user,
         admin::audit,
@@ -74,6 +82,7 @@ use super::{account, admin, health, keys, oauth, sessions, tokens};
     tags(
         (name = "auth", description = "Accounts, sessions and tokens (the project's own API)"),
         (name = "account", description = "The account lifecycle: passwords, e-mail verification, security events"),
+        (name = "mfa", description = "Second factors (TOTP, recovery codes) and step-up (RFC 9470)"),
         (name = "admin", description = "Administration and audit: a Bearer access token whose roles hold `admin`"),
         (name = "oauth", description = "The standard OAuth 2.0 endpoints"),
         (name = "operations", description = "Health, readiness, keys and this document"),

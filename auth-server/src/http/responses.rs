@@ -25,7 +25,7 @@ pub struct Unauthorized(pub ErrorBody<'static>);
 
 #[derive(ToResponse)]
 #[response(
-    description = "Refused: `forbidden_origin`, `invalid_credentials` (password change), `email_not_verified`, `account_disabled` (login: the right password of a disabled account)"
+    description = "Refused: `forbidden_origin`, `invalid_credentials` (password change), `email_not_verified`, `account_disabled` (login: the right password of a disabled account), `mfa_required` (login: the right password of a user with a second factor; the body adds `mfa_token` and `methods`)"
 )]
 pub struct Forbidden(pub ErrorBody<'static>);
 

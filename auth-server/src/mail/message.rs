@@ -64,7 +64,7 @@ pub fn render(
 /// line past 76, and its soft line breaks and `=3D` break the link for
 /// anyone reading the raw message or copying the link out of it. (Only an
 /// address beyond ASCII falls back to lettre's choice.)
-fn plain(body: String) -> Body {
+pub(super) fn plain(body: String) -> Body {
     if body.is_ascii() && body.lines().all(|line| line.len() <= 998) {
         Body::dangerous_pre_encoded(
             body.replace('\n', "\r\n").into_bytes(),

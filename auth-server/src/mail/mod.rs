@@ -8,6 +8,8 @@
 //! - [`transport`]: where messages go (SMTP through lettre, or `.eml` files
 //!   in development).
 //! - [`message`]: what the reset and verification messages say.
+//! - [`notice`]: what the owner is told of a change to their factors.
 
 pub mod message;
+pub mod notice;
 pub mod transport;

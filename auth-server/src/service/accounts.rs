@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use shared_claims::assurance::method;
 
 use super::issue::{Issued, new_session_secret};
-use super::{ServiceError, login_throttle};
+use super::{ServiceError, login_throttle, mfa_login};
 use crate::accounts::email::Email;
 use crate::db;
 use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
@@ -74,7 +73,17 @@ pub async fn login(
             return Err(ServiceError::InvalidCredentials);
         }
     };
-    if let Some(throttle) = throttle {
+    let user_id = user.id;
+    let factors = state
+        .database
+        .run(move |conn| Ok(db::factors::of_user(conn, user_id)?))
+        .await?;
+    // A user with a second factor: the password alone clears nothing in
+    // the throttle, or a stranger who knows it could log in again and
+    // again for fresh tries at the code.
+    if !factors.any()
+        && let Some(throttle) = throttle
+    {
         throttle
             .succeeded(state)
             .await
@@ -89,6 +98,9 @@ pub async fn login(
     if state.settings.accounts.require_verified_email && !user.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
+    if factors.any() {
+        return Err(mfa_login::challenge(state, &user, &factors).await?);
+    }
 
     let secret = new_session_secret()?;
     let key_id = state.token_keys.current_id();
@@ -96,7 +108,6 @@ pub async fn login(
     let tokens = &state.settings.tokens;
     let session_expires_at = add(now, tokens.session_max_lifetime);
     let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
-    let user_id = user.id;
     let verified_hash = user.password_hash.clone();
     let max_live = state.settings.sessions.max_per_user;
     let stored = secret.clone();
@@ -107,7 +118,7 @@ pub async fn login(
                 conn,
                 user_id,
                 &verified_hash,
-                &[method::PASSWORD],
+                &mfa_login::PASSWORD_ONLY,
                 &client,
                 db::sessions::FirstToken {
                     secret: &stored,

@@ -10,7 +10,7 @@ use super::ServiceError;
 use super::paging::{self, Cursor, Page};
 use crate::accounts::email::Email;
 pub use crate::db::admin::RolesChange;
-use crate::db::admin::{self, Actor, Outcome};
+use crate::db::admin::{self, Actor, ListedUser, Outcome};
 use crate::db::audit::{self, AuditEvent, EventType, Position};
 use crate::db::models::{ClientInfo, RevocationReason, Session, User};
 use crate::db::{self, Database};
@@ -96,7 +96,7 @@ pub async fn list_users(
     query: Option<String>,
     cursor: Option<AfterEmail>,
     limit: i64,
-) -> Result<Page<User>, ServiceError> {
+) -> Result<Page<ListedUser>, ServiceError> {
     let query = query
         .map(|q| q.trim().to_lowercase())
         .filter(|q| !q.is_empty());
@@ -107,14 +107,16 @@ pub async fn list_users(
             admin::list_users(conn, query.as_deref(), after.as_deref(), rows)
         })
         .await?;
-    Ok(paging::page(users, limit, |u| AfterEmail(u.email.clone())))
+    Ok(paging::page(users, limit, |u| {
+        AfterEmail(u.user.email.clone())
+    }))
 }
 
 /// The user and its live sessions.
 pub async fn find_user(
     database: &Database,
     id: Uuid,
-) -> Result<(User, Vec<Session>), ServiceError> {
+) -> Result<(ListedUser, Vec<Session>), ServiceError> {
     database
         .run(move |conn| admin::find_user(conn, id))
         .await?
@@ -136,6 +138,27 @@ pub async fn disable(
     // Wake the feed's long polls even with no live session: cheap, rare.
     cx.revoked(Some(RevocationReason::UserDisabled), revoked);
     tracing::info!(audit = "user_disabled", user_id = %id, actor_id = ?actor.map(|a| a.user_id), sessions_revoked = revoked, "user disabled");
+    Ok(())
+}
+
+/// Removes the user's second factors and ends every session (at the APIs
+/// within the feed's interval).
+pub async fn reset_mfa(
+    cx: &Context<'_>,
+    actor: Actor,
+    id: Uuid,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
+    let revoked = done(
+        cx.database
+            .run(move |conn| admin::reset_mfa(conn, actor, id, &client))
+            .await?,
+    )?;
+    cx.revoked(Some(RevocationReason::MfaReset), revoked);
+    if let Some(state) = cx.state {
+        state.mail_queued.notify_one();
+    }
+    tracing::info!(audit = "mfa_reset", user_id = %id, actor_id = ?actor.map(|a| a.user_id), sessions_revoked = revoked, "second factors reset");
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub fn spawn(database: Database, interval: Duration, retention: Retention) {
                         audit_events = swept.audit_events,
                         email_tokens = swept.email_tokens,
                         mail_outbox = swept.mail_outbox,
+                        mfa_tokens = swept.mfa_tokens,
                         feed_events = swept.feed_events,
                         "janitor swept expired rows"
                     );

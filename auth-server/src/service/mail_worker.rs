@@ -26,6 +26,7 @@ use crate::db::email_tokens::{self, EmailTokenRow};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Database, DbError};
 use crate::mail::message;
+use crate::mail::notice::Notice;
 use crate::mail::transport::Transport;
 use crate::metrics::Metrics;
 use crate::tokens::email::{EmailToken, Purpose};
@@ -36,6 +37,8 @@ pub const POLL: Duration = Duration::from_secs(5);
 /// The first retry's delay; each later one doubles, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a notice is retried before it is dropped as stale.
+const NOTICE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Rows taken at once; they are sent concurrently.
 const BATCH: i64 = 16;
 
@@ -131,13 +134,16 @@ impl MailWorker {
     }
 
     async fn attempt(&self, row: &OutboxRow) -> Result<Outcome, DbError> {
-        let Some(purpose) = Purpose::parse(&row.kind) else {
-            return self.drop_mail(row.id, "unknown_kind").await;
-        };
         // Queued only as an `Email`; a row from before addresses were
         // checked as they are now is not sent.
         let Ok(recipient) = Email::parse(&row.recipient) else {
             return self.drop_mail(row.id, "invalid_recipient").await;
+        };
+        if let Some(notice) = Notice::parse(&row.kind) {
+            return self.send_notice(row, notice, &recipient).await;
+        }
+        let Some(purpose) = Purpose::parse(&row.kind) else {
+            return self.drop_mail(row.id, "unknown_kind").await;
         };
         let Ok(token) = EmailToken::generate() else {
             // No randomness: send nothing; the row's lease brings it back.
@@ -186,6 +192,46 @@ impl MailWorker {
                 Ok(Outcome::Sent)
             }
             Err(e) => self.retry(row, &token_row, &format!("{e:#}")).await,
+        }
+    }
+
+    /// A notice has no token: sent as it is, retried with backoff for up to
+    /// [`NOTICE_LIFETIME`] (past it the news is stale).
+    async fn send_notice(
+        &self,
+        row: &OutboxRow,
+        notice: Notice,
+        recipient: &Email,
+    ) -> Result<Outcome, DbError> {
+        let sent = match notice.render(&self.mail.from, recipient) {
+            Ok(message) => self.transport.send(message).await,
+            Err(e) => Err(e),
+        };
+        let id = row.id;
+        match sent {
+            Ok(()) => {
+                self.database
+                    .run(move |conn| outbox::mark_sent(conn, id))
+                    .await?;
+                tracing::info!(outbox_id = %id, kind = %row.kind, "mail sent");
+                Ok(Outcome::Sent)
+            }
+            Err(e) => {
+                let due = Utc::now()
+                    + chrono::Duration::from_std(backoff(row.attempts)).unwrap_or_default();
+                let stale = row.created_at
+                    + chrono::Duration::from_std(NOTICE_LIFETIME).unwrap_or_default();
+                if due >= stale {
+                    tracing::warn!(outbox_id = %id, attempts = row.attempts, error = %format!("{e:#}"), "notice given up");
+                    return self.drop_mail(id, "undeliverable").await;
+                }
+                tracing::warn!(outbox_id = %id, attempts = row.attempts, error = %format!("{e:#}"), retry_at = %due, "mail not sent; will retry");
+                let error = format!("{e:#}");
+                self.database
+                    .run(move |conn| outbox::retry_at(conn, id, due, &error))
+                    .await?;
+                Ok(Outcome::Retrying)
+            }
         }
     }
 

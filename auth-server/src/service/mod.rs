@@ -7,15 +7,18 @@
 pub mod accounts;
 pub mod admin;
 pub mod events;
+pub mod factors;
 pub mod health;
 mod issue;
 pub mod janitor;
 pub mod login_throttle;
 pub mod mail_worker;
+pub mod mfa_login;
 pub mod oauth;
 pub mod paging;
 pub mod passwords;
 pub mod rate_limits;
+pub mod reauthentication;
 pub mod refresh;
 pub mod revocation_feed;
 pub mod sessions;
@@ -23,6 +26,14 @@ pub mod signing_keys;
 pub mod verification;
 
 pub use issue::Issued;
+
+/// What a login that needs a second factor answers with: the token that
+/// carries it on, and the methods the user has (`totp`, `recovery_code`).
+#[derive(Debug)]
+pub struct MfaChallenge {
+    pub mfa_token: crate::tokens::opaque::OpaqueToken,
+    pub methods: Vec<&'static str>,
+}
 
 use crate::db::DbError;
 use crate::factors::password::PasswordError;
@@ -56,6 +67,27 @@ pub enum ServiceError {
     /// The change would leave no enabled administrator.
     #[error("the last enabled administrator cannot be disabled, deleted or lose `admin`")]
     LastAdmin,
+    /// A correct password for a user with a second factor: the login goes
+    /// on at `/auth/login/mfa` with this token.
+    #[error("a second factor is required")]
+    MfaRequired(MfaChallenge),
+    /// A wrong second factor, or a wrong password where one is asked again
+    /// (reauthentication, enrolment): `403`, not a `401` that clients read
+    /// as "refresh and retry".
+    #[error("the password or code is incorrect")]
+    WrongFactor,
+    /// The Bearer token's session ended meanwhile.
+    #[error("the session has ended")]
+    SessionEnded,
+    #[error("a second factor of this kind is already enrolled")]
+    AlreadyEnrolled,
+    /// The user has no second factor, and the request needs one.
+    #[error("no second factor is enabled")]
+    NoSecondFactor,
+    /// The access token's authentication is too old or too weak for this
+    /// (RFC 9470).
+    #[error("a more recent or stronger authentication is required")]
+    NeedsReauthentication(shared_claims::assurance::Insufficient),
     /// A field of the request is wrong (`field: problem`).
     #[error("{0}: {1}")]
     Invalid(&'static str, &'static str),

@@ -1,10 +1,10 @@
 //! Changing a password, asking for a reset link, and resetting with it.
 
 use secrecy::SecretString;
-use uuid::Uuid;
+use shared_claims::AccessClaims;
 
 use super::accounts::record_login_failed;
-use super::{ServiceError, login_throttle};
+use super::{ServiceError, factors, login_throttle};
 use crate::accounts::email::Email;
 use crate::db::accounts;
 use crate::db::login_throttle::Subject;
@@ -24,15 +24,19 @@ const UNUSABLE_RESET_TOKEN: &str = "the reset link is invalid, has expired or wa
 /// that no throttle watches): the failed-login throttle of the account and
 /// client admits it, counts a wrong one and clears the client's failures
 /// for a right one, and a wrong one is recorded as `login_failed`.
+///
+/// Like every sensitive action it needs a recent authentication
+/// ([`factors::require_recent`]).
 pub async fn change(
     state: &AppState,
-    user_id: Uuid,
-    session_id: Uuid,
+    claims: &AccessClaims,
     current: SecretString,
     new: SecretString,
     client: ClientInfo,
     client_key: Option<ClientKey>,
 ) -> Result<(), ServiceError> {
+    factors::require_recent(state, claims).await?;
+    let (user_id, session_id) = (claims.sub, claims.sid);
     let user = state
         .database
         .run(move |conn| accounts::find_user(conn, user_id))

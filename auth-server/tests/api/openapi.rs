@@ -232,5 +232,5 @@ async fn openapi_admin_operations_answer_as_documented_to_an_admin() {
             }
         }
     }
-    assert_eq!(called, 10);
+    assert_eq!(called, 11);
 }

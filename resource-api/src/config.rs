@@ -3,8 +3,9 @@
 //! variables any service built on the guard reads).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use resource_guard::GuardSettings;
+use resource_guard::{Aal, GuardSettings, StepUp};
 use service_kit::env::{ConfigError, DEFAULT_ALLOWED_ORIGINS, Env, invalid};
 
 /// The contract's realm for this API's challenges, whatever the audience.
@@ -18,6 +19,9 @@ pub struct Settings {
     pub internal_bind: SocketAddr,
     pub http_workers: usize,
     pub allowed_origins: Vec<String>,
+    /// `STEP_UP_MAX_AGE`: how recently the user of a token must have proven
+    /// a factor for `GET /api/step-up`.
+    pub step_up_max_age: Duration,
     /// The auth server, the token rules and the revocation sync.
     pub guard: GuardSettings,
 }
@@ -48,6 +52,7 @@ impl Settings {
             )?,
             http_workers: env.parsed("HTTP_WORKERS", workers_default, "a whole number")?,
             allowed_origins: env.origins("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS)?,
+            step_up_max_age: env.duration("STEP_UP_MAX_AGE", "5m")?,
             guard,
         };
         if settings.internal_bind == settings.bind && settings.bind.port() != 0 {
@@ -59,7 +64,22 @@ impl Settings {
         if settings.http_workers == 0 {
             return Err(invalid("HTTP_WORKERS", "must be at least 1"));
         }
+        if settings.step_up_max_age < Duration::from_secs(1) {
+            return Err(invalid(
+                "STEP_UP_MAX_AGE",
+                "must be at least 1s: auth_time is in whole seconds",
+            ));
+        }
         Ok(settings)
+    }
+
+    /// What `GET /api/step-up` demands: `aal2`, proven within
+    /// `STEP_UP_MAX_AGE`.
+    pub fn step_up(&self) -> StepUp {
+        StepUp {
+            acr: Some(Aal::Aal2),
+            max_age: Some(self.step_up_max_age),
+        }
     }
 
     /// What is accepted but worth a line in the log at start (production);
@@ -97,6 +117,19 @@ mod tests {
         assert_eq!(s.guard.auth_url, "http://127.0.0.1:8080");
         assert_eq!(s.guard.auth_internal_url, "http://127.0.0.1:9080");
         assert_eq!(s.guard.realm, "resource-api");
+        assert_eq!(
+            s.step_up(),
+            StepUp {
+                acr: Some(Aal::Aal2),
+                max_age: Some(Duration::from_secs(300)),
+            }
+        );
+        assert_eq!(
+            settings(&[("STEP_UP_MAX_AGE", "90s")])
+                .unwrap()
+                .step_up_max_age,
+            Duration::from_secs(90)
+        );
         let elsewhere = settings(&[("JWT_AUDIENCE", "orders")]).unwrap();
         assert_eq!(
             elsewhere.guard.realm, "resource-api",
@@ -151,5 +184,12 @@ mod tests {
             settings(&[("HTTP_WORKERS", "0")]).unwrap_err().variable,
             "HTTP_WORKERS"
         );
+        for bad in ["0s", "500ms", "5", "soon"] {
+            assert_eq!(
+                settings(&[("STEP_UP_MAX_AGE", bad)]).unwrap_err().variable,
+                "STEP_UP_MAX_AGE",
+                "{bad}"
+            );
+        }
     }
 }

@@ -4,13 +4,13 @@
 use actix_web::{HttpResponse, web};
 use chrono::SecondsFormat;
 use resource_guard::actix_web::Authenticated;
-use resource_guard::{Guard, Readiness, Refusal, Unready};
+use resource_guard::{Guard, Readiness, Refusal, StepUp, Unready};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::responses::{Forbidden, Unauthorized, Unavailable};
+use crate::responses::{Forbidden, StepUpRequired, Unauthorized, Unavailable};
 
 type Handled = Result<HttpResponse, ApiError>;
 
@@ -24,6 +24,17 @@ pub struct Me<'a> {
     pub roles: &'a [String],
     /// When the access token expires, RFC 3339 UTC.
     pub expires_at: Option<String>,
+    /// How the user proved who they are (RFC 8176: `pwd`, `otp`, `hwk`,
+    /// `user`, `mfa`); empty when the token does not say.
+    pub amr: &'a [String],
+    /// `aal1` (one factor) or `aal2` (two, or a passkey that verified its
+    /// user); `aal1` when the token does not say.
+    #[schema(example = "aal1")]
+    pub acr: &'static str,
+    /// When the user last proved a factor in this session, Unix seconds;
+    /// `null` when the token does not say.
+    #[schema(required = true)]
+    pub auth_time: Option<i64>,
 }
 
 /// The caller, as its access token says.
@@ -49,7 +60,47 @@ pub async fn me(Authenticated(user): Authenticated) -> HttpResponse {
         session_id: user.session_id(),
         roles: user.roles(),
         expires_at,
+        amr: user.amr(),
+        acr: user.acr().as_str(),
+        auth_time: user.auth_time(),
     })
+}
+
+/// A caller who proved a second factor recently.
+#[derive(Serialize, ToSchema)]
+pub struct SteppedUp<'a> {
+    pub user_id: uuid::Uuid,
+    /// `aal2`.
+    #[schema(example = "aal2")]
+    pub acr: &'static str,
+    pub amr: &'a [String],
+    /// When the user last proved a factor, Unix seconds: within
+    /// `STEP_UP_MAX_AGE` of now (never `null` in a `200`).
+    #[schema(required = true)]
+    pub auth_time: Option<i64>,
+}
+
+/// For a token whose `acr` is `aal2` and whose `auth_time` is within
+/// `STEP_UP_MAX_AGE` (default 5 minutes).
+#[utoipa::path(
+    get,
+    path = "/api/step-up",
+    tag = "api",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller stepped up recently", body = SteppedUp),
+        (status = 401, response = StepUpRequired),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn step_up(Authenticated(user): Authenticated, rule: web::Data<StepUp>) -> Handled {
+    user.require_step_up(**rule)?;
+    Ok(HttpResponse::Ok().json(SteppedUp {
+        user_id: user.user_id(),
+        acr: user.acr().as_str(),
+        amr: user.amr(),
+        auth_time: user.auth_time(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::handlers;
-use crate::responses::{Forbidden, Unauthorized, Unavailable};
+use crate::responses::{Forbidden, StepUpRequired, Unauthorized, Unavailable};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,13 +26,14 @@ use crate::responses::{Forbidden, Unauthorized, Unavailable};
     paths(
         handlers::me,
         handlers::admin,
+        handlers::step_up,
         handlers::healthz,
         handlers::readyz,
         openapi_json,
     ),
     components(
         schemas(ErrorBody),
-        responses(Unauthorized, Forbidden, Unavailable)
+        responses(Unauthorized, StepUpRequired, Forbidden, Unavailable)
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -16,6 +16,13 @@ pub struct Unauthorized(pub ErrorBody<'static>);
 
 #[derive(ToResponse)]
 #[response(
+    description = "No token or an invalid one (`invalid_token`, as on every route), or a token whose authentication is too weak or too old for this route (`insufficient_user_authentication`, RFC 9470): reauthenticate at the auth server and retry",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\"`, with `error=\"invalid_token\"` when a token was sent; for a step-up `error=\"insufficient_user_authentication\"`, `max_age=<STEP_UP_MAX_AGE in seconds>` and, when `aal2` is what is missing, `acr_values=\"aal2\"`"))
+)]
+pub struct StepUpRequired(pub ErrorBody<'static>);
+
+#[derive(ToResponse)]
+#[response(
     description = "The token lacks a role (`insufficient_scope`)",
     headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"resource-api\", error=\"insufficient_scope\"`"))
 )]

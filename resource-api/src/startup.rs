@@ -43,6 +43,8 @@ impl Application {
             .with_context(|| format!("binding API_INTERNAL_BIND {}", settings.internal_bind))?;
         let internal_port = internal_listener.local_addr()?.port();
         let workers = settings.http_workers;
+        // `GET /api/step-up`'s demand, in its resource's data.
+        let step_up = web::Data::new(settings.step_up());
         let production = settings.production;
         let origins = AllowedOrigins(Arc::new(settings.allowed_origins));
         let data = web::Data::new(guard.clone());
@@ -78,6 +80,11 @@ impl Application {
                 // app data, decides before they run.
                 .service(resource("/api/me").route(web::get().to(h::me)))
                 .service(resource("/api/admin").route(web::get().to(h::admin)))
+                .service(
+                    resource("/api/step-up")
+                        .app_data(step_up.clone())
+                        .route(web::get().to(h::step_up)),
+                )
                 .service(
                     resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)),
                 )

@@ -9,6 +9,16 @@
 //! async fn me(Authenticated(user): Authenticated) -> String {
 //!     user.user_id().to_string()
 //! }
+//!
+//! // A per-route demand is a line in the handler: `require_role` (`403`),
+//! // or `require_step_up` (`401 insufficient_user_authentication`, with
+//! // RFC 9470's challenge).
+//! const RECENT_AAL2: StepUp = StepUp { acr: Some(Aal::Aal2), max_age: Some(Duration::from_secs(300)) };
+//!
+//! async fn transfer(Authenticated(user): Authenticated) -> Result<String, GuardError> {
+//!     user.require_step_up(RECENT_AAL2)?;
+//!     Ok("done".to_owned())
+//! }
 //! ```
 
 use std::future::{Ready, ready};

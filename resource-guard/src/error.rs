@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use shared_claims::TokenError;
+use shared_claims::assurance::Insufficient;
 use shared_claims::challenge::bearer_challenge;
 use shared_claims::error::{ErrorBody, ErrorCode};
 
@@ -42,6 +43,11 @@ pub enum Refusal {
     InvalidToken(TokenError),
     /// A valid token without the role the resource needs: `403`.
     InsufficientScope { role: String },
+    /// A valid token whose authentication is too weak or too old for the
+    /// route (RFC 9470): `401 insufficient_user_authentication`, its
+    /// challenge naming the max age and, when the level is what is missing,
+    /// `acr_values`.
+    InsufficientUserAuthentication(Insufficient),
     /// Keys not loaded, or revocation state too stale to trust (and the
     /// guard fails closed): `503`. `detail` is for the log only.
     Unavailable { reason: Unready, detail: String },
@@ -61,7 +67,7 @@ pub struct GuardError {
 pub struct Answer {
     pub status: u16,
     /// `Cache-Control: no-store` always; `WWW-Authenticate` on `401` and
-    /// `403`; `Retry-After` on `503`.
+    /// `403` (RFC 9470's challenge for a step-up); `Retry-After` on `503`.
     pub headers: Vec<(&'static str, String)>,
     /// `{"error": "<code>", "error_description": "<text>"}`.
     pub body: String,
@@ -88,6 +94,11 @@ impl GuardError {
                 ErrorCode::InsufficientScope,
                 format!("this resource requires the `{role}` role").into(),
             ),
+            Refusal::InsufficientUserAuthentication(_) => (
+                401,
+                ErrorCode::InsufficientUserAuthentication,
+                Insufficient::DESCRIPTION.into(),
+            ),
             Refusal::Unavailable { reason, .. } => {
                 (503, ErrorCode::Unavailable, reason.words().into())
             }
@@ -109,7 +120,8 @@ impl GuardError {
     }
 
     /// The HTTP answer: RFC 6750 challenges (`error="invalid_token"` only
-    /// when a token was sent), `Retry-After: 1` on `503`, never cached.
+    /// when a token was sent), RFC 9470's for a step-up, `Retry-After: 1`
+    /// on `503`, never cached.
     /// Logs the cause of a `503`, which the answer does not carry.
     pub fn answer(&self) -> Answer {
         let (status, code, description) = self.wire();
@@ -121,6 +133,9 @@ impl GuardError {
             Refusal::NotBearer | Refusal::InvalidToken(_) | Refusal::InsufficientScope { .. } => {
                 let error = Some((code, &*description));
                 headers.push(("www-authenticate", bearer_challenge(&self.realm, error)));
+            }
+            Refusal::InsufficientUserAuthentication(insufficient) => {
+                headers.push(("www-authenticate", insufficient.challenge(&self.realm)));
             }
             Refusal::Unavailable { detail, .. } => {
                 tracing::warn!(%detail, "answering 503");
@@ -152,6 +167,10 @@ impl std::error::Error for GuardError {}
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use shared_claims::assurance::Aal;
+
     use super::*;
 
     fn answer(refusal: Refusal) -> Answer {
@@ -210,6 +229,33 @@ mod tests {
                 r#"Bearer realm="api", error="insufficient_scope", error_description="this resource requires the `admin` role""#
             )
         );
+    }
+
+    #[test]
+    fn a_step_up_is_401_with_rfc_9470s_challenge() {
+        let weak = answer(Refusal::InsufficientUserAuthentication(Insufficient {
+            max_age: Some(Duration::from_secs(300)),
+            acr: Some(Aal::Aal2),
+        }));
+        assert_eq!(weak.status, 401);
+        assert_eq!(
+            header(&weak, "www-authenticate"),
+            Some(
+                r#"Bearer realm="api", error="insufficient_user_authentication", error_description="a more recent or stronger authentication is required: reauthenticate", max_age=300, acr_values="aal2""#
+            )
+        );
+        assert_eq!(
+            weak.body,
+            r#"{"error":"insufficient_user_authentication","error_description":"a more recent or stronger authentication is required: reauthenticate"}"#
+        );
+        assert_eq!(header(&weak, "cache-control"), Some("no-store"));
+        let stale = answer(Refusal::InsufficientUserAuthentication(Insufficient {
+            max_age: Some(Duration::from_secs(300)),
+            acr: None,
+        }));
+        let challenge = header(&stale, "www-authenticate").unwrap();
+        assert!(challenge.ends_with(", max_age=300"), "{challenge}");
+        assert!(!challenge.contains("acr_values"), "{challenge}");
     }
 
     #[test]

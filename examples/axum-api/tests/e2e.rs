@@ -179,6 +179,21 @@ async fn a_valid_token_reaches_the_handler() {
     let claims: Value = jsonwebtoken_claims(&login.access_token);
     assert_eq!(body["user_id"], claims["sub"]);
     assert_eq!(body["email"], login.email.as_str());
+
+    // A password login is `aal1`: the step-up route asks for more.
+    let step_up = stack.get("/step-up", Some(&login.access_token)).await;
+    assert_eq!(step_up.status(), StatusCode::UNAUTHORIZED);
+    let challenge = step_up.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with(
+            r#"Bearer realm="resource-api", error="insufficient_user_authentication""#
+        ) && challenge.ends_with(r#", max_age=300, acr_values="aal2""#),
+        "{challenge}"
+    );
+    assert_eq!(
+        error_of(step_up).await["error"],
+        "insufficient_user_authentication"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,5 +27,6 @@ mod lost_answers;
 mod openapi;
 mod outages;
 mod revocation;
+mod step_up;
 mod test_files;
 mod tokens;

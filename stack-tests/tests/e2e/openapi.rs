@@ -61,6 +61,7 @@ async fn openapi_every_documented_operation_answers_as_documented() {
     for path in [
         "/api/me",
         "/api/admin",
+        "/api/step-up",
         "/healthz",
         "/readyz",
         "/openapi.json",

@@ -33,6 +33,7 @@ mod register;
 mod replicas;
 mod rotation_properties;
 mod round_trips;
+mod second_factors;
 mod sessions;
 mod signing_keys;
 mod throttle;

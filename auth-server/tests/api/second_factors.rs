@@ -552,3 +552,34 @@ async fn an_administrator_resets_a_users_factors_and_sessions() {
         .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+/// An independent TOTP implementation (Python's pyotp) enrols and signs in
+/// from the `otpauth://` URI alone (`scripts/totp_interop.py`). CI installs
+/// pyotp (`.ci/run`); without it this test fails, saying how to install it.
+#[tokio::test]
+async fn pyotp_interoperates() {
+    let app = spawn_app().await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/totp_interop.py");
+    let address = app.address.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .env("AUTH_URL", address)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs (CI installs it, with pyotp: see .ci/run)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'pyotp'"),
+        "pyotp is missing: python3 -m pip install 'pyotp==2.12.1'"
+    );
+    assert!(
+        output.status.success(),
+        "the pyotp client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}

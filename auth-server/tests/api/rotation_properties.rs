@@ -177,13 +177,30 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
         cases: 64,
         ..Config::default()
     });
+    let cases = std::cell::Cell::new(0_u32);
     let result = runner.run(&proptest::collection::vec(op(), 1..20), |ops| {
         let mut guard = shared.borrow_mut();
         let conn = &mut *guard;
         let mut rotations = 0;
         let mut keys = ring(&key_files, rotations);
-        // A fresh session per case, made as login makes it.
+        // A fresh session per case, made as login makes it; every other
+        // one signed in with a second factor (aal2), which no rotation,
+        // grace answer or reuse may change.
         let (session, first) = create_session(conn, user.id, &keys, &client);
+        cases.set(cases.get() + 1);
+        if cases.get() % 2 == 0 {
+            diesel::sql_query(format!(
+                "UPDATE sessions SET amr = '{{pwd,otp,mfa}}' WHERE id = '{}'",
+                session.id
+            ))
+            .execute(conn)
+            .unwrap();
+        }
+        let recorded: Vec<String> = if cases.get() % 2 == 0 {
+            vec!["pwd".into(), "otp".into(), "mfa".into()]
+        } else {
+            vec!["pwd".into()]
+        };
         let mut chain = vec![first];
         let mut model = Model { tokens: vec![(false, false)], ..Model::default() };
 
@@ -195,6 +212,12 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
             };
             if let Some(index) = presented {
                 let outcome = server.refresh(&chain[index], &keys, &client, &policy);
+                if let RefreshOutcome::Rotated { session: seen, .. }
+                | RefreshOutcome::Grace { session: seen, .. } = &outcome
+                {
+                    prop_assert_eq!(&seen.amr, &recorded, "the session's factors, kept by {:?}", op);
+                    prop_assert_eq!(seen.authenticated_at(), session.authenticated_at());
+                }
                 let expected = model.present(index);
                 prop_assert_eq!(outcome_kind(&outcome), expected, "{:?} of token {} in {:?}", op, index, ops);
                 let received = match outcome {

@@ -1,7 +1,8 @@
 //! How a user proves who they are, one module per factor: the password
-//! ([`password`], argon2id). Second factors (TOTP, recovery codes,
-//! passkeys) belong here beside it, with the session's record of which
-//! factors it was opened with.
+//! ([`password`], argon2id), TOTP ([`totp`]) and recovery codes
+//! ([`recovery`]), as pure rules; passkeys belong here beside them. Their
+//! rows are in `crate::db::factors`, their use in `crate::service::factors`
+//! and `mfa_login`; the session records which it was opened with.
 
 pub mod password;
 pub mod recovery;

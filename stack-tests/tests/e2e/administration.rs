@@ -1,7 +1,8 @@
 //! Contract § Administration and audit, as the resource API sees it.
 //!
 //! Administration seen from a resource API: `/api/admin` needs the `admin`
-//! role; a disabled or deleted user's tokens, and a user's tokens from
+//! role; a disabled or deleted user's tokens, a user's tokens after an
+//! administrator reset their second factors, and a user's tokens from
 //! before a change of roles, are refused within a second; a token issued
 //! after the change never is; the last enabled admin stays.
 
@@ -117,6 +118,33 @@ async fn a_disabled_users_token_is_refused_at_the_api_within_a_second() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(stack.me_status(&admin.access_token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_second_factor_reset_ends_the_users_sessions_at_the_api_within_a_second() {
+    let mut stack = spawn_stack().await;
+    let Some(admin) = stack.admin("a_second_factor_reset_ends…").await else {
+        return;
+    };
+    let user = stack.login().await;
+    assert_eq!(stack.me_status(&user.access_token).await, StatusCode::OK);
+    let response = stack
+        .admin_call(
+            Method::DELETE,
+            &format!("/admin/users/{}/mfa", Stack::user_id(&user)),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    refused_within(&stack, &user.access_token).await;
+    assert_eq!(
+        stack.refresh(&user.refresh_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The user signs in again with the password alone.
+    let again = stack.login_as(&user.email).await;
+    assert_eq!(stack.me_status(&again.access_token).await, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -370,7 +370,14 @@ async fn an_operator_lists_disables_enables_and_deletes_users_each_recorded() {
     assert!(run(&["users", "list"]).contains("disabled"));
 
     run(&["users", "enable", &email]);
-    app.login_body(&email).await;
+    let enabled = app
+        .validate(&app.login_body(&email).await.access_token())
+        .await;
+    run(&["users", "reset-mfa", &email]);
+    assert_eq!(
+        app.session_revoked_reason(enabled.sid).as_deref(),
+        Some("mfa_reset")
+    );
 
     run(&["users", "grant-role", &email, "editor"]);
     let tokens = app.login_body(&email).await;
@@ -403,10 +410,10 @@ async fn an_operator_lists_disables_enables_and_deletes_users_each_recorded() {
     // Each change is an audit event with the CLI (no actor) as its actor.
     let recorded = app.count(&format!(
         "SELECT count(*) AS n FROM audit_events WHERE user_id = '{}' AND actor_id IS NULL \
-         AND type IN ('user_disabled', 'user_enabled', 'roles_changed', 'user_deleted')",
+         AND type IN ('user_disabled', 'user_enabled', 'mfa_reset', 'roles_changed', 'user_deleted')",
         claims.sub
     ));
-    assert_eq!(recorded, 5);
+    assert_eq!(recorded, 6);
 }
 
 #[tokio::test]

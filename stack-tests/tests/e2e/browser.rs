@@ -7,7 +7,8 @@
 //! its Web Lock and no grace; and without the lock under the default grace,
 //! where the server's answer to the second tab is the cookie the first got),
 //! recovers from a refresh whose answer was lost by trying it once more, and
-//! logs out.
+//! logs out. The second factor and the step-up prompt are in
+//! `browser/second_factor.rs`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
 //! `CHROMIUM` and `CHROMEDRIVER` name other binaries). Without them the test
@@ -29,6 +30,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
+
+mod second_factor;
 
 /// `ACCESS_TOKEN_TTL` of this test (with `JWT_LEEWAY` 0s), and a wait that
 /// surely outlasts a token: `exp` is in whole seconds.

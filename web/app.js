@@ -29,6 +29,9 @@ class SessionEnded extends Error {}
 /** Any other failure, worded for a person. */
 class Failure extends Error {}
 
+/** The user cancelled the step-up an action needed: nothing more to say. */
+class Abandoned extends Error {}
+
 const $ = (id) => document.getElementById(id);
 
 // An e-mail link (`#reset=…`, `#verify=…`) carries its token in the
@@ -122,15 +125,34 @@ function refresh() {
   return refreshing;
 }
 
+/** A 401 that asks for a recent (or stronger) proof of the user (RFC 9470). */
+function needsStepUp({ status, body }) {
+  return status === 401 && Boolean(body) && body.error === 'insufficient_user_authentication';
+}
+
 /** A call with the access token; on a 401, one refresh and one retry. */
-async function authorized(base, path, options = {}) {
+async function withAccessToken(base, path, options = {}) {
   if (!accessToken) await refresh();
   const used = accessToken;
   const answer = await send(base, path, { ...options, token: used });
-  if (answer.status !== 401) return answer;
+  // A refresh keeps the session's proof as it was: it cannot answer a
+  // step-up challenge.
+  if (answer.status !== 401 || needsStepUp(answer)) return answer;
   // A call that failed after another one's refresh retries with that new
   // token rather than rotating again.
   if (accessToken === used) await refresh();
+  return send(base, path, { ...options, token: accessToken });
+}
+
+/**
+ * A call with the access token, refreshed when it has expired; when the
+ * action needs a recent proof of the user, the step-up prompt and one retry
+ * with the access token it gives.
+ */
+async function authorized(base, path, options = {}) {
+  const answer = await withAccessToken(base, path, options);
+  if (!needsStepUp(answer)) return answer;
+  await stepUp();
   return send(base, path, { ...options, token: accessToken });
 }
 
@@ -148,6 +170,9 @@ function showLoggedOut(text, kind = 'info') {
   $('app-view').hidden = true;
   $('login-view').hidden = false;
   $('reset-view').hidden = true;
+  hideSecondStep();
+  abandonStepUp();
+  hideSecurity();
   $('me').replaceChildren();
   $('sessions').replaceChildren();
   $('events').replaceChildren();
@@ -167,7 +192,7 @@ async function showLoggedIn() {
 async function reload() {
   // Settle both before reporting, so nothing renders after the page has
   // said the session ended; that news wins over any other failure.
-  const results = await Promise.allSettled([loadMe(), loadSessions(), loadEvents()]);
+  const results = await Promise.allSettled([loadMe(), loadSessions(), loadEvents(), loadSecurity()]);
   const failures = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
   if (failures.length) throw failures.find((e) => e instanceof SessionEnded) || failures[0];
   // With the token these calls settled on: its roles say whether to show it.
@@ -240,6 +265,16 @@ const EVENT_NAMES = {
   user_enabled: 'Enabled by an administrator',
   user_deleted: 'Deleted by an administrator',
   roles_changed: 'Roles changed',
+  mfa_enabled: 'Second factor turned on',
+  mfa_disabled: 'Second factor turned off',
+  recovery_codes_regenerated: 'New recovery codes',
+  recovery_code_used: 'Recovery code used',
+  mfa_failed: 'Failed second factor',
+  mfa_reset: 'Second factors reset by an administrator',
+  passkey_added: 'Passkey added',
+  passkey_removed: 'Passkey removed',
+  passkey_clone_suspected: 'Copied passkey refused',
+  reauthenticated: 'Identity confirmed again',
 };
 
 function sessionItem(session) {
@@ -283,23 +318,346 @@ function record(method, path, status, error) {
   while (log.children.length > 50) log.lastChild.remove();
 }
 
+// ---------------------------------------------------------------- second factor
+
+// The last `GET /auth/mfa`: what the user has decides what the security
+// card offers and what the step-up prompt asks for.
+let mfa = null;
+
+function hasTotp() {
+  return Boolean(mfa && mfa.totp && mfa.totp.enabled);
+}
+
+function hasSecondFactor() {
+  return hasTotp() || Boolean(mfa && mfa.passkeys && mfa.passkeys.length);
+}
+
+async function loadSecurity() {
+  const answer = await authorized(AUTH_URL, '/auth/mfa');
+  if (answer.status !== 200) throw new Failure(`Reading your second factor failed: ${describe(answer)}.`);
+  mfa = answer.body;
+  renderSecurity();
+}
+
+function renderSecurity() {
+  const totpOn = hasTotp();
+  const status = $('totp-status');
+  status.dataset.enabled = String(totpOn);
+  status.textContent = totpOn ? `on since ${time(mfa.totp.created_at)}` : 'off';
+  const remaining = $('recovery-remaining');
+  remaining.dataset.count = String(mfa.recovery_codes_remaining);
+  remaining.textContent = String(mfa.recovery_codes_remaining);
+  $('totp-setup').hidden = totpOn || !$('totp-enrol').hidden;
+  $('totp-disable').hidden = !totpOn;
+  $('recovery-regenerate').hidden = !hasSecondFactor();
+  renderAssurance();
+}
+
+/** How this session's access token says the user proved who they are. */
+function renderAssurance() {
+  const { acr, auth_time: authTime } = tokenClaims();
+  const assurance = $('session-assurance');
+  assurance.dataset.acr = acr || '';
+  assurance.textContent = acr
+    ? `${acr === 'aal2' ? 'two factors' : 'one factor'} (${acr}), last proved ${time(authTime * 1000)}`
+    : 'unknown';
+}
+
+function hideSecurity() {
+  mfa = null;
+  hideEnrolment();
+  hideRecoveryCodes();
+  for (const id of ['totp-status', 'recovery-remaining', 'session-assurance', 'step-up-result']) {
+    const element = $(id);
+    element.textContent = '';
+    for (const key of Object.keys(element.dataset)) delete element.dataset[key];
+  }
+}
+
+/** Draws `text` as a QR code on `canvas`, with the quiet zone readers need. */
+function drawQr(canvas, text) {
+  const qr = window.qrcode(0, 'M');
+  qr.addData(text);
+  qr.make();
+  const modules = qr.getModuleCount();
+  const quiet = 4;
+  const scale = 4;
+  const size = (modules + 2 * quiet) * scale;
+  canvas.width = size;
+  canvas.height = size;
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#fff';
+  context.fillRect(0, 0, size, size);
+  context.fillStyle = '#000';
+  for (let row = 0; row < modules; row += 1) {
+    for (let col = 0; col < modules; col += 1) {
+      if (qr.isDark(row, col)) {
+        context.fillRect((col + quiet) * scale, (row + quiet) * scale, scale, scale);
+      }
+    }
+  }
+}
+
+/** A pending enrolment: the secret for the user's app, until confirmed. */
+async function startTotp() {
+  const answer = await authorized(AUTH_URL, '/auth/mfa/totp', { method: 'POST' });
+  if (answer.status !== 200) throw new Failure(`The set-up did not start: ${describe(answer)}.`);
+  showEnrolment(answer.body);
+}
+
+function showEnrolment({ secret, otpauth_uri: uri }) {
+  // Grouped by four, as authenticator apps print keys; they ignore spaces.
+  $('totp-secret').textContent = secret.replace(/(.{4})(?=.)/g, '$1 ');
+  $('totp-link').href = uri;
+  drawQr($('totp-qr'), uri);
+  $('totp-code').value = '';
+  $('totp-enrol').hidden = false;
+  $('totp-setup').hidden = true;
+  $('totp-code').focus();
+}
+
+function hideEnrolment() {
+  $('totp-enrol').hidden = true;
+  $('totp-secret').textContent = '';
+  $('totp-link').href = '#';
+  $('totp-code').value = '';
+  $('totp-qr').width = 0; // A canvas given a size again is blank.
+  $('totp-setup').hidden = !mfa || hasTotp();
+}
+
+async function confirmTotp() {
+  if (!$('totp-confirm-form').reportValidity()) return;
+  const answer = await authorized(AUTH_URL, '/auth/mfa/totp/confirm', {
+    method: 'POST',
+    json: { code: $('totp-code').value.trim() },
+  });
+  $('totp-code').value = '';
+  if (answer.status === 403) throw new Failure('That is not the code your app shows: try again.');
+  if (answer.status === 404) {
+    hideEnrolment();
+    throw new Failure('That set-up was replaced or has expired: start it again.');
+  }
+  if (answer.status !== 200) throw new Failure(`The authenticator app is not on: ${describe(answer)}.`);
+  hideEnrolment();
+  showRecoveryCodes(answer.body.recovery_codes);
+  showMessage('Your authenticator app is on: logging in now asks for its code.');
+  await loadSecurity();
+}
+
+/** Recovery codes, shown this once: the server keeps only their hashes. */
+function showRecoveryCodes(codes) {
+  if (!codes.length) return;
+  $('recovery-codes').replaceChildren(...codes.map((code) => {
+    const item = document.createElement('li');
+    item.textContent = code;
+    return item;
+  }));
+  $('recovery-view').hidden = false;
+}
+
+function hideRecoveryCodes() {
+  $('recovery-codes').replaceChildren();
+  $('recovery-view').hidden = true;
+}
+
+async function regenerateRecoveryCodes() {
+  const answer = await authorized(AUTH_URL, '/auth/mfa/recovery-codes', { method: 'POST' });
+  if (answer.status !== 200) throw new Failure(`No new recovery codes: ${describe(answer)}.`);
+  showRecoveryCodes(answer.body.recovery_codes);
+  showMessage('New recovery codes: the old ones no longer work.');
+  await loadSecurity();
+}
+
+async function disableTotp() {
+  if (!window.confirm('Turn off the authenticator app? Logging in will ask for your password alone.')) return;
+  const answer = await authorized(AUTH_URL, '/auth/mfa/totp', { method: 'DELETE' });
+  if (answer.status !== 204) throw new Failure(`The authenticator app is still on: ${describe(answer)}.`);
+  hideRecoveryCodes();
+  showMessage('Your authenticator app is off.');
+  await loadSecurity();
+}
+
+/** The resource API's route for sessions that proved two factors lately. */
+async function checkStepUp() {
+  const result = $('step-up-result');
+  result.textContent = '';
+  delete result.dataset.status;
+  const answer = await authorized(API_URL, '/api/step-up');
+  result.dataset.status = String(answer.status);
+  if (answer.status !== 200) throw new Failure(`/api/step-up refused: ${describe(answer)}.`);
+  result.textContent = `Allowed at ${new Date().toLocaleTimeString()}.`;
+}
+
+$('totp-setup').addEventListener('click', () => act(startTotp));
+$('totp-confirm-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(confirmTotp);
+});
+$('totp-cancel').addEventListener('click', hideEnrolment);
+$('recovery-saved').addEventListener('click', hideRecoveryCodes);
+$('recovery-regenerate').addEventListener('click', () => act(regenerateRecoveryCodes));
+$('totp-disable').addEventListener('click', () => act(disableTotp));
+$('step-up-button').addEventListener('click', () => act(checkStepUp));
+
+// ---------------------------------------------------------------- second-factor fields
+
+/**
+ * Which second-factor field a form (`mfa` or `step-up`) shows: `code` (the
+ * authenticator app's), `recovery`, or `none`; with a switch between the
+ * first two when the user has both.
+ */
+function showFactorField(form, field, canSwitch) {
+  const code = field === 'code';
+  const recovery = field === 'recovery';
+  $(`${form}-code-label`).hidden = !code;
+  $(`${form}-recovery-label`).hidden = !recovery;
+  $(`${form}-code`).required = code;
+  $(`${form}-recovery`).required = recovery;
+  $(`${form}-code`).value = '';
+  $(`${form}-recovery`).value = '';
+  const toggle = $(`${form}-switch`);
+  toggle.hidden = !canSwitch;
+  toggle.textContent = recovery ? 'Use the authenticator app' : 'Use a recovery code instead';
+}
+
+function switchFactorField(form) {
+  const usingCode = !$(`${form}-code-label`).hidden;
+  showFactorField(form, usingCode ? 'recovery' : 'code', true);
+  $(`${form}-${usingCode ? 'recovery' : 'code'}`).focus();
+}
+
+/** What the form's second-factor field holds, named as the auth server takes it. */
+function factorProof(form) {
+  if (!$(`${form}-code-label`).hidden) return { code: $(`${form}-code`).value.trim() };
+  if (!$(`${form}-recovery-label`).hidden) return { recovery_code: $(`${form}-recovery`).value.trim() };
+  return {};
+}
+
+// ---------------------------------------------------------------- step-up
+
+// The step-up prompt on screen, if any: every call refused for want of a
+// recent proof awaits this one outcome, and retries once it is in.
+let steppingUp = null;
+const stepUpPrompt = { resolve: null, reject: null };
+
+/** Asks the user to prove who they are again; resolves with a new access token in place. */
+function stepUp() {
+  if (!steppingUp) {
+    steppingUp = openStepUp().finally(() => {
+      steppingUp = null;
+    });
+  }
+  return steppingUp;
+}
+
+async function openStepUp() {
+  if (!mfa) await loadSecurity();
+  return new Promise((resolve, reject) => {
+    Object.assign(stepUpPrompt, { resolve, reject });
+    let field = 'none';
+    if (hasSecondFactor()) field = hasTotp() ? 'code' : 'recovery';
+    showFactorField('step-up', field, hasTotp());
+    $('step-up-error').hidden = true;
+    $('step-up-dialog').showModal();
+    $('step-up-password').focus();
+  });
+}
+
+/** POST /auth/reauthenticate: a new access token for this session, the cookie untouched. */
+async function submitStepUp() {
+  if (!$('step-up-form').reportValidity()) return;
+  let answer;
+  try {
+    answer = await withAccessToken(AUTH_URL, '/auth/reauthenticate', {
+      method: 'POST',
+      json: { password: $('step-up-password').value, ...factorProof('step-up') },
+    });
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    showStepUpError(error.message);
+    return;
+  }
+  if (answer.status === 200) {
+    settleStepUp(answer.body.access_token);
+    return;
+  }
+  // A code, once accepted or refused, is no use again.
+  $('step-up-code').value = '';
+  $('step-up-recovery').value = '';
+  showStepUpError(answer.status === 403
+    ? 'That password or code is not right. Try again.'
+    : `Not confirmed: ${describe(answer)}.`);
+}
+
+function showStepUpError(text) {
+  const error = $('step-up-error');
+  error.textContent = text;
+  error.hidden = false;
+}
+
+function settleStepUp(token) {
+  accessToken = token;
+  const { resolve } = stepUpPrompt;
+  closeStepUp();
+  renderAssurance();
+  resolve();
+}
+
+/** Closes the prompt, failing the calls that waited for it. */
+function abandonStepUp() {
+  const { reject } = stepUpPrompt;
+  closeStepUp();
+  if (reject) reject(new Abandoned());
+}
+
+function closeStepUp() {
+  const dialog = $('step-up-dialog');
+  if (dialog.open) dialog.close();
+  $('step-up-password').value = '';
+  $('step-up-code').value = '';
+  $('step-up-recovery').value = '';
+  $('step-up-error').hidden = true;
+  Object.assign(stepUpPrompt, { resolve: null, reject: null });
+}
+
+function cancelStepUp() {
+  abandonStepUp();
+  showMessage('Cancelled: nothing was changed.');
+}
+
+$('step-up-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(submitStepUp);
+});
+$('step-up-switch').addEventListener('click', () => switchFactorField('step-up'));
+$('step-up-cancel').addEventListener('click', cancelStepUp);
+// Escape closes a modal dialog: the same as Cancel.
+$('step-up-dialog').addEventListener('cancel', (event) => {
+  event.preventDefault();
+  cancelStepUp();
+});
+
 // ---------------------------------------------------------------- administration
 
 // Where the admin page stands: the search, the next pages, the user shown.
 const admin = { query: '', usersCursor: null, auditCursor: null, selected: null };
 
 /**
- * The roles of the access token: its payload read, not verified. It only
- * decides what to show; the auth server decides what an admin may do.
+ * The claims of the access token: its payload read, not verified. They only
+ * decide what to show; the servers decide what the user may do.
  */
-function tokenRoles() {
+function tokenClaims() {
   try {
     const payload = accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const roles = JSON.parse(atob(payload)).roles;
-    return Array.isArray(roles) ? roles : [];
+    return JSON.parse(atob(payload)) || {};
   } catch {
-    return [];
+    return {};
   }
+}
+
+function tokenRoles() {
+  const { roles } = tokenClaims();
+  return Array.isArray(roles) ? roles : [];
 }
 
 function hideAdmin() {
@@ -501,6 +859,7 @@ async function act(action) {
   try {
     await action();
   } catch (error) {
+    if (error instanceof Abandoned) return;
     if (error instanceof SessionEnded) {
       showLoggedOut(
         'Your session has ended: it was logged out (here or in another tab), revoked, '
@@ -522,10 +881,72 @@ function credentials() {
 
 async function logIn() {
   const answer = await send(AUTH_URL, '/auth/login', { method: 'POST', json: credentials() });
+  if (answer.status === 403 && answer.body && answer.body.error === 'mfa_required') {
+    showSecondStep(answer.body);
+    return;
+  }
   if (answer.status !== 200) throw new Failure(`Login failed: ${describe(answer)}.`);
-  accessToken = answer.body.access_token;
+  await enter(answer.body.access_token);
+}
+
+/** A login's access token in hand: the logged-in page. */
+async function enter(token) {
+  accessToken = token;
   showMessage('');
   await showLoggedIn();
+}
+
+// The login waiting for its second factor: the auth server's `mfa_token`
+// (it dies after a few minutes or a few wrong codes).
+let pendingLogin = null;
+
+function showSecondStep({ mfa_token: token, methods = [] }) {
+  pendingLogin = { token };
+  $('password').value = '';
+  const totp = methods.includes('totp');
+  showFactorField('mfa', totp ? 'code' : 'recovery', totp && methods.includes('recovery_code'));
+  $('login-view').hidden = true;
+  $('mfa-view').hidden = false;
+  showMessage('');
+  $(totp ? 'mfa-code' : 'mfa-recovery').focus();
+}
+
+function hideSecondStep() {
+  pendingLogin = null;
+  $('mfa-view').hidden = true;
+  $('mfa-code').value = '';
+  $('mfa-recovery').value = '';
+}
+
+/** Back to the password form, after a dead `mfa_token` or on request. */
+function backToPassword(text = '', kind = 'info') {
+  hideSecondStep();
+  $('login-view').hidden = false;
+  showMessage(text, kind);
+}
+
+/** POST /auth/login/mfa: the second factor ends the login as a password alone would. */
+async function finishLogin() {
+  if (!pendingLogin || !$('mfa-form').reportValidity()) return;
+  const answer = await send(AUTH_URL, '/auth/login/mfa', {
+    method: 'POST',
+    json: { mfa_token: pendingLogin.token, ...factorProof('mfa') },
+  });
+  if (answer.status === 200) {
+    hideSecondStep();
+    await enter(answer.body.access_token);
+    return;
+  }
+  $('mfa-code').value = '';
+  $('mfa-recovery').value = '';
+  if (answer.status === 401 && answer.body && answer.body.error === 'invalid_credentials') {
+    throw new Failure('That code is not right. Try again.');
+  }
+  if (answer.status === 401) {
+    backToPassword('This login took too long or had too many wrong codes: enter your password again.', 'error');
+    return;
+  }
+  throw new Failure(`Login failed: ${describe(answer)}.`);
 }
 
 async function register() {
@@ -635,6 +1056,12 @@ $('login-form').addEventListener('submit', (event) => {
   act(logIn);
 });
 $('register-button').addEventListener('click', () => act(register));
+$('mfa-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(finishLogin);
+});
+$('mfa-switch').addEventListener('click', () => switchFactorField('mfa'));
+$('mfa-cancel').addEventListener('click', () => backToPassword());
 $('reload-button').addEventListener('click', () => act(reload));
 $('logout-button').addEventListener('click', () => act(logOut));
 $('logout-all-button').addEventListener('click', () => act(logOutEverywhere));

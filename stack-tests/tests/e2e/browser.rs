@@ -7,7 +7,8 @@
 //! its Web Lock and no grace; and without the lock under the default grace,
 //! where the server's answer to the second tab is the cookie the first got),
 //! recovers from a refresh whose answer was lost by trying it once more, and
-//! logs out.
+//! logs out. The second factor and the step-up prompt are in
+//! `browser/second_factor.rs`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
 //! `CHROMIUM` and `CHROMEDRIVER` name other binaries). Without them the test
@@ -29,6 +30,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
+
+mod second_factor;
 
 /// `ACCESS_TOKEN_TTL` of this test (with `JWT_LEEWAY` 0s), and a wait that
 /// surely outlasts a token: `exp` is in whole seconds.
@@ -591,18 +594,7 @@ const ADMIN_STATE: &str = r#"
 "#;
 
 async fn wait_admin(tab: &Client, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let state = tab.execute(ADMIN_STATE, vec![]).await.unwrap();
-        if ready(&state) {
-            return state;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "waiting for {what}; the admin page shows {state:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(tab, ADMIN_STATE, what, ready).await
 }
 
 /// An admin, in a browser of its own, finds a user who is logged in in
@@ -890,9 +882,15 @@ async fn read_state(tab: &Client) -> Value {
 
 /// Polls the page until `ready` holds; on timeout fails with what it shows.
 async fn wait(tab: &Client, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    poll(tab, STATE, what, ready).await
+}
+
+/// Runs `script` in the page until what it returns satisfies `ready`; on
+/// timeout fails with what it returned last.
+async fn poll(tab: &Client, script: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
-        let state = read_state(tab).await;
+        let state = tab.execute(script, vec![]).await.unwrap();
         if ready(&state) {
             return state;
         }

@@ -80,6 +80,11 @@ pub struct Options {
     /// The served app reaches the auth server through a [`LossyProxy`]
     /// ([`Stack::lossy_proxy`]), which can lose a refresh's answer.
     pub web_through_lossy_proxy: bool,
+    /// `REAUTH_MAX_AGE` of the auth server: how recent a proof its
+    /// sensitive actions ask for.
+    pub reauth_max_age: &'static str,
+    /// `STEP_UP_MAX_AGE` of the resource API, for `/api/step-up`.
+    pub step_up_max_age: &'static str,
 }
 
 impl Default for Options {
@@ -96,6 +101,8 @@ impl Default for Options {
             max_sessions_per_user: "100",
             web_refresh_lock: true,
             web_through_lossy_proxy: false,
+            reauth_max_age: "10m",
+            step_up_max_age: "5m",
         }
     }
 }
@@ -194,6 +201,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("MAIL_DIR", mail_dir.to_str().unwrap()),
         ("MAIL_REQUEST_RATE_LIMIT", "0"),
         ("MAX_SESSIONS_PER_USER", options.max_sessions_per_user),
+        ("REAUTH_MAX_AGE", options.reauth_max_age),
     ]);
     if let Some(url) = &options.smtp_url {
         auth_vars.insert("SMTP_URL".to_owned(), url.clone());
@@ -216,6 +224,7 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("JWKS_MIN_REFETCH_INTERVAL", "500ms"),
         ("JWT_LEEWAY", options.leeway),
         ("ALLOWED_ORIGINS", &allowed_origins),
+        ("STEP_UP_MAX_AGE", options.step_up_max_age),
     ]);
     let settings =
         resource_api::config::Settings::from_lookup(|k| api_vars.get(k).cloned()).unwrap();

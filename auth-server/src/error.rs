@@ -361,6 +361,7 @@ impl From<ServiceError> for ApiError {
                 methods: challenge.methods,
             },
             ServiceError::WrongFactor => Self::WrongFactor,
+            ServiceError::CeremonyRefused(why) => Self::GrantRefused(why),
             ServiceError::SessionEnded => Self::InvalidToken {
                 description: "the access token's session has ended".to_owned(),
                 token_sent: true,

@@ -76,6 +76,7 @@ impl Application {
         let retention = retention(&settings);
         let sweep_interval = settings.janitor.interval;
         let metrics = crate::metrics::Metrics::new()?;
+        let webauthn = Arc::new(crate::factors::passkey::relying_party(&settings.webauthn)?);
         let state = AppState::new(
             Arc::new(settings),
             database.clone(),
@@ -83,6 +84,7 @@ impl Application {
             Arc::clone(&signing),
             Arc::new(token_keys),
             metrics,
+            webauthn,
         );
         MailWorker {
             database: state.database.clone(),

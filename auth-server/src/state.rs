@@ -46,6 +46,8 @@ pub struct AppState {
     /// Woken after a request queues mail: the mail worker sends it at once.
     pub mail_queued: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// The passkeys' relying party (`WEBAUTHN_RP_ID`, `WEBAUTHN_RP_ORIGINS`).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
         signing: Arc<SigningKeys>,
         token_keys: Arc<TokenKeys>,
         metrics: Arc<Metrics>,
+        webauthn: Arc<webauthn_rs::Webauthn>,
     ) -> Self {
         let validator = Validator::new(ValidationRules {
             issuer: settings.tokens.issuer.clone(),
@@ -78,6 +81,7 @@ impl AppState {
             keys_reloaded: Arc::new(Notify::new()),
             listen: Arc::default(),
             mail_queued: Arc::new(Notify::new()),
+            webauthn,
             metrics,
         }
     }

@@ -17,6 +17,7 @@ mod production;
 mod rate_limits;
 mod sessions;
 mod tokens;
+mod webauthn;
 
 use service_kit::env::{ConfigError, Env, invalid};
 
@@ -31,6 +32,7 @@ pub use rate_limits::RateLimitSettings;
 pub use service_kit::env::DEVELOPMENT_INTERNAL_TOKEN;
 pub use sessions::SessionSettings;
 pub use tokens::TokenSettings;
+pub use webauthn::WebauthnSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -62,6 +64,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub accounts: AccountSettings,
     pub sessions: SessionSettings,
+    pub webauthn: WebauthnSettings,
 }
 
 impl Settings {
@@ -74,18 +77,22 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let environment = Environment::from_env(&env)?;
+        let tokens = TokenSettings::from_env(&env)?;
+        let mail = MailSettings::from_env(&env)?;
+        let webauthn = WebauthnSettings::from_env(&env, &mail.public_url, &tokens.issuer)?;
         let settings = Self {
             environment,
             http: HttpSettings::from_env(&env)?,
             database: DatabaseSettings::from_env(&env, environment)?,
-            tokens: TokenSettings::from_env(&env)?,
+            tokens,
             internal_api: InternalApiSettings::from_env(&env)?,
             password: PasswordSettings::from_env(&env)?,
             rate_limits: RateLimitSettings::from_env(&env)?,
             janitor: JanitorSettings::from_env(&env)?,
-            mail: MailSettings::from_env(&env)?,
+            mail,
             accounts: AccountSettings::from_env(&env)?,
             sessions: SessionSettings::from_env(&env)?,
+            webauthn,
         };
         if settings.internal_api.bind == settings.http.bind && settings.http.bind.port() != 0 {
             return Err(invalid(

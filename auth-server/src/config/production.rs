@@ -92,6 +92,15 @@ pub(super) fn refuse_insecure(settings: &Settings) -> Result<(), ConfigError> {
             "must be https:// in production: the reset and verification links carry their tokens to it (ALLOW_HTTP_PUBLIC_URL=true accepts http://, for a local demo)",
         ));
     }
+    if !settings
+        .webauthn
+        .matches_public_url(&settings.mail.public_url)
+    {
+        return Err(invalid(
+            "WEBAUTHN_RP_ID",
+            "must be PUBLIC_URL's host or a domain above it in production: passkeys are bound to it, and the web app at PUBLIC_URL could never use them",
+        ));
+    }
     let database = &settings.database;
     if !database.tls.verifies_host() && !database.local && !database.allow_unverified_tls {
         return Err(invalid(
@@ -195,6 +204,7 @@ mod tests {
         let prod = ("APP_ENV", "production");
         let smtp = ("SMTP_URL", "smtps://user:pass@smtp.example.com");
         let public = ("PUBLIC_URL", "https://app.example.com");
+        let rp = ("WEBAUTHN_RP_ID", "example.com");
         assert_eq!(
             settings(&[prod, token, refresh_key]).unwrap_err().variable,
             "SIGNING_KEY_FILE"
@@ -225,10 +235,17 @@ mod tests {
                 .variable,
             "PUBLIC_URL"
         );
-        assert!(settings(&[prod, key, token, refresh_key, smtp, public]).is_ok());
+        assert_eq!(
+            settings(&[prod, key, token, refresh_key, smtp, public])
+                .unwrap_err()
+                .variable,
+            "WEBAUTHN_RP_ID",
+            "the default relying party (localhost) is not PUBLIC_URL's"
+        );
+        assert!(settings(&[prod, key, token, refresh_key, smtp, public, rp]).is_ok());
         let kek = ("KEY_ENCRYPTION_KEY_FILE", "/keys/kek");
         assert!(
-            settings(&[prod, kek, token, refresh_key, smtp, public]).is_ok(),
+            settings(&[prod, kek, token, refresh_key, smtp, public, rp]).is_ok(),
             "keys in the database instead of a file"
         );
         assert!(
@@ -248,6 +265,7 @@ mod tests {
             ("REFRESH_TOKEN_KEY_FILE", "/keys/refresh-token-key"),
             ("SMTP_URL", "smtps://user:pass@smtp.example.com"),
             ("PUBLIC_URL", "https://app.example.com"),
+            ("WEBAUTHN_RP_ID", "app.example.com"),
         ];
         vars.extend_from_slice(extra);
         settings(&vars)

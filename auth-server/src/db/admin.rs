@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Event, EventType};
 use super::models::{ClientInfo, RevocationReason, Session, User};
-use super::schema::{totp_factors, users};
+use super::schema::users;
 use super::{DbError, DbResult};
 use crate::accounts::email::Email;
 use crate::mail::notice::Notice;
@@ -93,22 +93,15 @@ pub fn list_users(
 #[derive(Debug, Clone)]
 pub struct ListedUser {
     pub user: User,
-    /// TOTP is on (passkeys will count too).
+    /// TOTP is on, or the user has a passkey.
     pub has_second_factor: bool,
 }
 
-/// The users of these rows that have TOTP on.
-type TotpOn = diesel::dsl::Filter<
-    diesel::dsl::Filter<totp_factors::table, diesel::dsl::Eq<totp_factors::user_id, users::id>>,
-    diesel::dsl::IsNotNull<totp_factors::confirmed_at>,
->;
-
-/// Whether the row's user has a second factor on.
-fn has_second_factor() -> diesel::dsl::exists<TotpOn> {
-    diesel::dsl::exists(
-        totp_factors::table
-            .filter(totp_factors::user_id.eq(users::id))
-            .filter(totp_factors::confirmed_at.is_not_null()),
+/// Whether the row's user has a second factor: TOTP on, or a passkey.
+fn has_second_factor() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "(EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) \
+          OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = users.id))",
     )
 }
 
@@ -193,6 +186,7 @@ pub fn reset_mfa(
         };
         super::factors::delete_totp(conn, id)?;
         super::factors::delete_recovery_codes(conn, id)?;
+        super::passkeys::delete_all(conn, id)?;
         super::mfa_tokens::delete_for_user(conn, id)?;
         let revoked =
             super::sessions::revoke_all_except(conn, id, None, RevocationReason::MfaReset)?;

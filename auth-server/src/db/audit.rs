@@ -46,6 +46,9 @@ pub enum EventType {
     MfaFailed,
     MfaReset,
     Reauthenticated,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyCloneSuspected,
 }
 
 impl EventType {
@@ -74,10 +77,13 @@ impl EventType {
             Self::MfaFailed => "mfa_failed",
             Self::MfaReset => "mfa_reset",
             Self::Reauthenticated => "reauthenticated",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 26] = [
         Self::Register,
         Self::Login,
         Self::LoginFailed,
@@ -101,6 +107,9 @@ impl EventType {
         Self::MfaFailed,
         Self::MfaReset,
         Self::Reauthenticated,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyCloneSuspected,
     ];
 
     /// The type of this name; `None` for a name that is not one.

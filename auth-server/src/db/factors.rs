@@ -27,6 +27,8 @@ pub struct TotpRow {
 pub struct Factors {
     /// When TOTP was confirmed, if it is on.
     pub totp_since: Option<DateTime<Utc>>,
+    /// How many passkeys the user has.
+    pub passkeys: i64,
     pub recovery_codes_remaining: i64,
 }
 
@@ -34,7 +36,7 @@ impl Factors {
     /// Whether the user has a second factor (recovery codes exist only
     /// beside one).
     pub fn any(&self) -> bool {
-        self.totp_since.is_some()
+        self.totp_since.is_some() || self.passkeys > 0
     }
 
     /// The contract's `methods`: what a login's second step may use.
@@ -42,6 +44,9 @@ impl Factors {
         let mut methods = Vec::new();
         if self.totp_since.is_some() {
             methods.push("totp");
+        }
+        if self.passkeys > 0 {
+            methods.push("passkey");
         }
         if self.recovery_codes_remaining > 0 {
             methods.push("recovery_code");
@@ -62,8 +67,10 @@ pub fn of_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<Factors> {
         .filter(recovery_codes::used_at.is_null())
         .count()
         .get_result(conn)?;
+    let passkeys = super::passkeys::count_of_user(conn, user_id)?;
     Ok(Factors {
         totp_since,
+        passkeys,
         recovery_codes_remaining,
     })
 }

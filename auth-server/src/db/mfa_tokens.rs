@@ -72,3 +72,16 @@ pub fn finish(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
 pub fn delete_for_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
     diesel::delete(mfa_tokens::table.filter(mfa_tokens::user_id.eq(user_id))).execute(conn)
 }
+
+/// Whose login the token carries, while it is usable, without counting a
+/// try (starting a passkey ceremony checks nothing yet).
+pub fn peek(conn: &mut PgConnection, hash: &TokenHash) -> QueryResult<Option<Uuid>> {
+    mfa_tokens::table
+        .filter(mfa_tokens::token_hash.eq(hash.as_bytes()))
+        .filter(mfa_tokens::used_at.is_null())
+        .filter(mfa_tokens::expires_at.gt(Utc::now()))
+        .filter(mfa_tokens::tries.lt(MAX_TRIES))
+        .select(mfa_tokens::user_id)
+        .first(conn)
+        .optional()
+}

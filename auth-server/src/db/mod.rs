@@ -16,6 +16,7 @@ pub mod mfa_tokens;
 pub mod models;
 pub mod notifications;
 pub mod outbox;
+pub mod passkeys;
 mod pool;
 pub mod rate_limits;
 pub mod revocations;

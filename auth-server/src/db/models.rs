@@ -66,6 +66,8 @@ pub struct Session {
     pub amr: Vec<String>,
     /// When a factor was last proven; `None`: at `created_at`.
     pub auth_time: Option<DateTime<Utc>>,
+    /// The passkey the session signed in with: removing it ends the session.
+    pub passkey_id: Option<Uuid>,
 }
 
 impl Session {
@@ -107,10 +109,12 @@ pub enum RevocationReason {
     /// An administrator removed the user's second factors: every session
     /// ends.
     MfaReset,
+    /// The passkey the session signed in with was removed.
+    PasskeyRemoved,
 }
 
 impl RevocationReason {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Logout,
         Self::LogoutAll,
         Self::SessionDeleted,
@@ -120,6 +124,7 @@ impl RevocationReason {
         Self::PasswordReset,
         Self::UserDisabled,
         Self::MfaReset,
+        Self::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +138,7 @@ impl RevocationReason {
             Self::SessionEvicted => "session_evicted",
             Self::UserDisabled => "user_disabled",
             Self::MfaReset => "mfa_reset",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 }

@@ -120,6 +120,32 @@ diesel::table! {
         consumed_at -> Array<Timestamptz>,
         amr -> Array<Text>,
         auth_time -> Nullable<Timestamptz>,
+        passkey_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    passkeys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        credential_id -> Bytea,
+        name -> Text,
+        credential -> Jsonb,
+        counter -> Int8,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webauthn_challenges (id) {
+        id -> Uuid,
+        purpose -> Text,
+        user_id -> Nullable<Uuid>,
+        state -> Jsonb,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -178,6 +204,8 @@ diesel::joinable!(mail_outbox -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(totp_factors -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(webauthn_challenges -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(mfa_tokens -> users (user_id));
 
@@ -189,10 +217,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     known_login_clients,
     mail_outbox,
     mfa_tokens,
+    passkeys,
     rate_buckets,
     recovery_codes,
     refresh_tokens,
     sessions,
     totp_factors,
     users,
+    webauthn_challenges,
 );

@@ -16,6 +16,24 @@ use super::{DbError, DbResult, revocations, tokens};
 use crate::tokens::refresh::SessionSecret;
 use shared_claims::assurance::method;
 
+/// How a new session's user proved who they are.
+#[derive(Debug, Clone, Copy)]
+pub struct Proven<'a> {
+    /// RFC 8176 methods.
+    pub amr: &'a [&'a str],
+    /// The passkey used, if one was: removing it ends the session.
+    pub passkey_id: Option<Uuid>,
+}
+
+impl Proven<'static> {
+    pub fn password() -> Self {
+        Self {
+            amr: &[method::PASSWORD],
+            passkey_id: None,
+        }
+    }
+}
+
 /// A session just created, and the sessions it evicted.
 #[derive(Debug)]
 pub struct Created {
@@ -43,8 +61,8 @@ pub fn create(
     token_expires_at: DateTime<Utc>,
 ) -> DbResult<Session> {
     let expiry = (session_expires_at, token_expires_at);
-    let amr = [method::PASSWORD];
-    insert(conn, user_id, None, &amr, client, token, expiry, None)?
+    let proven = Proven::password();
+    insert(conn, user_id, None, proven, client, token, expiry, None)?
         .map(|created| created.session)
         .ok_or(DbError::Query(DieselError::NotFound))
 }
@@ -60,13 +78,13 @@ pub fn create(
 /// the password against. `None` when the user no longer exists, is
 /// disabled, or no longer has that hash (a reset or change committed while
 /// the login was hashing: the password it checked is not the current one);
-/// sets the user's `last_login_at`. `amr` is what the user proved (RFC 8176).
+/// sets the user's `last_login_at`. `proven` is what the user proved.
 #[allow(clippy::too_many_arguments)]
 pub fn create_within_cap(
     conn: &mut PgConnection,
     user_id: Uuid,
-    verified_hash: &str,
-    amr: &[&str],
+    verified_hash: Option<&str>,
+    proven: Proven<'_>,
     client: &ClientInfo,
     token: FirstToken<'_>,
     expiry: (DateTime<Utc>, DateTime<Utc>),
@@ -75,8 +93,8 @@ pub fn create_within_cap(
     insert(
         conn,
         user_id,
-        Some(verified_hash),
-        amr,
+        verified_hash,
+        proven,
         client,
         token,
         expiry,
@@ -91,7 +109,7 @@ fn insert(
     conn: &mut PgConnection,
     user_id: Uuid,
     verified_hash: Option<&str>,
-    amr: &[&str],
+    proven: Proven<'_>,
     client: &ClientInfo,
     token: FirstToken<'_>,
     (session_expires_at, token_expires_at): (DateTime<Utc>, DateTime<Utc>),
@@ -132,8 +150,9 @@ fn insert(
                     user_agent: client.user_agent.clone(),
                     client_ip: client.ip.clone(),
                     revoked_xid: None,
-                    amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+                    amr: proven.amr.iter().map(|m| (*m).to_owned()).collect(),
                     auth_time: Some(now),
+                    passkey_id: proven.passkey_id,
                 },
                 sessions::token_secret.eq(token.secret.as_bytes()),
                 sessions::generation.eq(1_i64),
@@ -386,4 +405,17 @@ pub fn reauthenticated(
         .returning(Session::as_returning())
         .get_result(conn)
         .optional()
+}
+
+/// Revokes the live sessions that signed in with this passkey; how many.
+pub fn revoke_signed_in_with(
+    conn: &mut PgConnection,
+    passkey_id: Uuid,
+    reason: RevocationReason,
+) -> QueryResult<usize> {
+    diesel::update(sessions::table)
+        .filter(sessions::passkey_id.eq(passkey_id))
+        .filter(sessions::revoked_at.is_null())
+        .set(revocations::columns(reason))
+        .execute(conn)
 }

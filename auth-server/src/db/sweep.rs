@@ -32,6 +32,7 @@ pub struct Swept {
     pub mail_outbox: usize,
     pub feed_events: usize,
     pub mfa_tokens: usize,
+    pub webauthn_challenges: usize,
 }
 
 /// How long what the janitor deletes stays useful.
@@ -94,6 +95,9 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
     let mfa_tokens = format!(
         "DELETE FROM mfa_tokens WHERE id IN (SELECT id FROM mfa_tokens WHERE expires_at <= $1 LIMIT {BATCH})"
     );
+    let challenges = format!(
+        "DELETE FROM webauthn_challenges WHERE id IN (SELECT id FROM webauthn_challenges WHERE expires_at <= $1 LIMIT {BATCH})"
+    );
     let ended = before(retention.sessions);
     Ok(Swept {
         audit_events: delete_in_batches(conn, &audit, before(retention.audit_events))?,
@@ -105,6 +109,7 @@ pub fn expired(conn: &mut PgConnection, retention: &Retention) -> DbResult<Swept
         failure_buckets: delete_in_batches(conn, &buckets, before(retention.failure_buckets))?,
         rate_buckets: delete_in_batches(conn, &rate_buckets, now)?,
         mfa_tokens: delete_in_batches(conn, &mfa_tokens, now)?,
+        webauthn_challenges: delete_in_batches(conn, &challenges, now)?,
         known_login_clients: delete_in_batches(
             conn,
             &clients,

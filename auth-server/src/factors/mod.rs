@@ -4,6 +4,7 @@
 //! rows are in `crate::db::factors`, their use in `crate::service::factors`
 //! and `mfa_login`; the session records which it was opened with.
 
+pub mod passkey;
 pub mod password;
 pub mod recovery;
 pub mod totp;

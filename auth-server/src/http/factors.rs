@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::factors::recovery::RecoveryCode;
 use crate::service::factors::{self, SecondFactor};
 use crate::service::mfa_login;
+use crate::service::passkeys::Assertion;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::reauthentication::{self, Proof};
 use crate::state::AppState;
@@ -30,9 +31,8 @@ use crate::state::AppState;
 #[derive(Serialize, ToSchema)]
 pub struct MfaStatus {
     pub totp: TotpStatus,
-    /// The user's passkeys (none yet: passkeys come with their own
-    /// endpoints).
-    pub passkeys: Vec<serde_json::Value>,
+    /// The user's passkeys, as `GET /auth/passkeys` lists them.
+    pub passkeys: Vec<super::passkeys::PasskeyView>,
     pub recovery_codes_remaining: i64,
 }
 
@@ -82,6 +82,36 @@ pub struct SecondFactorFields {
     #[schema(max_length = 64)]
     #[serde(default)]
     pub recovery_code: Option<String>,
+    /// A passkey's answer to a ceremony started for this purpose.
+    #[serde(default)]
+    pub passkey: Option<PasskeyAnswer>,
+}
+
+/// A passkey's answer: the ceremony it answers, and what the browser's
+/// `PublicKeyCredential.toJSON()` gives.
+#[derive(Deserialize, ToSchema)]
+pub struct PasskeyAnswer {
+    #[schema(format = Uuid)]
+    pub challenge_id: String,
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// The assertion of a passkey answer; `422` naming the field for
+/// anything that cannot be one.
+pub fn assertion(answer: PasskeyAnswer) -> Result<Assertion, ApiError> {
+    let challenge_id = uuid::Uuid::parse_str(&answer.challenge_id)
+        .map_err(|_| ApiError::unprocessable("passkey.challenge_id", "must be a UUID"))?;
+    let credential = serde_json::from_value(answer.credential).map_err(|_| {
+        ApiError::unprocessable(
+            "passkey.credential",
+            "must be what PublicKeyCredential.toJSON() gives for an assertion",
+        )
+    })?;
+    Ok(Assertion {
+        challenge_id,
+        credential: Box::new(credential),
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -98,9 +128,12 @@ pub struct LoginMfaRequest {
 
 #[derive(Deserialize, ToSchema)]
 pub struct ReauthenticateRequest {
-    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
-    pub password: secrecy::SecretString,
-    /// Required when the user has a second factor.
+    /// Required unless a passkey alone is presented.
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
+    #[serde(default)]
+    pub password: Option<secrecy::SecretString>,
+    /// `code` or `recovery_code` with the password when the user has a
+    /// second factor; or `passkey` alone.
     #[serde(flatten)]
     pub factor: SecondFactorFields,
 }
@@ -109,6 +142,15 @@ const MAX_CODE: usize = 16;
 const MAX_RECOVERY_CODE: usize = 64;
 
 fn second_factor(fields: SecondFactorFields) -> Result<Option<SecondFactor>, ApiError> {
+    if let Some(answer) = fields.passkey {
+        if fields.code.is_some() || fields.recovery_code.is_some() {
+            return Err(ApiError::unprocessable(
+                "passkey",
+                "send one of code, recovery_code or passkey",
+            ));
+        }
+        return Ok(Some(SecondFactor::Passkey(assertion(answer)?)));
+    }
     match (fields.code, fields.recovery_code) {
         (Some(_), Some(_)) => Err(ApiError::unprocessable(
             "code",
@@ -142,12 +184,16 @@ fn second_factor(fields: SecondFactorFields) -> Result<Option<SecondFactor>, Api
 )]
 pub async fn status(state: web::Data<AppState>, auth: Authenticated) -> Handled {
     let factors = factors::status(&state, auth.0.sub).await?;
+    let passkeys = crate::service::passkeys::list(&state, auth.0.sub).await?;
     Ok(HttpResponse::Ok().json(MfaStatus {
         totp: TotpStatus {
             enabled: factors.totp_since.is_some(),
             created_at: factors.totp_since.map(rfc3339),
         },
-        passkeys: Vec::new(),
+        passkeys: passkeys
+            .iter()
+            .map(super::passkeys::PasskeyView::from)
+            .collect(),
         recovery_codes_remaining: factors.recovery_codes_remaining,
     }))
 }
@@ -274,7 +320,7 @@ pub async fn regenerate_recovery_codes(
         (status = 200, description = "Logged in at `aal2`; the refresh token in the body or in a cookie, as asked", body = TokenResponse,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_credentials` (a wrong code), `invalid_grant` (the mfa token is unknown, expired, used or out of tries)", body = super::responses::ErrorBody),
+        (status = 401, description = "`invalid_credentials` (a wrong code or passkey), `invalid_grant` (the mfa token is unknown, expired, used or out of tries)", body = super::responses::ErrorBody),
         (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
@@ -340,10 +386,19 @@ pub async fn reauthenticate(
 ) -> Handled {
     rate_limits::hit(&state, Scope::Login, client.ip).await?;
     let input: ReauthenticateRequest = body.parse()?;
-    check_password_field("password", &input.password)?;
-    let proof = Proof {
-        password: input.password,
-        second: second_factor(input.factor)?,
+    let second = second_factor(input.factor)?;
+    let proof = match (input.password, second) {
+        (None, Some(SecondFactor::Passkey(assertion))) => Proof::Passkey(assertion),
+        (Some(password), second) => {
+            check_password_field("password", &password)?;
+            Proof::Password { password, second }
+        }
+        (None, _) => {
+            return Err(ApiError::unprocessable(
+                "password",
+                "is required unless a passkey alone is presented",
+            ));
+        }
     };
     let issued =
         reauthentication::reauthenticate(&state, &auth.0, proof, client.info(), client.key())

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod origin;
+pub mod passkeys;
 pub mod responses;
 pub mod sessions;
 pub mod timestamp;
@@ -61,7 +62,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/register").route(web::post().to(account::register)))
             .service(resource("/login").route(web::post().to(tokens::login)))
             .service(resource("/login/mfa").route(web::post().to(factors::login_mfa)))
+            .service(
+                resource("/login/mfa/passkey").route(web::post().to(passkeys::login_mfa_start)),
+            )
             .service(resource("/reauthenticate").route(web::post().to(factors::reauthenticate)))
+            .service(
+                resource("/reauthenticate/passkey")
+                    .route(web::post().to(passkeys::reauthenticate_start)),
+            )
+            .service(resource("/passkeys").route(web::get().to(passkeys::list)))
+            .service(resource("/passkeys/{id}").route(web::delete().to(passkeys::remove)))
+            .service(
+                resource("/passkeys/register/start")
+                    .route(web::post().to(passkeys::register_start)),
+            )
+            .service(
+                resource("/passkeys/register/finish")
+                    .route(web::post().to(passkeys::register_finish)),
+            )
+            .service(resource("/passkeys/login/start").route(web::post().to(passkeys::login_start)))
+            .service(
+                resource("/passkeys/login/finish").route(web::post().to(passkeys::login_finish)),
+            )
             .service(resource("/mfa").route(web::get().to(factors::status)))
             .service(
                 resource("/mfa/totp")

@@ -15,7 +15,7 @@ use super::responses::{
     AdminConflict, AdminForbidden, BadRequest, Conflict, ErrorBody, Forbidden, NotFound,
     PayloadTooLarge, RateLimited, Unauthorized, Unavailable, Unprocessable,
 };
-use super::{account, admin, factors, health, keys, oauth, sessions, tokens};
+use super::{account, admin, factors, health, keys, oauth, passkeys, sessions, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,7 @@ use super::{account, admin, factors, health, keys, oauth, sessions, tokens};
         account::register,
         tokens::login,
         factors::login_mfa,
+        passkeys::login_mfa_start,
         tokens::refresh,
         sessions::logout,
         sessions::logout_all,
@@ -48,6 +49,13 @@ use super::{account, admin, factors, health, keys, oauth, sessions, tokens};
         factors::disable_totp,
         factors::regenerate_recovery_codes,
         factors::reauthenticate,
+        passkeys::reauthenticate_start,
+        passkeys::register_start,
+        passkeys::register_finish,
+        passkeys::list,
+        passkeys::remove,
+        passkeys::login_start,
+        passkeys::login_finish,
         admin::list_users,
         admin::get_user,
         admin::disable_user,
@@ -83,6 +91,7 @@ use super::{account, admin, factors, health, keys, oauth, sessions, tokens};
         (name = "auth", description = "Accounts, sessions and tokens (the project's own API)"),
         (name = "account", description = "The account lifecycle: passwords, e-mail verification, security events"),
         (name = "mfa", description = "Second factors (TOTP, recovery codes) and step-up (RFC 9470)"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): registering, listing and removing them, and signing in with one"),
         (name = "admin", description = "Administration and audit: a Bearer access token whose roles hold `admin`"),
         (name = "oauth", description = "The standard OAuth 2.0 endpoints"),
         (name = "operations", description = "Health, readiness, keys and this document"),

@@ -117,8 +117,8 @@ pub async fn login(
             db::sessions::create_within_cap(
                 conn,
                 user_id,
-                &verified_hash,
-                &mfa_login::PASSWORD_ONLY,
+                Some(&verified_hash),
+                db::sessions::Proven::password(),
                 &client,
                 db::sessions::FirstToken {
                     secret: &stored,

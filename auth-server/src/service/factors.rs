@@ -4,17 +4,23 @@
 //! factor). Checking a factor during a login or a reauthentication is
 //! [`check_second_factor`], shared by both.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use diesel::{Connection, PgConnection};
 use shared_claims::AccessClaims;
 use shared_claims::assurance::{Aal, StepUp, method};
 use uuid::Uuid;
+use webauthn_rs::Webauthn;
 
 use super::ServiceError;
+use super::passkeys::{self, Assertion, Verdict};
 use crate::accounts::email::Email;
 use crate::db::audit::{self, Event, EventType};
 use crate::db::factors::{self, Factors};
 use crate::db::models::ClientInfo;
+use crate::db::passkeys::Purpose;
+use crate::db::sessions::Proven;
 use crate::db::{DbError, DbResult, outbox};
 use crate::factors::recovery::{self, RecoveryCode};
 use crate::factors::totp::{Sealed, TotpSecret};
@@ -39,10 +45,28 @@ impl std::fmt::Debug for Enrolment {
 pub enum SecondFactor {
     Totp(String),
     RecoveryCode(String),
+    Passkey(Assertion),
 }
 
-/// What a correct second factor adds to a password's `amr`.
+/// A password and a one-time code (TOTP or recovery code).
 pub const PASSWORD_AND_OTP: [&str; 3] = [method::PASSWORD, method::OTP, method::MULTI_FACTOR];
+
+/// What checking a factor needs beyond the database: the token key ring
+/// (TOTP secrets are sealed under it) and the passkeys' relying party.
+#[derive(Clone)]
+pub struct Verifiers {
+    pub keys: Arc<TokenKeys>,
+    pub webauthn: Arc<Webauthn>,
+}
+
+impl Verifiers {
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            keys: Arc::clone(&state.token_keys),
+            webauthn: Arc::clone(&state.webauthn),
+        }
+    }
+}
 
 pub async fn status(state: &AppState, user_id: Uuid) -> Result<Factors, ServiceError> {
     Ok(state
@@ -243,48 +267,71 @@ pub async fn regenerate_recovery_codes(
     }
 }
 
-/// Checks `factor` for the user and uses it up (a TOTP step, a recovery
-/// code), in the caller's transaction: `false` when it is wrong, already
-/// used, or the user has no such factor. A recovery code used is an event
-/// and a notice to `email`.
+/// Checks `factor` beside a password for the user and uses it up (a TOTP
+/// step, a recovery code, a passkey ceremony of `ceremony`'s kind), in
+/// the caller's transaction: what the password and it prove together, or
+/// `None` when it is wrong, already used, or not the user's. A recovery
+/// code used is an event and a notice to `email`.
 pub(super) fn check_second_factor(
     conn: &mut PgConnection,
-    keys: &TokenKeys,
+    verifiers: &Verifiers,
     user_id: Uuid,
     email: &str,
     factor: &SecondFactor,
+    ceremony: Purpose,
     client: &ClientInfo,
-) -> DbResult<bool> {
+) -> DbResult<Option<Proven<'static>>> {
+    let otp = Proven {
+        amr: &PASSWORD_AND_OTP,
+        passkey_id: None,
+    };
     match factor {
         SecondFactor::Totp(code) => {
             let Some(row) = factors::totp(conn, user_id)? else {
-                return Ok(false);
+                return Ok(None);
             };
             if row.confirmed_at.is_none() {
-                return Ok(false);
+                return Ok(None);
             }
-            let Some(secret) = open(keys, &row, user_id) else {
+            let Some(secret) = open(&verifiers.keys, &row, user_id) else {
                 tracing::error!(user_id = %user_id, "a TOTP secret does not open: its token key is gone or the row was altered");
-                return Ok(false);
+                return Ok(None);
             };
             match secret.matching_step(code, unix_now(), row.last_step) {
-                Some(step) => Ok(factors::use_totp_step(conn, user_id, step)?),
-                None => Ok(false),
+                Some(step) if factors::use_totp_step(conn, user_id, step)? => Ok(Some(otp)),
+                _ => Ok(None),
             }
         }
         SecondFactor::RecoveryCode(code) => {
             let Some(hash) = recovery::presented_hash(code) else {
-                return Ok(false);
+                return Ok(None);
             };
             if !factors::use_recovery_code(conn, user_id, &hash)? {
-                return Ok(false);
+                return Ok(None);
             }
             audit::record(
                 conn,
                 Event::new(EventType::RecoveryCodeUsed, user_id, client),
             )?;
             notify(conn, Notice::RecoveryCodeUsed, email, user_id, client)?;
-            Ok(true)
+            Ok(Some(otp))
+        }
+        SecondFactor::Passkey(assertion) => {
+            let verdict = passkeys::verify_assertion(
+                conn,
+                &verifiers.webauthn,
+                assertion,
+                ceremony,
+                Some(user_id),
+                client,
+            )?;
+            Ok(match verdict {
+                Verdict::Verified(passkey) => Some(Proven {
+                    amr: &passkeys::PASSWORD_AND_PASSKEY,
+                    passkey_id: Some(passkey.id),
+                }),
+                _ => None,
+            })
         }
     }
 }

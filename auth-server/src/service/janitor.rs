@@ -28,6 +28,7 @@ pub fn spawn(database: Database, interval: Duration, retention: Retention) {
                         email_tokens = swept.email_tokens,
                         mail_outbox = swept.mail_outbox,
                         mfa_tokens = swept.mfa_tokens,
+                        webauthn_challenges = swept.webauthn_challenges,
                         feed_events = swept.feed_events,
                         "janitor swept expired rows"
                     );

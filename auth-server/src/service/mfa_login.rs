@@ -18,12 +18,13 @@ use sha2::{Digest, Sha256};
 use shared_claims::assurance::method;
 use subtle::ConstantTimeEq;
 
-use super::factors::{PASSWORD_AND_OTP, SecondFactor, check_second_factor};
+use super::factors::{SecondFactor, Verifiers, check_second_factor};
 use super::issue::{Issued, new_session_secret};
 use super::{MfaChallenge, ServiceError, login_throttle};
 use crate::db::audit::Failure;
 use crate::db::factors::Factors;
 use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
+use crate::db::passkeys::Purpose;
 use crate::db::sessions::{Created, FirstToken};
 use crate::db::{self, DbError, mfa_tokens};
 use crate::limits::client_key::ClientKey;
@@ -102,7 +103,7 @@ pub async fn finish(
     let session_expires_at = after(now, tokens.session_max_lifetime);
     let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
     let max_live = state.settings.sessions.max_per_user;
-    let keys = std::sync::Arc::clone(&state.token_keys);
+    let verifiers = Verifiers::of(state);
     let stored = secret.clone();
     let (verified_hash, email, audit_client) = (
         user.password_hash.clone(),
@@ -113,9 +114,18 @@ pub async fn finish(
         .database
         .run(move |conn| {
             let outcome = conn.transaction::<_, DbError, _>(|conn| {
-                if !check_second_factor(conn, &keys, user_id, &email, &factor, &client)? {
+                let Some(proven) = check_second_factor(
+                    conn,
+                    &verifiers,
+                    user_id,
+                    &email,
+                    &factor,
+                    Purpose::SecondFactor,
+                    &client,
+                )?
+                else {
                     return Ok(Outcome::WrongFactor);
-                }
+                };
                 if !mfa_tokens::finish(conn, attempt.id)? {
                     // Another request had the token's one success: undo the
                     // factor's use.
@@ -124,8 +134,8 @@ pub async fn finish(
                 let created = db::sessions::create_within_cap(
                     conn,
                     user_id,
-                    &verified_hash,
-                    &PASSWORD_AND_OTP,
+                    Some(&verified_hash),
+                    proven,
                     &client,
                     FirstToken {
                         secret: &stored,
@@ -192,6 +202,27 @@ pub async fn finish(
         &session,
         Some((refresh, token_expires_at)),
     )
+}
+
+/// `POST /auth/login/mfa/passkey`: a ceremony for the user's passkeys, as
+/// the second step of the login this token carries.
+pub async fn passkey_start(
+    state: &AppState,
+    presented: &str,
+) -> Result<super::passkeys::Started, ServiceError> {
+    let token = OpaqueToken::parse(presented).ok_or(ServiceError::InvalidGrant(UNUSABLE))?;
+    let hash = token.hash();
+    let user_id = state
+        .database
+        .run(move |conn| Ok(mfa_tokens::peek(conn, &hash)?))
+        .await?
+        .ok_or(ServiceError::InvalidGrant(UNUSABLE))?;
+    super::passkeys::start_for_user(state, user_id, Purpose::SecondFactor)
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::InvalidGrant("the user has no passkey"),
+            other => other,
+        })
 }
 
 enum Outcome {

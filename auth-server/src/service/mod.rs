@@ -16,6 +16,7 @@ pub mod mail_worker;
 pub mod mfa_login;
 pub mod oauth;
 pub mod paging;
+pub mod passkeys;
 pub mod passwords;
 pub mod rate_limits;
 pub mod reauthentication;
@@ -76,6 +77,10 @@ pub enum ServiceError {
     /// as "refresh and retry".
     #[error("the password or code is incorrect")]
     WrongFactor,
+    /// A WebAuthn ceremony that cannot be finished (unknown, expired, used,
+    /// or an answer that does not verify): `400 invalid_grant`.
+    #[error("passkey ceremony refused: {0}")]
+    CeremonyRefused(&'static str),
     /// The Bearer token's session ended meanwhile.
     #[error("the session has ended")]
     SessionEnded,

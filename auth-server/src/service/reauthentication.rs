@@ -5,30 +5,37 @@
 //! session; the refresh token is untouched, and later refreshes carry the
 //! new values because they come from the session's row.
 //!
-//! A wrong password or code is `403` and counts in the failed-login
-//! throttle, exactly as at login: a stolen access token is no way around
-//! it.
+//! The proof is the password (with a second factor when the user has one),
+//! or a passkey alone, which is two factors by itself. A wrong password or
+//! factor is `403` and counts in the failed-login throttle, exactly as at
+//! login: a stolen access token is no way around it.
 
 use diesel::Connection;
 use secrecy::SecretString;
 use shared_claims::AccessClaims;
 
-use super::factors::{PASSWORD_AND_OTP, SecondFactor, check_second_factor};
+use super::factors::{SecondFactor, Verifiers, check_second_factor};
 use super::issue::Issued;
-use super::mfa_login::PASSWORD_ONLY;
+use super::passkeys::{self, Assertion, PASSKEY, Verdict};
 use super::{ServiceError, login_throttle};
 use crate::db::audit::{self, Event, EventType, Failure};
 use crate::db::models::{ClientInfo, TokenSubject};
+use crate::db::passkeys::Purpose;
+use crate::db::sessions::Proven;
 use crate::db::{self, DbError};
 use crate::limits::client_key::ClientKey;
 use crate::state::AppState;
 
 /// What the user presents.
 #[derive(Debug)]
-pub struct Proof {
-    pub password: SecretString,
-    /// Required when the user has a second factor, ignored otherwise.
-    pub second: Option<SecondFactor>,
+pub enum Proof {
+    Password {
+        password: SecretString,
+        /// Required when the user has a second factor, ignored otherwise.
+        second: Option<SecondFactor>,
+    },
+    /// A passkey alone (from `POST /auth/reauthenticate/passkey`).
+    Passkey(Assertion),
 }
 
 pub async fn reauthenticate(
@@ -45,39 +52,65 @@ pub async fn reauthenticate(
         .await?
         .ok_or(ServiceError::SessionEnded)?;
     let throttle = login_throttle::admit(state, &user.email, client_key).await?;
-    let verified = state
-        .passwords
-        .verify(proof.password, Some(user.password_hash.clone()))
-        .await?;
-    if !verified {
-        return failed(state, throttle, Failure::Password, user_id, client).await;
-    }
-    let factors = state
-        .database
-        .run(move |conn| Ok(db::factors::of_user(conn, user_id)?))
-        .await?;
-    let second = match (factors.any(), proof.second) {
-        (false, _) => None,
-        (true, Some(second)) => Some(second),
-        // The password was right; the factor is missing, not wrong.
-        (true, None) => return Err(ServiceError::WrongFactor),
+    let check = match proof {
+        Proof::Password { password, second } => {
+            let verified = state
+                .passwords
+                .verify(password, Some(user.password_hash.clone()))
+                .await?;
+            if !verified {
+                return failed(state, throttle, Failure::Password, user_id, client).await;
+            }
+            let factors = state
+                .database
+                .run(move |conn| Ok(db::factors::of_user(conn, user_id)?))
+                .await?;
+            match (factors.any(), second) {
+                (false, _) => Check::PasswordOnly,
+                (true, Some(second)) => Check::Second(second),
+                // The password was right; the factor is missing, not wrong.
+                (true, None) => return Err(ServiceError::WrongFactor),
+            }
+        }
+        Proof::Passkey(assertion) => Check::Passkey(assertion),
     };
-    let keys = std::sync::Arc::clone(&state.token_keys);
+    let verifiers = Verifiers::of(state);
     let (session_id, email, event_client) = (claims.sid, user.email.clone(), client.clone());
     let outcome = state
         .database
         .run(move |conn| {
             conn.transaction::<_, DbError, _>(|conn| {
-                let amr: &[&str] = match &second {
-                    None => &PASSWORD_ONLY,
-                    Some(factor) => {
-                        if !check_second_factor(conn, &keys, user_id, &email, factor, &client)? {
-                            return Ok(Err(Failure::SecondFactor));
-                        }
-                        &PASSWORD_AND_OTP
-                    }
+                let proven = match &check {
+                    Check::PasswordOnly => Proven::password(),
+                    Check::Second(factor) => match check_second_factor(
+                        conn,
+                        &verifiers,
+                        user_id,
+                        &email,
+                        factor,
+                        Purpose::Reauthenticate,
+                        &client,
+                    )? {
+                        Some(proven) => proven,
+                        None => return Ok(Err(Failure::SecondFactor)),
+                    },
+                    Check::Passkey(assertion) => match passkeys::verify_assertion(
+                        conn,
+                        &verifiers.webauthn,
+                        assertion,
+                        Purpose::Reauthenticate,
+                        Some(user_id),
+                        &client,
+                    )? {
+                        Verdict::Verified(passkey) => Proven {
+                            amr: &PASSKEY,
+                            passkey_id: Some(passkey.id),
+                        },
+                        _ => return Ok(Err(Failure::SecondFactor)),
+                    },
                 };
-                let Some(session) = db::sessions::reauthenticated(conn, session_id, user_id, amr)?
+                let Some(session) =
+                    db::sessions::reauthenticated(conn, session_id, user_id, proven.amr)?
                 else {
                     return Ok(Ok(None));
                 };
@@ -98,6 +131,13 @@ pub async fn reauthenticate(
     }
     tracing::info!(audit = "reauthenticated", user_id = %user_id, session_id = %session_id, amr = ?session.amr, "reauthenticated");
     Issued::sign(state, &TokenSubject::from(&user), &session, None)
+}
+
+/// What is left to check once the password (if any) was right.
+enum Check {
+    PasswordOnly,
+    Second(SecondFactor),
+    Passkey(Assertion),
 }
 
 async fn failed<T>(

@@ -126,6 +126,7 @@ fn production_refuses_development_settings_naming_them() {
     // Each insecure setting named, with its opt-out where there is one.
     let mut complete = with_smtp.clone();
     complete.push(("PUBLIC_URL", "https://app.example.com"));
+    complete.push(("WEBAUTHN_RP_ID", "example.com"));
     let forty = "s".repeat(40);
     for (change, named, opt_out) in [
         (

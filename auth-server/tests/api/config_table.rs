@@ -54,6 +54,7 @@ fn auth_reads() -> BTreeSet<String> {
         ("INTERNAL_API_TOKEN", STRONG_TOKEN),
         ("SMTP_URL", "smtps://user:pass@smtp.example.com"),
         ("PUBLIC_URL", "https://app.example.com"),
+        ("WEBAUTHN_RP_ID", "example.com"),
         ("DATABASE_URL", "postgres://auth@127.0.0.1:5432/auth"),
     ];
     let build = |lookup: &dyn Fn(&str) -> Option<String>| {

@@ -239,8 +239,8 @@ fn concurrent_logins_of_one_user_take_turns_on_its_row() {
         create_within_cap(
             conn,
             user,
-            "x",
-            &["pwd"],
+            Some("x"),
+            auth_server::db::sessions::Proven::password(),
             &ClientInfo::default(),
             token,
             expiry,
@@ -326,8 +326,8 @@ async fn a_login_that_evicts_writes_its_events_in_one_statement() {
     let created = create_within_cap(
         &mut conn,
         user_id,
-        &hash,
-        &["pwd"],
+        Some(&hash),
+        auth_server::db::sessions::Proven::password(),
         &ClientInfo::default(),
         token,
         (later, later),

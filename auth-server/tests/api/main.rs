@@ -26,6 +26,7 @@ mod oauth;
 mod one_row;
 mod openapi;
 mod origin;
+mod passkeys;
 mod password_change;
 mod password_reset;
 mod refresh;

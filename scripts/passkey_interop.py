@@ -3,7 +3,8 @@
 built on Yubico's python-fido2 (an independent WebAuthn implementation) and
 `cryptography`, speaking the contract's JSON forms only.
 
-It registers a passkey, signs in with it alone, uses it as a second factor
+Every ceremony is started on one server and finished on another (a
+replica) when `FINISH_URL` names one. It registers a passkey, signs in with it alone, uses it as a second factor
 after the password and to reauthenticate, and checks the refusals that a
 browser test cannot easily make: a replayed ceremony, a signature counter
 that goes backwards (`passkey_clone_suspected`), an authenticator that did
@@ -33,6 +34,8 @@ from fido2.cose import ES256
 from fido2.webauthn import AttestationObject, AttestedCredentialData, AuthenticatorData
 
 AUTH_URL = os.environ.get("AUTH_URL", "http://127.0.0.1:8080").rstrip("/")
+# Ceremonies are finished here: another replica, when the test gives one.
+FINISH_URL = os.environ.get("FINISH_URL", AUTH_URL).rstrip("/")
 ORIGIN = os.environ.get("ORIGIN", "http://localhost:3000")
 RP_ID = os.environ.get("RP_ID", "localhost")
 PASSWORD = "correct horse battery staple"
@@ -57,7 +60,8 @@ def check(condition, what):
 
 def post(path, body=None, bearer=None):
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    return requests.post(f"{AUTH_URL}{path}", json=body, headers=headers, timeout=TIMEOUT)
+    base = FINISH_URL if path.endswith("/finish") else AUTH_URL
+    return requests.post(f"{base}{path}", json=body, headers=headers, timeout=TIMEOUT)
 
 
 def get(path, bearer):

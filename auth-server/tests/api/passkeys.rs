@@ -13,22 +13,32 @@ use crate::helpers::*;
 const ORIGIN: &str = "http://localhost:3000";
 
 /// An independent WebAuthn implementation registers, signs in, steps up
-/// and is refused as it should be. CI installs python-fido2 (`.ci/run`);
+/// and is refused as it should be, each ceremony finished by a replica
+/// other than the one that started it. CI installs python-fido2 (`.ci/run`);
 /// without it this test fails, saying how to install it.
 #[tokio::test]
 async fn fido2_interoperates() {
+    // Both replicas sign with one key: the finish takes the start's Bearer.
+    let dir = TempDir(std::env::temp_dir().join(format!("passkeys-{}", uuid::Uuid::new_v4())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let key = dir.0.join("signing.pem");
+    std::fs::write(&key, auth_server::keys::signing::generate_pem().unwrap()).unwrap();
     let app = spawn_app_with(&[
         ("WEBAUTHN_RP_ID", "localhost"),
         ("WEBAUTHN_RP_ORIGINS", ORIGIN),
+        ("SIGNING_KEY_FILE", key.to_str().unwrap()),
     ])
     .await;
+    // Ceremonies start on the first server and finish on this replica.
+    let replica = app.replica_with(&[]).await;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/passkey_interop.py");
-    let address = app.address.clone();
+    let (address, finish) = (app.address.clone(), replica.address.clone());
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
             .arg(script)
             .env("AUTH_URL", address)
+            .env("FINISH_URL", finish)
             .env("ORIGIN", ORIGIN)
             .output()
     })
@@ -46,6 +56,7 @@ async fn fido2_interoperates() {
         "the fido2 client failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    drop(dir);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::service::Issued;
+use crate::state::AppState;
 use crate::tokens::refresh::RefreshToken;
 
 pub const COOKIE_NAME: &str = "refresh_token";
@@ -62,6 +63,17 @@ pub fn token_response(
             Delivery::Cookie => None,
         },
     })
+}
+
+/// [`token_response`] with the server's `ACCESS_TOKEN_TTL` and cookie
+/// settings: the answer of every way to sign in or refresh.
+pub fn issued_response(state: &AppState, issued: &Issued, delivery: Delivery) -> HttpResponse {
+    token_response(
+        issued,
+        delivery,
+        state.settings.tokens.access_ttl.as_secs(),
+        state.settings.http.cookie_secure,
+    )
 }
 
 fn refresh_cookie(token: &RefreshToken, max_age_secs: i64, secure: bool) -> Cookie<'static> {

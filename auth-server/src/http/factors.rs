@@ -11,7 +11,7 @@ use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::Client;
-use super::delivery::{Delivery, TokenResponse, no_content, no_store, token_response};
+use super::delivery::{Delivery, TokenResponse, issued_response, no_content, no_store};
 use super::input::check_password_field;
 use super::responses::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable,
@@ -349,12 +349,7 @@ pub async fn login_mfa(state: web::Data<AppState>, client: Client, body: JsonBod
     )
     .await?;
     record_identity(issued.user_id, issued.session_id);
-    Ok(token_response(
-        &issued,
-        delivery,
-        state.settings.tokens.access_ttl.as_secs(),
-        state.settings.http.cookie_secure,
-    ))
+    Ok(issued_response(&state, &issued, delivery))
 }
 
 /// Proves the factors again in this session: an access token with
@@ -403,10 +398,5 @@ pub async fn reauthenticate(
     let issued =
         reauthentication::reauthenticate(&state, &auth.0, proof, client.info(), client.key())
             .await?;
-    Ok(token_response(
-        &issued,
-        Delivery::Body,
-        state.settings.tokens.access_ttl.as_secs(),
-        state.settings.http.cookie_secure,
-    ))
+    Ok(issued_response(&state, &issued, Delivery::Body))
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::Handled;
 use super::client::{Client, limit_client};
-use super::delivery::{Delivery, no_store, token_response};
+use super::delivery::{Delivery, issued_response, no_store};
 use super::form::{FormBody, required};
 use super::internal::authorized;
 use super::responses::{BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable};
@@ -81,12 +81,7 @@ pub async fn token(state: web::Data<AppState>, client: Client, form: FormBody) -
     let issued = oauth::refresh_grant(&state, &refresh_token, client.info())
         .await
         .map_err(|refused| ApiError::from_token_grant(refused.error))?;
-    Ok(token_response(
-        &issued,
-        Delivery::Body,
-        state.settings.tokens.access_ttl.as_secs(),
-        state.settings.http.cookie_secure,
-    ))
+    Ok(issued_response(&state, &issued, Delivery::Body))
 }
 
 /// A revocation or introspection request (RFC 7009 §2.1, RFC 7662 §2.1),

@@ -12,7 +12,7 @@ use super::Handled;
 use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::Client;
-use super::delivery::{Delivery, TokenResponse, no_content, no_store, token_response};
+use super::delivery::{Delivery, TokenResponse, issued_response, no_content, no_store};
 use super::factors::{PasskeyAnswer, assertion};
 use super::responses::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable,
@@ -278,12 +278,7 @@ pub async fn login_finish(state: web::Data<AppState>, client: Client, body: Json
     let assertion = assertion(input.answer)?;
     let issued = passkeys::login_finish(&state, assertion, client.info()).await?;
     record_identity(issued.user_id, issued.session_id);
-    Ok(token_response(
-        &issued,
-        delivery,
-        state.settings.tokens.access_ttl.as_secs(),
-        state.settings.http.cookie_secure,
-    ))
+    Ok(issued_response(&state, &issued, delivery))
 }
 
 /// A passkey ceremony as a login's second step.

@@ -8,7 +8,7 @@ use service_kit::telemetry::record_identity;
 use super::Handled;
 use super::body::JsonBody;
 use super::client::{Client, limit_client};
-use super::delivery::{Delivery, TokenResponse, removal_cookie, token_response};
+use super::delivery::{Delivery, TokenResponse, issued_response, removal_cookie};
 use super::input::{LoginRequest, RefreshRequest, check_password, parse_email, presented_token};
 use super::responses::{
     BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable, Unprocessable,
@@ -57,12 +57,7 @@ pub async fn login(state: web::Data<AppState>, client: Client, body: JsonBody) -
     let issued =
         accounts::login(&state, email, input.password, client.info(), client.key()).await?;
     record_identity(issued.user_id, issued.session_id);
-    Ok(token_response(
-        &issued,
-        delivery,
-        state.settings.tokens.access_ttl.as_secs(),
-        state.settings.http.cookie_secure,
-    ))
+    Ok(issued_response(&state, &issued, delivery))
 }
 
 /// Rotates the refresh token (cookie, or `refresh_token` in the JSON body):
@@ -103,12 +98,7 @@ pub async fn refresh(
     let (token, delivery) = presented_token(&req, &body)?;
     let secure = state.settings.http.cookie_secure;
     match refresh::refresh(&state, token.as_deref(), client.info()).await {
-        Ok(issued) => Ok(token_response(
-            &issued,
-            delivery,
-            state.settings.tokens.access_ttl.as_secs(),
-            secure,
-        )),
+        Ok(issued) => Ok(issued_response(&state, &issued, delivery)),
         // Only the refusal that itself revoked the session (reuse after the
         // grace) clears the cookie: a lost race, a grace answer or a late
         // refusal for a session already over must not wipe a cookie that a

@@ -1,18 +1,17 @@
 //! Registering and logging in.
 
-use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::issue::{Issued, new_session_secret};
+use super::issue::{Issued, NewSession};
 use super::{ServiceError, login_throttle, mfa_login};
 use crate::accounts::email::Email;
 use crate::db;
-use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
-use crate::db::sessions::Created;
+use crate::db::audit::Failure;
+use crate::db::models::{ClientInfo, TokenSubject, User};
+use crate::db::sessions::Proven;
 use crate::db::users::CreateUserError;
 use crate::limits::client_key::ClientKey;
 use crate::state::AppState;
-use crate::tokens::rotation::successor_expiry;
 
 /// A new user, with its `register` event and its verification mail queued;
 /// the password must already be checked.
@@ -102,37 +101,27 @@ pub async fn login(
         return Err(mfa_login::challenge(state, &user, &factors).await?);
     }
 
-    let secret = new_session_secret()?;
-    let key_id = state.token_keys.current_id();
-    let now = Utc::now();
-    let tokens = &state.settings.tokens;
-    let session_expires_at = add(now, tokens.session_max_lifetime);
-    let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
+    let new_session = NewSession::draw(state)?;
     let verified_hash = user.password_hash.clone();
-    let max_live = state.settings.sessions.max_per_user;
-    let stored = secret.clone();
-    let created = state
-        .database
-        .run(move |conn| {
-            db::sessions::create_within_cap(
-                conn,
-                user_id,
-                Some(&verified_hash),
-                db::sessions::Proven::password(),
-                &client,
-                db::sessions::FirstToken {
-                    secret: &stored,
-                    key_id,
-                },
-                (session_expires_at, token_expires_at),
-                max_live,
-            )
-        })
-        .await?;
+    let created = {
+        let new_session = new_session.clone();
+        state
+            .database
+            .run(move |conn| {
+                new_session.create(
+                    conn,
+                    user_id,
+                    Some(&verified_hash),
+                    Proven::password(),
+                    &client,
+                )
+            })
+            .await?
+    };
     // Between the password check and now, the user was deleted or
     // disabled, or the password was reset or changed: the one checked is
     // no longer the user's.
-    let Some(Created { session, evicted }) = created else {
+    let Some(created) = created else {
         state.metrics.logins.with_label_values(&["failed"]).inc();
         let user = state
             .database
@@ -143,26 +132,7 @@ pub async fn login(
             _ => ServiceError::InvalidCredentials,
         });
     };
-    state.metrics.logins.with_label_values(&["ok"]).inc();
-    tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, "login");
-    if !evicted.is_empty() {
-        state.revoked(RevocationReason::SessionEvicted, evicted.len());
-        for evicted in &evicted {
-            tracing::info!(audit = "session_evicted", user_id = %user.id, session_id = %evicted, "oldest session revoked: MAX_SESSIONS_PER_USER");
-        }
-    }
-    // Generation 1, minted from the secret just stored.
-    let refresh =
-        crate::tokens::refresh::mint(&state.token_keys, key_id, session.id, 1, secret.as_bytes())
-            .ok_or_else(|| {
-            ServiceError::Internal(anyhow::anyhow!("the current token key is missing"))
-        })?;
-    Issued::sign(
-        state,
-        &TokenSubject::from(&user),
-        &session,
-        Some((refresh, token_expires_at)),
-    )
+    new_session.open(state, &TokenSubject::from(&user), created)
 }
 
 /// The bounded `login_failed` event (see [`db::audit::record_login_failed`]);
@@ -172,9 +142,20 @@ pub(super) async fn record_login_failed(
     user_id: Option<uuid::Uuid>,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
+    record_failed(state, Failure::Password, user_id, client).await
+}
+
+/// A bounded `login_failed` or `mfa_failed` event (see
+/// [`db::audit::record_failure`]); what is not stored is counted.
+pub(super) async fn record_failed(
+    state: &AppState,
+    failure: Failure,
+    user_id: Option<uuid::Uuid>,
+    client: ClientInfo,
+) -> Result<(), ServiceError> {
     let stored = state
         .database
-        .run(move |conn| db::audit::record_login_failed(conn, user_id, &client))
+        .run(move |conn| db::audit::record_failure(conn, failure, user_id, &client))
         .await?;
     if !stored {
         state.metrics.login_failures_unrecorded.inc();
@@ -186,11 +167,4 @@ fn count_throttled(state: &AppState, error: &ServiceError) {
     if matches!(error, ServiceError::Throttled(_)) {
         state.metrics.logins.with_label_values(&["throttled"]).inc();
     }
-}
-
-fn add(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(duration)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

@@ -11,26 +11,25 @@
 //! again for fresh tries gains nothing); and a TOTP step or recovery code,
 //! once accepted, is never accepted again.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::Connection;
 use diesel::result::Error as DieselError;
 use sha2::{Digest, Sha256};
-use shared_claims::assurance::method;
 use subtle::ConstantTimeEq;
 
+use super::accounts::record_failed;
 use super::factors::{SecondFactor, Verifiers, check_second_factor};
-use super::issue::{Issued, new_session_secret};
+use super::issue::{Issued, NewSession, after};
 use super::{MfaChallenge, ServiceError, login_throttle};
 use crate::db::audit::Failure;
 use crate::db::factors::Factors;
-use crate::db::models::{ClientInfo, RevocationReason, TokenSubject, User};
+use crate::db::models::{ClientInfo, TokenSubject, User};
 use crate::db::passkeys::Purpose;
-use crate::db::sessions::{Created, FirstToken};
+use crate::db::sessions::Created;
 use crate::db::{self, DbError, mfa_tokens};
 use crate::limits::client_key::ClientKey;
 use crate::state::AppState;
 use crate::tokens::opaque::OpaqueToken;
-use crate::tokens::rotation::successor_expiry;
 
 const UNUSABLE: &str = "the mfa_token is unknown, expired, used or out of tries: log in again";
 
@@ -96,15 +95,9 @@ pub async fn finish(
     }
     let throttle = login_throttle::admit(state, &user.email, client_key).await?;
 
-    let secret = new_session_secret()?;
-    let key_id = state.token_keys.current_id();
-    let now = Utc::now();
-    let tokens = &state.settings.tokens;
-    let session_expires_at = after(now, tokens.session_max_lifetime);
-    let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
-    let max_live = state.settings.sessions.max_per_user;
+    let new_session = NewSession::draw(state)?;
+    let opening = new_session.clone();
     let verifiers = Verifiers::of(state);
-    let stored = secret.clone();
     let (verified_hash, email, audit_client) = (
         user.password_hash.clone(),
         user.email.clone(),
@@ -131,19 +124,8 @@ pub async fn finish(
                     // factor's use.
                     return Err(DbError::Query(DieselError::RollbackTransaction));
                 }
-                let created = db::sessions::create_within_cap(
-                    conn,
-                    user_id,
-                    Some(&verified_hash),
-                    proven,
-                    &client,
-                    FirstToken {
-                        secret: &stored,
-                        key_id,
-                    },
-                    (session_expires_at, token_expires_at),
-                    max_live,
-                )?;
+                let created =
+                    opening.create(conn, user_id, Some(&verified_hash), proven, &client)?;
                 match created {
                     Some(created) => Ok(Outcome::Created(Box::new(created))),
                     // Disabled, deleted, or the password changed meanwhile.
@@ -156,26 +138,13 @@ pub async fn finish(
             }
         })
         .await?;
-    let Created { session, evicted } = match outcome {
+    let created = match outcome {
         Outcome::Created(created) => *created,
         Outcome::Gone => return Err(ServiceError::InvalidGrant(UNUSABLE)),
         Outcome::WrongFactor => {
             tracing::info!(audit = "mfa_failed", user_id = %user.id, "second factor failed");
             state.metrics.logins.with_label_values(&["failed"]).inc();
-            let stored = state
-                .database
-                .run(move |conn| {
-                    db::audit::record_failure(
-                        conn,
-                        Failure::SecondFactor,
-                        Some(user_id),
-                        &audit_client,
-                    )
-                })
-                .await?;
-            if !stored {
-                state.metrics.login_failures_unrecorded.inc();
-            }
+            record_failed(state, Failure::SecondFactor, Some(user_id), audit_client).await?;
             if let Some(throttle) = throttle {
                 throttle.failed(state).await?;
             }
@@ -186,22 +155,7 @@ pub async fn finish(
     if let Some(throttle) = throttle {
         throttle.succeeded(state).await?;
     }
-    state.metrics.logins.with_label_values(&["ok"]).inc();
-    tracing::info!(audit = "login", user_id = %user.id, session_id = %session.id, amr = ?session.amr, "login with a second factor");
-    if !evicted.is_empty() {
-        state.revoked(RevocationReason::SessionEvicted, evicted.len());
-    }
-    let refresh =
-        crate::tokens::refresh::mint(&state.token_keys, key_id, session.id, 1, secret.as_bytes())
-            .ok_or_else(|| {
-            ServiceError::Internal(anyhow::anyhow!("the current token key is missing"))
-        })?;
-    Issued::sign(
-        state,
-        &TokenSubject::from(&user),
-        &session,
-        Some((refresh, token_expires_at)),
-    )
+    new_session.open(state, &TokenSubject::from(&user), created)
 }
 
 /// `POST /auth/login/mfa/passkey`: a ceremony for the user's passkeys, as
@@ -230,13 +184,3 @@ enum Outcome {
     WrongFactor,
     Gone,
 }
-
-fn after(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(duration)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// The methods a password alone proves.
-pub const PASSWORD_ONLY: [&str; 1] = [method::PASSWORD];

@@ -22,17 +22,16 @@ use webauthn_rs::prelude::{
 
 use super::ServiceError;
 use super::factors::{self as second_factors, notify};
-use super::issue::{Issued, new_session_secret};
+use super::issue::{Issued, NewSession};
 use crate::db::audit::{self, Event, EventType};
 use crate::db::models::{ClientInfo, RevocationReason, TokenSubject};
 use crate::db::passkeys::{self, PasskeyRow, Purpose};
-use crate::db::sessions::{Created, FirstToken, Proven};
+use crate::db::sessions::Proven;
 use crate::db::{self, DbError, DbResult, factors};
 use crate::factors::passkey as rules;
 use crate::factors::recovery::{self, RecoveryCode};
 use crate::mail::notice::Notice;
 use crate::state::AppState;
-use crate::tokens::rotation::successor_expiry;
 
 /// How long a ceremony may take (the contract's 5 minutes).
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
@@ -87,9 +86,19 @@ fn expiry() -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(CHALLENGE_TTL).unwrap_or_default()
 }
 
-fn state_json<T: serde::Serialize>(state: &T) -> Result<Value, ServiceError> {
-    serde_json::to_value(state)
-        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("a WebAuthn state as JSON: {e}")))
+/// Keeps a ceremony's server-side state until its finish; its id.
+async fn keep<T: serde::Serialize>(
+    state: &AppState,
+    purpose: Purpose,
+    user_id: Option<Uuid>,
+    ceremony: &T,
+) -> Result<Uuid, ServiceError> {
+    let saved = serde_json::to_value(ceremony)
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("a WebAuthn state as JSON: {e}")))?;
+    Ok(state
+        .database
+        .run(move |conn| Ok(passkeys::start(conn, purpose, user_id, &saved, expiry())?))
+        .await?)
 }
 
 fn passkey_of(row: &PasskeyRow) -> Option<Passkey> {
@@ -116,19 +125,7 @@ pub async fn register_start(
         .webauthn
         .start_passkey_registration(user_id, &claims.email, &claims.email, Some(exclude))
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("starting a registration: {e}")))?;
-    let saved = state_json(&registration)?;
-    let challenge_id = state
-        .database
-        .run(move |conn| {
-            Ok(passkeys::start(
-                conn,
-                Purpose::Register,
-                Some(user_id),
-                &saved,
-                expiry(),
-            )?)
-        })
-        .await?;
+    let challenge_id = keep(state, Purpose::Register, Some(user_id), &registration).await?;
     Ok(Started {
         challenge_id,
         options: rules::creation_options(&challenge),
@@ -254,19 +251,7 @@ pub async fn login_start(state: &AppState) -> Result<Started, ServiceError> {
         .webauthn
         .start_discoverable_authentication()
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("starting a sign-in: {e}")))?;
-    let saved = state_json(&authentication)?;
-    let challenge_id = state
-        .database
-        .run(move |conn| {
-            Ok(passkeys::start(
-                conn,
-                Purpose::Login,
-                None,
-                &saved,
-                expiry(),
-            )?)
-        })
-        .await?;
+    let challenge_id = keep(state, Purpose::Login, None, &authentication).await?;
     Ok(Started {
         challenge_id,
         options: rules::request_options(&challenge),
@@ -292,19 +277,7 @@ pub async fn start_for_user(
         .webauthn
         .start_passkey_authentication(&keys)
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("starting an authentication: {e}")))?;
-    let saved = state_json(&authentication)?;
-    let challenge_id = state
-        .database
-        .run(move |conn| {
-            Ok(passkeys::start(
-                conn,
-                purpose,
-                Some(user_id),
-                &saved,
-                expiry(),
-            )?)
-        })
-        .await?;
+    let challenge_id = keep(state, purpose, Some(user_id), &authentication).await?;
     Ok(Started {
         challenge_id,
         options: rules::request_options(&challenge),
@@ -357,57 +330,19 @@ pub async fn login_finish(
     if state.settings.accounts.require_verified_email && !user.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
-    let secret = new_session_secret()?;
-    let key_id = state.token_keys.current_id();
-    let now = Utc::now();
-    let tokens = &state.settings.tokens;
-    let session_expires_at = now
-        + chrono::Duration::from_std(tokens.session_max_lifetime)
-            .unwrap_or(chrono::Duration::days(30));
-    let token_expires_at = successor_expiry(now, session_expires_at, tokens.refresh_ttl);
-    let max_live = state.settings.sessions.max_per_user;
-    let stored = secret.clone();
-    let passkey_id = passkey.id;
+    let new_session = NewSession::draw(state)?;
+    let opening = new_session.clone();
+    let proven = Proven {
+        amr: &PASSKEY,
+        passkey_id: Some(passkey.id),
+    };
     let created = state
         .database
-        .run(move |conn| {
-            db::sessions::create_within_cap(
-                conn,
-                user_id,
-                None,
-                Proven {
-                    amr: &PASSKEY,
-                    passkey_id: Some(passkey_id),
-                },
-                &client,
-                FirstToken {
-                    secret: &stored,
-                    key_id,
-                },
-                (session_expires_at, token_expires_at),
-                max_live,
-            )
-        })
-        .await?;
-    let Some(Created { session, evicted }) = created else {
-        return Err(ServiceError::AccountDisabled);
-    };
-    if !evicted.is_empty() {
-        state.revoked(RevocationReason::SessionEvicted, evicted.len());
-    }
-    state.metrics.logins.with_label_values(&["ok"]).inc();
-    tracing::info!(audit = "login", user_id = %user_id, session_id = %session.id, "login with a passkey");
-    let refresh =
-        crate::tokens::refresh::mint(&state.token_keys, key_id, session.id, 1, secret.as_bytes())
-            .ok_or_else(|| {
-            ServiceError::Internal(anyhow::anyhow!("the current token key is missing"))
-        })?;
-    Issued::sign(
-        state,
-        &TokenSubject::from(&user),
-        &session,
-        Some((refresh, token_expires_at)),
-    )
+        .run(move |conn| opening.create(conn, user_id, None, proven, &client))
+        .await?
+        // Disabled or deleted meanwhile.
+        .ok_or(ServiceError::AccountDisabled)?;
+    new_session.open(state, &TokenSubject::from(&user), created)
 }
 
 /// Checks an assertion against the ceremony it answers and the stored

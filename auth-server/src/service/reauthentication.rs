@@ -14,6 +14,7 @@ use diesel::Connection;
 use secrecy::SecretString;
 use shared_claims::AccessClaims;
 
+use super::accounts::record_failed;
 use super::factors::{SecondFactor, Verifiers, check_second_factor};
 use super::issue::Issued;
 use super::passkeys::{self, Assertion, PASSKEY, Verdict};
@@ -148,13 +149,7 @@ async fn failed<T>(
     client: ClientInfo,
 ) -> Result<T, ServiceError> {
     tracing::info!(user_id = %user_id, ?failure, "reauthentication failed");
-    let stored = state
-        .database
-        .run(move |conn| audit::record_failure(conn, failure, Some(user_id), &client))
-        .await?;
-    if !stored {
-        state.metrics.login_failures_unrecorded.inc();
-    }
+    record_failed(state, failure, Some(user_id), client).await?;
     if let Some(throttle) = throttle {
         throttle.failed(state).await?;
     }

@@ -201,6 +201,13 @@ async fn a_completed_reset_drops_reset_mail_still_queued() {
     let email = app.registered_user().await;
     forgot_accepted(&app, &email).await;
     let token = reset_token(&smtp, &email).await;
+    // The message arrives before its worker records it sent: wait for
+    // that, or the first row still counts as pending below.
+    let sent = "SELECT count(*) AS n FROM mail_outbox WHERE kind = 'password_reset' AND sent_at IS NOT NULL";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.count(sent) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // A later request that no worker has minted a link for yet (its
     // attempt falls due in a minute: after a failed one, or a lease).
     app.execute(&format!(

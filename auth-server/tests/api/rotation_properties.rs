@@ -188,7 +188,7 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
         // grace answer or reuse may change.
         let (session, first) = create_session(conn, user.id, &keys, &client);
         cases.set(cases.get() + 1);
-        if cases.get() % 2 == 0 {
+        if cases.get().is_multiple_of(2) {
             diesel::sql_query(format!(
                 "UPDATE sessions SET amr = '{{pwd,otp,mfa}}' WHERE id = '{}'",
                 session.id
@@ -196,7 +196,7 @@ fn any_interleaving_leaves_one_live_token_or_a_revoked_session() {
             .execute(conn)
             .unwrap();
         }
-        let recorded: Vec<String> = if cases.get() % 2 == 0 {
+        let recorded: Vec<String> = if cases.get().is_multiple_of(2) {
             vec!["pwd".into(), "otp".into(), "mfa".into()]
         } else {
             vec!["pwd".into()]

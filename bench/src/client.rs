@@ -15,6 +15,9 @@ pub const USER_AGENT: &str = "auth-bench";
 pub struct Client {
     http: reqwest::Client,
     login: Url,
+    login_mfa: Url,
+    totp: Url,
+    totp_confirm: Url,
     register: Url,
     refresh: Url,
     logout: Url,
@@ -29,6 +32,19 @@ pub struct Client {
 pub struct Tokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
+}
+
+/// `403 mfa_required`: the password was right, a second factor is due.
+#[derive(Deserialize)]
+struct MfaRequired {
+    error: String,
+    mfa_token: String,
+}
+
+/// A pending TOTP enrolment; its secret is read back from the URI.
+#[derive(Deserialize)]
+struct Enrolment {
+    otpauth_uri: String,
 }
 
 impl Client {
@@ -48,6 +64,9 @@ impl Client {
         Ok(Self {
             http,
             login: join(auth, "/auth/login")?,
+            login_mfa: join(auth, "/auth/login/mfa")?,
+            totp: join(auth, "/auth/mfa/totp")?,
+            totp_confirm: join(auth, "/auth/mfa/totp/confirm")?,
             register: join(auth, "/auth/register")?,
             refresh: join(auth, "/auth/refresh")?,
             logout: join(auth, "/auth/logout")?,
@@ -89,6 +108,76 @@ impl Client {
             .send()
             .await?;
         tokens(response, "login").await
+    }
+
+    /// The password step of a user with a second factor: the `mfa_token`
+    /// of its `403 mfa_required`.
+    pub async fn login_password_step(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(self.login.clone())
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        if response.status() != StatusCode::FORBIDDEN {
+            bail!(
+                "login of a TOTP user: {} (expected 403 mfa_required): {}",
+                response.status(),
+                snippet(response).await
+            );
+        }
+        let body: MfaRequired = response.json().await?;
+        if body.error != "mfa_required" {
+            bail!("login of a TOTP user: 403 {}", body.error);
+        }
+        Ok(body.mfa_token)
+    }
+
+    /// `POST /auth/login/mfa`: the second step, refresh token in the body.
+    pub async fn login_mfa(&self, mfa_token: &str, code: &str) -> anyhow::Result<Tokens> {
+        let response = self
+            .http
+            .post(self.login_mfa.clone())
+            .json(&json!({
+                "mfa_token": mfa_token,
+                "code": code,
+                "refresh_token_delivery": "body",
+            }))
+            .send()
+            .await?;
+        tokens(response, "login/mfa").await
+    }
+
+    /// `POST /auth/mfa/totp`: a pending enrolment's `otpauth://` URI.
+    pub async fn enrol_totp(&self, bearer: &HeaderValue) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(self.totp.clone())
+            .header(AUTHORIZATION, bearer.clone())
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(response.json::<Enrolment>().await?.otpauth_uri),
+            status => bail!("mfa/totp: {status}: {}", snippet(response).await),
+        }
+    }
+
+    /// `POST /auth/mfa/totp/confirm`: TOTP on.
+    pub async fn confirm_totp(&self, bearer: &HeaderValue, code: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(self.totp_confirm.clone())
+            .header(AUTHORIZATION, bearer.clone())
+            .json(&json!({ "code": code }))
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::OK => {
+                response.bytes().await?;
+                Ok(())
+            }
+            status => bail!("mfa/totp/confirm: {status}: {}", snippet(response).await),
+        }
     }
 
     pub async fn logout(&self, refresh_token: &str) -> anyhow::Result<()> {

@@ -55,13 +55,20 @@ pub struct Args {
     #[arg(long, default_value = "1ms", value_parser = duration)]
     pub poll_interval: Duration,
     /// Comma-separated subset of: me, refresh, login, interference,
-    /// revocation. Memory is always reported.
+    /// revocation, mfa-login, claims (the last two only when named). Memory
+    /// is always reported.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "me,refresh,login,interference,revocation"
     )]
     pub scenarios: Vec<Scenario>,
+    /// Users enrolled with TOTP for mfa-login (each completes about one
+    /// login per 30-second step); by default enough for one login each
+    /// over the scenario's warm-up and measured time at the rate their
+    /// registration ran.
+    #[arg(long)]
+    pub mfa_users: Option<usize>,
     /// PostgreSQL server on which a fresh database is created (and dropped).
     #[arg(
         long,
@@ -110,6 +117,11 @@ pub enum Scenario {
     Login,
     Interference,
     Revocation,
+    /// Password + TOTP logins against password-only logins.
+    MfaLogin,
+    /// `/api/me` with tokens carrying `amr`, `acr`, `auth_time` against the
+    /// same tokens without them.
+    Claims,
 }
 
 fn duration(raw: &str) -> Result<Duration, String> {

@@ -240,7 +240,7 @@ pub struct Stack {
     /// The auth server of `--baseline-bin-dir`, if asked for.
     pub baseline: Option<Service>,
     database: Database,
-    _scratch: ScratchDir,
+    scratch: ScratchDir,
     /// The auth server's environment: the ceilings read their settings from
     /// it exactly as the server does.
     pub auth_env: BTreeMap<String, String>,
@@ -362,7 +362,7 @@ impl Stack {
             auth,
             baseline,
             database,
-            _scratch: scratch,
+            scratch,
             auth_env,
         })
     }
@@ -373,6 +373,12 @@ impl Stack {
 
     pub fn database_name(&self) -> &str {
         &self.database.name
+    }
+
+    /// The auth server's `SIGNING_KEY_FILE`: the claims comparison signs
+    /// its own tokens with it.
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.scratch.path.join("signing.pem")
     }
 
     /// Waits until both `/readyz` answer `200`: migrations applied, keys

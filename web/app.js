@@ -169,6 +169,7 @@ function showLoggedOut(text, kind = 'info') {
   accessToken = null;
   $('app-view').hidden = true;
   $('login-view').hidden = false;
+  $('passkey-login').hidden = !passkeysSupported();
   $('reset-view').hidden = true;
   hideSecondStep();
   abandonStepUp();
@@ -323,19 +324,30 @@ function record(method, path, status, error) {
 // The last `GET /auth/mfa`: what the user has decides what the security
 // card offers and what the step-up prompt asks for.
 let mfa = null;
+// The last `GET /auth/passkeys`: the user's passkeys, listed in the card.
+let passkeys = [];
 
 function hasTotp() {
   return Boolean(mfa && mfa.totp && mfa.totp.enabled);
 }
 
+function hasPasskey() {
+  return passkeys.length > 0;
+}
+
 function hasSecondFactor() {
-  return hasTotp() || Boolean(mfa && mfa.passkeys && mfa.passkeys.length);
+  return hasTotp() || hasPasskey();
 }
 
 async function loadSecurity() {
-  const answer = await authorized(AUTH_URL, '/auth/mfa');
+  const [answer, list] = await Promise.all([
+    authorized(AUTH_URL, '/auth/mfa'),
+    authorized(AUTH_URL, '/auth/passkeys'),
+  ]);
   if (answer.status !== 200) throw new Failure(`Reading your second factor failed: ${describe(answer)}.`);
+  if (list.status !== 200) throw new Failure(`Listing your passkeys failed: ${describe(list)}.`);
   mfa = answer.body;
+  passkeys = list.body.passkeys;
   renderSecurity();
 }
 
@@ -350,21 +362,31 @@ function renderSecurity() {
   $('totp-setup').hidden = totpOn || !$('totp-enrol').hidden;
   $('totp-disable').hidden = !totpOn;
   $('recovery-regenerate').hidden = !hasSecondFactor();
+  renderPasskeys();
   renderAssurance();
 }
 
 /** How this session's access token says the user proved who they are. */
 function renderAssurance() {
-  const { acr, auth_time: authTime } = tokenClaims();
+  const { acr, amr, auth_time: authTime } = tokenClaims();
   const assurance = $('session-assurance');
   assurance.dataset.acr = acr || '';
+  assurance.dataset.amr = Array.isArray(amr) ? amr.join(' ') : '';
   assurance.textContent = acr
-    ? `${acr === 'aal2' ? 'two factors' : 'one factor'} (${acr}), last proved ${time(authTime * 1000)}`
+    ? `${strength(acr, amr)} (${acr}), last proved ${time(authTime * 1000)}`
     : 'unknown';
+}
+
+function strength(acr, amr) {
+  if (Array.isArray(amr) && amr.includes('hwk') && !amr.includes('mfa')) return 'a passkey';
+  return acr === 'aal2' ? 'two factors' : 'one factor';
 }
 
 function hideSecurity() {
   mfa = null;
+  passkeys = [];
+  $('passkeys').replaceChildren();
+  $('passkey-name').value = '';
   hideEnrolment();
   hideRecoveryCodes();
   for (const id of ['totp-status', 'recovery-remaining', 'session-assurance', 'step-up-result']) {
@@ -499,6 +521,117 @@ $('recovery-regenerate').addEventListener('click', () => act(regenerateRecoveryC
 $('totp-disable').addEventListener('click', () => act(disableTotp));
 $('step-up-button').addEventListener('click', () => act(checkStepUp));
 
+// ---------------------------------------------------------------- passkeys
+
+/** Whether this browser makes and uses passkeys from WebAuthn's JSON forms. */
+function passkeysSupported() {
+  return Boolean(window.PublicKeyCredential
+    && PublicKeyCredential.parseCreationOptionsFromJSON
+    && PublicKeyCredential.parseRequestOptionsFromJSON);
+}
+
+/** A new passkey on this device, for the server's creation `options`. */
+function createPasskey(options) {
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options);
+  return askDevice(() => navigator.credentials.create({ publicKey }));
+}
+
+/** The device's assertion with one of the passkeys the request `options` allow. */
+function usePasskey(options) {
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(options);
+  return askDevice(() => navigator.credentials.get({ publicKey }));
+}
+
+/** The device's answer as the auth server takes it (`toJSON()`), or a Failure in words. */
+async function askDevice(ceremony) {
+  let credential;
+  try {
+    credential = await ceremony();
+  } catch (error) {
+    throw new Failure(deviceRefusal(error));
+  }
+  if (!credential) throw new Failure('Your device gave no passkey.');
+  return credential.toJSON();
+}
+
+function deviceRefusal(error) {
+  switch (error && error.name) {
+    case 'NotAllowedError':
+      return 'No passkey was used: the prompt was cancelled or timed out, '
+        + 'or your device could not verify that it is you.';
+    case 'InvalidStateError':
+      return 'This device already holds a passkey for your account.';
+    case 'SecurityError':
+      return 'Passkeys cannot be used from this address (it is not the site they belong to).';
+    default:
+      return `Your device refused: ${(error && error.message) || 'no reason given'}.`;
+  }
+}
+
+function renderPasskeys() {
+  const items = passkeys.map(passkeyItem);
+  if (!items.length) {
+    const none = document.createElement('li');
+    none.textContent = 'None yet.';
+    items.push(none);
+  }
+  $('passkeys').replaceChildren(...items);
+  $('passkey-add-form').hidden = !passkeysSupported();
+}
+
+function passkeyItem(passkey) {
+  const item = document.createElement('li');
+  item.dataset.passkeyId = passkey.id;
+  item.dataset.name = passkey.name;
+  const about = document.createElement('div');
+  const name = document.createElement('strong');
+  name.textContent = passkey.name;
+  const details = document.createElement('small');
+  details.textContent = `added ${time(passkey.created_at)} · `
+    + (passkey.last_used_at ? `last used ${time(passkey.last_used_at)}` : 'never used');
+  about.append(name, document.createElement('br'), details);
+  const remove = document.createElement('button');
+  remove.type = 'button';
+  remove.className = 'remove danger';
+  remove.textContent = 'Remove';
+  remove.addEventListener('click', () => act(() => removePasskey(passkey)));
+  item.append(about, remove);
+  return item;
+}
+
+/** register/start, the device makes the passkey, register/finish. */
+async function addPasskey() {
+  const start = await authorized(AUTH_URL, '/auth/passkeys/register/start', { method: 'POST' });
+  if (start.status !== 200) throw new Failure(`Adding a passkey did not start: ${describe(start)}.`);
+  const credential = await createPasskey(start.body.options);
+  const name = $('passkey-name').value.trim();
+  const answer = await authorized(AUTH_URL, '/auth/passkeys/register/finish', {
+    method: 'POST',
+    json: { challenge_id: start.body.challenge_id, credential, ...(name ? { name } : {}) },
+  });
+  if (answer.status !== 201) throw new Failure(`The passkey was not added: ${describe(answer)}.`);
+  $('passkey-name').value = '';
+  showRecoveryCodes(answer.body.recovery_codes || []);
+  showMessage(`Passkey "${answer.body.name}" added: it signs you in alone, or as a second factor.`);
+  await loadSecurity();
+}
+
+async function removePasskey({ id, name }) {
+  if (!window.confirm(`Remove the passkey "${name}"? The sessions signed in with it end.`)) return;
+  const answer = await authorized(AUTH_URL, `/auth/passkeys/${encodeURIComponent(id)}`, {
+    method: 'DELETE',
+  });
+  if (answer.status !== 204) throw new Failure(`The passkey is still there: ${describe(answer)}.`);
+  showMessage(`Passkey "${name}" removed, and the sessions it signed in ended.`);
+  // This session may be one of them: then the reload says it has ended.
+  await reload();
+}
+
+$('passkey-add-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  act(addPasskey);
+});
+
 // ---------------------------------------------------------------- second-factor fields
 
 /**
@@ -557,26 +690,43 @@ async function openStepUp() {
     let field = 'none';
     if (hasSecondFactor()) field = hasTotp() ? 'code' : 'recovery';
     showFactorField('step-up', field, hasTotp());
+    $('step-up-passkey').hidden = !(hasPasskey() && passkeysSupported());
     $('step-up-error').hidden = true;
     $('step-up-dialog').showModal();
     $('step-up-password').focus();
   });
 }
 
-/** POST /auth/reauthenticate: a new access token for this session, the cookie untouched. */
 async function submitStepUp() {
   if (!$('step-up-form').reportValidity()) return;
-  let answer;
+  const proof = { password: $('step-up-password').value, ...factorProof('step-up') };
+  await inStepUp(() => reauthenticate(proof, 'That password or code is not right. Try again.'));
+}
+
+/** The passkey alone answers the prompt: reauthenticate/passkey, the device, reauthenticate. */
+async function stepUpWithPasskey() {
+  await inStepUp(async () => {
+    const start = await withAccessToken(AUTH_URL, '/auth/reauthenticate/passkey', { method: 'POST' });
+    if (start.status !== 200) throw new Failure(`The passkey was not asked for: ${describe(start)}.`);
+    const credential = await usePasskey(start.body.options);
+    const passkey = { challenge_id: start.body.challenge_id, credential };
+    await reauthenticate({ passkey }, 'That passkey was refused. Try again.');
+  });
+}
+
+/** Runs a step of the prompt, its failures shown in the prompt itself. */
+async function inStepUp(step) {
   try {
-    answer = await withAccessToken(AUTH_URL, '/auth/reauthenticate', {
-      method: 'POST',
-      json: { password: $('step-up-password').value, ...factorProof('step-up') },
-    });
+    await step();
   } catch (error) {
     if (!(error instanceof Failure)) throw error;
     showStepUpError(error.message);
-    return;
   }
+}
+
+/** POST /auth/reauthenticate: a new access token for this session, the cookie untouched. */
+async function reauthenticate(proof, refused) {
+  const answer = await withAccessToken(AUTH_URL, '/auth/reauthenticate', { method: 'POST', json: proof });
   if (answer.status === 200) {
     settleStepUp(answer.body.access_token);
     return;
@@ -584,9 +734,7 @@ async function submitStepUp() {
   // A code, once accepted or refused, is no use again.
   $('step-up-code').value = '';
   $('step-up-recovery').value = '';
-  showStepUpError(answer.status === 403
-    ? 'That password or code is not right. Try again.'
-    : `Not confirmed: ${describe(answer)}.`);
+  throw new Failure(answer.status === 403 ? refused : `Not confirmed: ${describe(answer)}.`);
 }
 
 function showStepUpError(text) {
@@ -630,6 +778,7 @@ $('step-up-form').addEventListener('submit', (event) => {
   act(submitStepUp);
 });
 $('step-up-switch').addEventListener('click', () => switchFactorField('step-up'));
+$('step-up-passkey').addEventListener('click', () => act(stepUpWithPasskey));
 $('step-up-cancel').addEventListener('click', cancelStepUp);
 // Escape closes a modal dialog: the same as Cancel.
 $('step-up-dialog').addEventListener('cancel', (event) => {
@@ -889,6 +1038,21 @@ async function logIn() {
   await enter(answer.body.access_token);
 }
 
+/** A passkey alone: login/start, the device picks one of its passkeys, login/finish. */
+async function logInWithPasskey() {
+  const start = await send(AUTH_URL, '/auth/passkeys/login/start', { method: 'POST', json: {} });
+  if (start.status !== 200) throw new Failure(`Passkey sign-in did not start: ${describe(start)}.`);
+  const credential = await usePasskey(start.body.options);
+  const answer = await send(AUTH_URL, '/auth/passkeys/login/finish', {
+    method: 'POST',
+    json: { challenge_id: start.body.challenge_id, credential },
+  });
+  if (answer.status === 401) throw new Failure('This server does not know that passkey. Log in with your password.');
+  if (answer.status !== 200) throw new Failure(`Passkey sign-in failed: ${describe(answer)}.`);
+  $('password').value = '';
+  await enter(answer.body.access_token);
+}
+
 /** A login's access token in hand: the logged-in page. */
 async function enter(token) {
   accessToken = token;
@@ -904,16 +1068,20 @@ function showSecondStep({ mfa_token: token, methods = [] }) {
   pendingLogin = { token };
   $('password').value = '';
   const totp = methods.includes('totp');
+  const passkey = methods.includes('passkey') && passkeysSupported();
   showFactorField('mfa', totp ? 'code' : 'recovery', totp && methods.includes('recovery_code'));
+  $('mfa-passkey-choice').hidden = !passkey;
   $('login-view').hidden = true;
   $('mfa-view').hidden = false;
   showMessage('');
-  $(totp ? 'mfa-code' : 'mfa-recovery').focus();
+  if (passkey) $('mfa-passkey').focus();
+  else $(totp ? 'mfa-code' : 'mfa-recovery').focus();
 }
 
 function hideSecondStep() {
   pendingLogin = null;
   $('mfa-view').hidden = true;
+  $('mfa-passkey-choice').hidden = true;
   $('mfa-code').value = '';
   $('mfa-recovery').value = '';
 }
@@ -925,12 +1093,36 @@ function backToPassword(text = '', kind = 'info') {
   showMessage(text, kind);
 }
 
-/** POST /auth/login/mfa: the second factor ends the login as a password alone would. */
+const LOGIN_EXPIRED = 'This login took too long or had too many wrong codes: enter your password again.';
+
 async function finishLogin() {
   if (!pendingLogin || !$('mfa-form').reportValidity()) return;
+  await submitSecondFactor(factorProof('mfa'), 'That code is not right. Try again.');
+}
+
+/** The passkey as the second factor: login/mfa/passkey, the device, then login/mfa. */
+async function finishLoginWithPasskey() {
+  if (!pendingLogin) return;
+  const start = await send(AUTH_URL, '/auth/login/mfa/passkey', {
+    method: 'POST',
+    json: { mfa_token: pendingLogin.token },
+  });
+  if (start.status === 401) {
+    backToPassword(LOGIN_EXPIRED, 'error');
+    return;
+  }
+  if (start.status !== 200) throw new Failure(`The passkey step did not start: ${describe(start)}.`);
+  const credential = await usePasskey(start.body.options);
+  const passkey = { challenge_id: start.body.challenge_id, credential };
+  await submitSecondFactor({ passkey }, 'That passkey was refused. Try again.');
+}
+
+/** POST /auth/login/mfa: the second factor ends the login as a password alone would. */
+async function submitSecondFactor(proof, refused) {
+  if (!pendingLogin) return;
   const answer = await send(AUTH_URL, '/auth/login/mfa', {
     method: 'POST',
-    json: { mfa_token: pendingLogin.token, ...factorProof('mfa') },
+    json: { mfa_token: pendingLogin.token, ...proof },
   });
   if (answer.status === 200) {
     hideSecondStep();
@@ -940,10 +1132,10 @@ async function finishLogin() {
   $('mfa-code').value = '';
   $('mfa-recovery').value = '';
   if (answer.status === 401 && answer.body && answer.body.error === 'invalid_credentials') {
-    throw new Failure('That code is not right. Try again.');
+    throw new Failure(refused);
   }
   if (answer.status === 401) {
-    backToPassword('This login took too long or had too many wrong codes: enter your password again.', 'error');
+    backToPassword(LOGIN_EXPIRED, 'error');
     return;
   }
   throw new Failure(`Login failed: ${describe(answer)}.`);
@@ -1061,6 +1253,8 @@ $('mfa-form').addEventListener('submit', (event) => {
   act(finishLogin);
 });
 $('mfa-switch').addEventListener('click', () => switchFactorField('mfa'));
+$('mfa-passkey').addEventListener('click', () => act(finishLoginWithPasskey));
+$('passkey-login-button').addEventListener('click', () => act(logInWithPasskey));
 $('mfa-cancel').addEventListener('click', () => backToPassword());
 $('reload-button').addEventListener('click', () => act(reload));
 $('logout-button').addEventListener('click', () => act(logOut));

@@ -8,7 +8,7 @@
 //! where the server's answer to the second tab is the cookie the first got),
 //! recovers from a refresh whose answer was lost by trying it once more, and
 //! logs out. The second factor and the step-up prompt are in
-//! `browser/second_factor.rs`.
+//! `browser/second_factor.rs`, passkeys in `browser/passkeys.rs`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
 //! `CHROMIUM` and `CHROMEDRIVER` name other binaries). Without them the test
@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
+mod passkeys;
 mod second_factor;
 
 /// `ACCESS_TOKEN_TTL` of this test (with `JWT_LEEWAY` 0s), and a wait that

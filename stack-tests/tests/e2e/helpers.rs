@@ -157,17 +157,18 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         };
     }
 
-    // Bound first: its origin goes into both services' ALLOWED_ORIGINS. The
-    // page and the services share the host name 127.0.0.1, so the
-    // SameSite=Strict refresh cookie is same-site.
+    // Bound first: its origin goes into both services' ALLOWED_ORIGINS and
+    // the auth server's WEBAUTHN_RP_ORIGINS. The browser reaches the page
+    // and the services as `localhost`: one host name, so the SameSite=Strict
+    // refresh cookie is same-site; and a domain, which passkeys need
+    // (browsers refuse an IP address as relying party).
     let web_listener = options
         .serve_web
         .then(|| TcpListener::bind("127.0.0.1:0").unwrap());
     let mut allowed_origins = WEB_ORIGIN.to_owned();
     let mut public_url = WEB_ORIGIN.to_owned();
     if let Some(listener) = &web_listener {
-        let port = listener.local_addr().unwrap().port();
-        public_url = format!("http://127.0.0.1:{port}");
+        public_url = on_localhost(&format!("http://{}", listener.local_addr().unwrap()));
         allowed_origins.push_str(&format!(",{public_url}"));
     }
 
@@ -202,6 +203,8 @@ pub async fn spawn_stack_with(options: Options) -> Stack {
         ("MAIL_REQUEST_RATE_LIMIT", "0"),
         ("MAX_SESSIONS_PER_USER", options.max_sessions_per_user),
         ("REAUTH_MAX_AGE", options.reauth_max_age),
+        ("WEBAUTHN_RP_ID", "localhost"),
+        ("WEBAUTHN_RP_ORIGINS", &allowed_origins),
     ]);
     if let Some(url) = &options.smtp_url {
         auth_vars.insert("SMTP_URL".to_owned(), url.clone());
@@ -283,10 +286,17 @@ fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
 }
 
+/// A loopback URL of a listener on 127.0.0.1, named as the browser reaches it.
+fn on_localhost(url: &str) -> String {
+    url.replacen("://127.0.0.1:", "://localhost:", 1)
+}
+
 /// Serves `web/` as any static server would, except that `config.js` names
-/// the in-process services. Returns the app's URL.
+/// the in-process services. Returns the app's URL; the page and the
+/// services it calls are all on `localhost`.
 fn serve_web(listener: TcpListener, auth_url: &str, api_url: &str, refresh_lock: bool) -> String {
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let url = on_localhost(&format!("http://{}", listener.local_addr().unwrap()));
+    let (auth_url, api_url) = (on_localhost(auth_url), on_localhost(api_url));
     let config = format!(
         "window.APP_CONFIG = {{ authUrl: '{auth_url}', apiUrl: '{api_url}', refreshLock: {refresh_lock} }};\n"
     );

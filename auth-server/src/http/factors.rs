@@ -13,6 +13,7 @@ use super::body::JsonBody;
 use super::client::Client;
 use super::delivery::{Delivery, TokenResponse, issued_response, no_content, no_store};
 use super::input::check_password_field;
+use super::passkeys::{PasskeyAnswer, PasskeyView, assertion};
 use super::responses::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable,
     Unprocessable,
@@ -22,7 +23,6 @@ use crate::error::ApiError;
 use crate::factors::recovery::RecoveryCode;
 use crate::service::factors::{self, SecondFactor};
 use crate::service::mfa_login;
-use crate::service::passkeys::Assertion;
 use crate::service::rate_limits::{self, Scope};
 use crate::service::reauthentication::{self, Proof};
 use crate::state::AppState;
@@ -32,7 +32,7 @@ use crate::state::AppState;
 pub struct MfaStatus {
     pub totp: TotpStatus,
     /// The user's passkeys, as `GET /auth/passkeys` lists them.
-    pub passkeys: Vec<super::passkeys::PasskeyView>,
+    pub passkeys: Vec<PasskeyView>,
     pub recovery_codes_remaining: i64,
 }
 
@@ -85,33 +85,6 @@ pub struct SecondFactorFields {
     /// A passkey's answer to a ceremony started for this purpose.
     #[serde(default)]
     pub passkey: Option<PasskeyAnswer>,
-}
-
-/// A passkey's answer: the ceremony it answers, and what the browser's
-/// `PublicKeyCredential.toJSON()` gives.
-#[derive(Deserialize, ToSchema)]
-pub struct PasskeyAnswer {
-    #[schema(format = Uuid)]
-    pub challenge_id: String,
-    #[schema(value_type = Object)]
-    pub credential: serde_json::Value,
-}
-
-/// The assertion of a passkey answer; `422` naming the field for
-/// anything that cannot be one.
-pub fn assertion(answer: PasskeyAnswer) -> Result<Assertion, ApiError> {
-    let challenge_id = uuid::Uuid::parse_str(&answer.challenge_id)
-        .map_err(|_| ApiError::unprocessable("passkey.challenge_id", "must be a UUID"))?;
-    let credential = serde_json::from_value(answer.credential).map_err(|_| {
-        ApiError::unprocessable(
-            "passkey.credential",
-            "must be what PublicKeyCredential.toJSON() gives for an assertion",
-        )
-    })?;
-    Ok(Assertion {
-        challenge_id,
-        credential: Box::new(credential),
-    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -190,10 +163,7 @@ pub async fn status(state: web::Data<AppState>, auth: Authenticated) -> Handled 
             enabled: factors.totp_since.is_some(),
             created_at: factors.totp_since.map(rfc3339),
         },
-        passkeys: passkeys
-            .iter()
-            .map(super::passkeys::PasskeyView::from)
-            .collect(),
+        passkeys: passkeys.iter().map(PasskeyView::from).collect(),
         recovery_codes_remaining: factors.recovery_codes_remaining,
     }))
 }

@@ -13,7 +13,6 @@ use super::bearer::Authenticated;
 use super::body::JsonBody;
 use super::client::Client;
 use super::delivery::{Delivery, TokenResponse, issued_response, no_content, no_store};
-use super::factors::{PasskeyAnswer, assertion};
 use super::responses::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable,
     Unprocessable,
@@ -23,7 +22,7 @@ use crate::db::passkeys::{PasskeyRow, Purpose};
 use crate::error::ApiError;
 use crate::factors::passkey as rules;
 use crate::service::mfa_login;
-use crate::service::passkeys::{self, Started};
+use crate::service::passkeys::{self, Assertion, Started};
 use crate::service::rate_limits::{self, Scope};
 use crate::state::AppState;
 
@@ -44,6 +43,33 @@ fn ceremony(started: Started) -> HttpResponse {
     response.json(Ceremony {
         challenge_id: started.challenge_id,
         options: started.options,
+    })
+}
+
+/// A passkey's answer: the ceremony it answers, and what the browser's
+/// `PublicKeyCredential.toJSON()` gives.
+#[derive(Deserialize, ToSchema)]
+pub struct PasskeyAnswer {
+    #[schema(format = Uuid)]
+    pub challenge_id: String,
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// The assertion of a passkey answer; `422` naming the field for
+/// anything that cannot be one.
+pub fn assertion(answer: PasskeyAnswer) -> Result<Assertion, ApiError> {
+    let challenge_id = uuid::Uuid::parse_str(&answer.challenge_id)
+        .map_err(|_| ApiError::unprocessable("passkey.challenge_id", "must be a UUID"))?;
+    let credential = serde_json::from_value(answer.credential).map_err(|_| {
+        ApiError::unprocessable(
+            "passkey.credential",
+            "must be what PublicKeyCredential.toJSON() gives for an assertion",
+        )
+    })?;
+    Ok(Assertion {
+        challenge_id,
+        credential: Box::new(credential),
     })
 }
 

@@ -2,11 +2,11 @@
 
 use secrecy::SecretString;
 
+use super::failures::record_login_failed;
 use super::issue::{Issued, NewSession};
 use super::{ServiceError, login_throttle, mfa_login};
 use crate::accounts::email::Email;
 use crate::db;
-use crate::db::audit::Failure;
 use crate::db::models::{ClientInfo, TokenSubject, User};
 use crate::db::sessions::Proven;
 use crate::db::users::CreateUserError;
@@ -133,34 +133,6 @@ pub async fn login(
         });
     };
     new_session.open(state, &TokenSubject::from(&user), created)
-}
-
-/// The bounded `login_failed` event (see [`db::audit::record_login_failed`]);
-/// what is not stored is counted.
-pub(super) async fn record_login_failed(
-    state: &AppState,
-    user_id: Option<uuid::Uuid>,
-    client: ClientInfo,
-) -> Result<(), ServiceError> {
-    record_failed(state, Failure::Password, user_id, client).await
-}
-
-/// A bounded `login_failed` or `mfa_failed` event (see
-/// [`db::audit::record_failure`]); what is not stored is counted.
-pub(super) async fn record_failed(
-    state: &AppState,
-    failure: Failure,
-    user_id: Option<uuid::Uuid>,
-    client: ClientInfo,
-) -> Result<(), ServiceError> {
-    let stored = state
-        .database
-        .run(move |conn| db::audit::record_failure(conn, failure, user_id, &client))
-        .await?;
-    if !stored {
-        state.metrics.login_failures_unrecorded.inc();
-    }
-    Ok(())
 }
 
 fn count_throttled(state: &AppState, error: &ServiceError) {

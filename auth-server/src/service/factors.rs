@@ -9,19 +9,19 @@ use std::sync::Arc;
 use chrono::Utc;
 use diesel::{Connection, PgConnection};
 use shared_claims::AccessClaims;
-use shared_claims::assurance::{Aal, StepUp, method};
+use shared_claims::assurance::method;
 use uuid::Uuid;
 use webauthn_rs::Webauthn;
 
-use super::ServiceError;
+use super::notices::notify;
 use super::passkeys::{self, Assertion, Verdict};
-use crate::accounts::email::Email;
+use super::{ServiceError, recent};
 use crate::db::audit::{self, Event, EventType};
 use crate::db::factors::{self, Factors};
 use crate::db::models::ClientInfo;
 use crate::db::passkeys::Purpose;
 use crate::db::sessions::Proven;
-use crate::db::{DbError, DbResult, outbox};
+use crate::db::{DbError, DbResult};
 use crate::factors::recovery::{self, RecoveryCode};
 use crate::factors::totp::{Sealed, TotpSecret};
 use crate::mail::notice::Notice;
@@ -75,29 +75,12 @@ pub async fn status(state: &AppState, user_id: Uuid) -> Result<Factors, ServiceE
         .await?)
 }
 
-/// The sensitive actions' rule: the token's `auth_time` within
-/// `REAUTH_MAX_AGE` and, for a user with a second factor, `acr` `aal2`.
-/// The user's factors, when it holds.
-pub async fn require_recent(
-    state: &AppState,
-    claims: &AccessClaims,
-) -> Result<Factors, ServiceError> {
-    let factors = status(state, claims.sub).await?;
-    let rule = StepUp {
-        acr: factors.any().then_some(Aal::Aal2),
-        max_age: Some(state.settings.accounts.reauth_max_age),
-    };
-    rule.check(claims, Utc::now().timestamp())
-        .map_err(ServiceError::NeedsReauthentication)?;
-    Ok(factors)
-}
-
 /// `POST /auth/mfa/totp`: a pending enrolment (a new call replaces it).
 pub async fn start_totp(
     state: &AppState,
     claims: &AccessClaims,
 ) -> Result<Enrolment, ServiceError> {
-    require_recent(state, claims).await?;
+    recent::require(state, claims).await?;
     let secret = TotpSecret::generate()
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("CSPRNG: {e}")))?;
     let user_id = claims.sub;
@@ -205,7 +188,7 @@ pub async fn disable_totp(
     claims: &AccessClaims,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
-    require_recent(state, claims).await?;
+    recent::require(state, claims).await?;
     let (user_id, email) = (claims.sub, claims.email.clone());
     let removed = state
         .database
@@ -238,7 +221,7 @@ pub async fn regenerate_recovery_codes(
     claims: &AccessClaims,
     client: ClientInfo,
 ) -> Result<Vec<RecoveryCode>, ServiceError> {
-    let factors = require_recent(state, claims).await?;
+    let factors = recent::require(state, claims).await?;
     if !factors.any() {
         return Err(ServiceError::NoSecondFactor);
     }
@@ -342,21 +325,6 @@ fn open(keys: &TokenKeys, row: &factors::TotpRow, user_id: Uuid) -> Option<TotpS
         key_id: u8::try_from(row.seal_key).ok()?,
     };
     TotpSecret::open(keys, &sealed, user_id)
-}
-
-/// Queues `notice` to the user's address (an address stored before they
-/// were checked as now is skipped).
-pub(super) fn notify(
-    conn: &mut PgConnection,
-    notice: Notice,
-    email: &str,
-    user_id: Uuid,
-    client: &ClientInfo,
-) -> diesel::QueryResult<()> {
-    if let Ok(email) = Email::parse(email) {
-        outbox::enqueue_notice(conn, notice, &email, user_id, client)?;
-    }
-    Ok(())
 }
 
 fn unix_now() -> u64 {

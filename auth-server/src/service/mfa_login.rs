@@ -17,8 +17,8 @@ use diesel::result::Error as DieselError;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::accounts::record_failed;
 use super::factors::{SecondFactor, Verifiers, check_second_factor};
+use super::failures::record_failed;
 use super::issue::{Issued, NewSession, after};
 use super::{MfaChallenge, ServiceError, login_throttle};
 use crate::db::audit::Failure;

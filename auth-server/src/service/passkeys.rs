@@ -21,8 +21,9 @@ use webauthn_rs::prelude::{
 };
 
 use super::ServiceError;
-use super::factors::{self as second_factors, notify};
 use super::issue::{Issued, NewSession};
+use super::notices::notify;
+use super::recent;
 use crate::db::audit::{self, Event, EventType};
 use crate::db::models::{ClientInfo, RevocationReason, TokenSubject};
 use crate::db::passkeys::{self, PasskeyRow, Purpose};
@@ -110,7 +111,7 @@ pub async fn register_start(
     state: &AppState,
     claims: &AccessClaims,
 ) -> Result<Started, ServiceError> {
-    second_factors::require_recent(state, claims).await?;
+    recent::require(state, claims).await?;
     let user_id = claims.sub;
     let existing = state
         .database
@@ -212,7 +213,7 @@ pub async fn remove(
     id: Uuid,
     client: ClientInfo,
 ) -> Result<(), ServiceError> {
-    second_factors::require_recent(state, claims).await?;
+    recent::require(state, claims).await?;
     let (user_id, email) = (claims.sub, claims.email.clone());
     let revoked = state
         .database

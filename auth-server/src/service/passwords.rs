@@ -3,8 +3,8 @@
 use secrecy::SecretString;
 use shared_claims::AccessClaims;
 
-use super::accounts::record_login_failed;
-use super::{ServiceError, factors, login_throttle};
+use super::failures::record_login_failed;
+use super::{ServiceError, login_throttle, recent};
 use crate::accounts::email::Email;
 use crate::db::accounts;
 use crate::db::login_throttle::Subject;
@@ -26,7 +26,7 @@ const UNUSABLE_RESET_TOKEN: &str = "the reset link is invalid, has expired or wa
 /// for a right one, and a wrong one is recorded as `login_failed`.
 ///
 /// Like every sensitive action it needs a recent authentication
-/// ([`factors::require_recent`]).
+/// ([`recent::require`]).
 pub async fn change(
     state: &AppState,
     claims: &AccessClaims,
@@ -35,7 +35,7 @@ pub async fn change(
     client: ClientInfo,
     client_key: Option<ClientKey>,
 ) -> Result<(), ServiceError> {
-    factors::require_recent(state, claims).await?;
+    recent::require(state, claims).await?;
     let (user_id, session_id) = (claims.sub, claims.sid);
     let user = state
         .database

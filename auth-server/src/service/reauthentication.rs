@@ -14,8 +14,8 @@ use diesel::Connection;
 use secrecy::SecretString;
 use shared_claims::AccessClaims;
 
-use super::accounts::record_failed;
 use super::factors::{SecondFactor, Verifiers, check_second_factor};
+use super::failures::record_failed;
 use super::issue::Issued;
 use super::passkeys::{self, Assertion, PASSKEY, Verdict};
 use super::{ServiceError, login_throttle};

@@ -981,3 +981,24 @@ async fn report_failure(tab: &Client) {
         }
     }
 }
+
+/// The recovery codes a page state shows (the second factor's and the
+/// passkeys' scenarios read them alike).
+fn codes(state: &Value) -> Vec<String> {
+    strings(&state["recoveryCodes"])
+}
+
+/// A page state's log, oldest first.
+fn entries(state: &Value) -> Vec<String> {
+    strings(&state["log"])
+}
+
+fn strings(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use url::{ParseError, Url};
 use uuid::Uuid;
 
-use super::{click, in_chromium, poll, register, since, type_into, wait};
+use super::{click, codes, entries, in_chromium, poll, register, since, type_into, wait};
 use crate::helpers::*;
 
 /// The auth server's `REAUTH_MAX_AGE` here: longer than registering and
@@ -368,24 +368,6 @@ fn ceremonies(before: &Value, after: &Value) -> Vec<String> {
         .into_iter()
         .filter(|e| e.starts_with("POST /auth/passkeys/"))
         .collect()
-}
-
-fn codes(state: &Value) -> Vec<String> {
-    strings(&state["recoveryCodes"])
-}
-
-fn entries(state: &Value) -> Vec<String> {
-    strings(&state["log"])
-}
-
-fn strings(list: &Value) -> Vec<String> {
-    list.as_array()
-        .map(|l| {
-            l.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A virtual authenticator in the browser, as chromedriver keeps it: built

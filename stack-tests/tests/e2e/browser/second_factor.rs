@@ -19,7 +19,7 @@ use serde_json::Value;
 use totp_rs::{Algorithm, Secret, TOTP};
 use uuid::Uuid;
 
-use super::{click, in_chromium, poll, register, since, type_into, wait};
+use super::{click, codes, entries, in_chromium, poll, register, since, type_into, wait};
 use crate::helpers::*;
 
 /// The resource API's `STEP_UP_MAX_AGE` and the auth server's
@@ -308,22 +308,4 @@ async fn read_security(tab: &Client) -> Value {
 
 async fn wait_security(tab: &Client, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
     poll(tab, SECURITY, what, ready).await
-}
-
-fn codes(state: &Value) -> Vec<String> {
-    strings(&state["recoveryCodes"])
-}
-
-fn entries(state: &Value) -> Vec<String> {
-    strings(&state["log"])
-}
-
-fn strings(list: &Value) -> Vec<String> {
-    list.as_array()
-        .map(|l| {
-            l.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
